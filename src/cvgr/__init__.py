@@ -1,0 +1,7 @@
+"""cvgr: gradient-regularized complex-valued neural networks, and an honest robustness bench."""
+
+__version__ = "0.1.0"
+
+from cvgr.checkpoint import load  # noqa: E402
+
+__all__ = ["__version__", "load"]

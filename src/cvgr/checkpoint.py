@@ -1,0 +1,118 @@
+"""Model weights as safetensors plus a JSON record of how they were made.
+
+The record (architecture, real/complex, dataset, defense and settings, seed, metrics, package
+versions) lives in the safetensors header, so a single file rebuilds the model: no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from cvgr.errors import UserError
+from cvgr.io import atomic_write
+
+__all__ = ["MODEL_FILE", "CheckpointError", "load", "model_path", "read_record", "save_model",
+           "versions"]
+
+MODEL_FILE = "model.safetensors"
+_KEY = "cvgr"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, corrupt, or does not fit what was asked of it."""
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    import cvgr
+
+    return {"cvgr": cvgr.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def model_path(path: str | os.PathLike) -> Path:
+    """A run directory or a .safetensors file -> the weights file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+    if not p.is_file():
+        raise CheckpointError(
+            f"{p}: no model here; train one with `cvgr train ... --out DIR` or give a "
+            f"run directory that holds {MODEL_FILE}"
+        )
+    return p
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Atomically write `model`'s state and `record` (must hold 'arch' and 'complex')."""
+    for k in ("arch", "complex"):
+        if k not in record:
+            raise ValueError(f"checkpoint record needs {k!r}")
+    record = {**record, "versions": record.get("versions") or versions()}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {_KEY: json.dumps(record, default=_json_default)}
+    return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    p = model_path(path)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{p}: not a readable safetensors file ({e})") from None
+    if _KEY not in meta:
+        raise CheckpointError(f"{p}: safetensors file without a cvgr record; not a cvgr model")
+    return json.loads(meta[_KEY])
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu",
+         arch: str | None = None, complex: bool | None = None) -> nn.Module:
+    """Rebuild a model from its checkpoint alone; returned in eval mode with `.record` set.
+
+    If `arch`/`complex` are given, a checkpoint of another architecture is refused.
+    """
+    from cvgr.models import build, resolve
+
+    p = model_path(path)
+    record = read_record(p)
+    if arch is not None and resolve(arch).name != resolve(record["arch"]).name:
+        raise CheckpointError(f"{p}: checkpoint is {record['arch']}, expected {arch}")
+    if complex is not None and bool(complex) != bool(record["complex"]):
+        kind = "complex" if record["complex"] else "real"
+        raise CheckpointError(f"{p}: checkpoint is a {kind} network, expected the other kind")
+    norm = record.get("normalize")
+    model = build(record["arch"], complex=record["complex"],
+                  normalize=tuple(map(tuple, norm)) if norm else None)
+    try:
+        state = load_file(str(p))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{p}: corrupt weights ({e})") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatch
+        raise CheckpointError(f"{p}: weights do not fit {record['arch']}: {str(e)[:300]}") from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{p}: weights do not fit {record['arch']} "
+            f"({'complex' if record['complex'] else 'real'}): missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+    model.record = record  # type: ignore[attr-defined]
+    return model.to(device).eval()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)

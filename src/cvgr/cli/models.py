@@ -1,0 +1,33 @@
+"""`cvgr models`: parameters and MACs of every architecture, real and complex."""
+
+from __future__ import annotations
+
+import argparse
+
+from cvgr.models import ARCHITECTURES, build, count_macs, count_parameters
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="table of architectures: parameters and MACs per image",
+                       description=__doc__)
+    p.set_defaults(func=run)
+
+
+def table() -> list[dict]:
+    rows = []
+    for spec in ARCHITECTURES.values():
+        for cplx in (False, True):
+            m = build(spec.name, complex=cplx)
+            rows.append({"arch": spec.name, "reference": spec.reference_name,
+                         "kind": "complex" if cplx else "real",
+                         "params": count_parameters(m), "macs": count_macs(m)})
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    print(f"{'architecture':<20} {'reference':<13} {'kind':<8} {'params':>11} {'MACs/image':>13}")
+    for r in table():
+        print(f"{r['arch']:<20} {r['reference']:<13} {r['kind']:<8} {r['params']:>11,} "
+              f"{r['macs']:>13,}")
+    print("A complex multiply-accumulate counts as 4 real ones.")
+    return 0
