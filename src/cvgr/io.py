@@ -13,7 +13,7 @@ __all__ = ["atomic_write", "write_json", "read_json", "append_jsonl", "read_json
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
-    """Call writer(tmp_path) on a temporary file beside `path`, fsync it, then rename over `path`."""
+    """Call writer(tmp) on a temporary file beside `path`, fsync it, rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

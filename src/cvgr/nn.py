@@ -213,7 +213,7 @@ class ComplexConv2d(_ComplexBase):
 
 
 def group_sum(x: Tensor, groups: int) -> Tensor:
-    """Split the C channels (dim 1) into `groups` consecutive equal groups and add them: C -> C/groups."""
+    """Split the C channels (dim 1) into `groups` equal consecutive groups and add them."""
     c = x.shape[1]
     if c % groups:
         raise ValueError(f"group_sum: {c} channels do not split into {groups} equal groups")

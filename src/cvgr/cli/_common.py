@@ -22,5 +22,6 @@ def pick_device(name: str | None) -> torch.device:
     except RuntimeError:
         raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but this machine has no CUDA GPU; use --device cpu")
+        raise UserError("--device cuda asked for, but this machine has no CUDA GPU; "
+                        "use --device cpu")
     return dev
