@@ -1,0 +1,23 @@
+"""Defenses: input-gradient regularization (exact, reference, finite difference), Gaussian
+noise augmentation and adversarial training batches. Each works on a model and tensors only."""
+
+from cvgr.defenses.adversarial import ADVERSARIAL_KINDS, adversarial_batch
+from cvgr.defenses.gradient_penalty import (
+    DEFAULT_FD_STEP,
+    PENALTY_MODES,
+    GRLoss,
+    gradient_regularized_loss,
+    input_gradient_penalty,
+)
+from cvgr.defenses.noise import gaussian_noise
+
+__all__ = [
+    "ADVERSARIAL_KINDS",
+    "DEFAULT_FD_STEP",
+    "PENALTY_MODES",
+    "GRLoss",
+    "adversarial_batch",
+    "gaussian_noise",
+    "gradient_regularized_loss",
+    "input_gradient_penalty",
+]
