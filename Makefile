@@ -25,10 +25,10 @@ test: setup data
 	$(BIN)/python -m pytest
 
 demo: setup data
-	$(BIN)/cvgr demo
+	$(BIN)/cvgr reproduce --dataset fashion-mnist --budget quick --out reports/fashion-mnist-quick
 
 bench: setup data
-	$(BIN)/python benchmarks/layer_speed.py
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
