@@ -1,0 +1,31 @@
+"""Adversarial attacks on any model that maps [0, 1] images to logits.
+
+Attacks know nothing of datasets or training: they take a model, images x in [0, 1] shaped
+(N, ...) and integer labels y (N,), and return adversarial images in [0, 1] inside the
+eps-ball. Each puts the model in eval mode and restores its mode afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+
+from cvgr.attacks.common import NORMS, check_eps, check_norm
+from cvgr.attacks.fgsm import FGSM, fgsm
+from cvgr.attacks.nes import NES, nes, nes_gradient
+from cvgr.attacks.pgd import PGD, STEP_FACTOR, pgd
+from cvgr.errors import UserError
+
+__all__ = ["ATTACKS", "FGSM", "NES", "NORMS", "PGD", "STEP_FACTOR", "check_eps", "check_norm",
+           "fgsm", "get", "nes", "nes_gradient", "pgd"]
+
+ATTACKS: dict[str, Callable[..., Tensor]] = {"fgsm": fgsm, "pgd": pgd, "nes": nes}
+"""Attack functions by name; each is called as fn(model, x, y, eps, **options)."""
+
+
+def get(name: str) -> Callable[..., Tensor]:
+    try:
+        return ATTACKS[name.lower()]
+    except KeyError:
+        raise UserError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}") from None

@@ -1,0 +1,59 @@
+"""Robustness evaluation: curves, transfer matrices, gradient-masking checks, ART bridge, plots.
+
+Works on a model and tensors; the CLI and the reproduce command load data and checkpoints.
+"""
+
+from __future__ import annotations
+
+from cvgr.evaluate.art_bridge import AUTOATTACK_PARTS, art_classifier, art_pgd, autoattack
+from cvgr.evaluate.curves import (
+    accuracy,
+    attack_batched,
+    mean_loss,
+    predict,
+    robustness_curve,
+)
+from cvgr.evaluate.examples import load_examples, save_examples
+from cvgr.evaluate.masking import masking_checks, print_checks, transfer_flags
+from cvgr.evaluate.plots import plot_curves, plot_matrix
+from cvgr.evaluate.transfer import transfer_matrix
+
+__all__ = [
+    "AUTOATTACK_PARTS",
+    "accuracy",
+    "art_classifier",
+    "art_pgd",
+    "attack_batched",
+    "autoattack",
+    "load_examples",
+    "masking_checks",
+    "mean_loss",
+    "parse_eps",
+    "plot_curves",
+    "plot_matrix",
+    "predict",
+    "print_checks",
+    "robustness_curve",
+    "save_examples",
+    "transfer_flags",
+    "transfer_matrix",
+]
+
+
+def parse_eps(text: str) -> list[float]:
+    """'0:0.3:0.02' (inclusive range), '0.1,0.2' or '0.1' -> a list of eps values."""
+    from cvgr.errors import UserError
+
+    try:
+        if ":" in text:
+            parts = [float(t) for t in text.split(":")]
+            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+                raise ValueError
+            start, stop, step = parts
+            n = int(round((stop - start) / step))
+            vals = [round(start + i * step, 10) for i in range(n + 1)]
+            return [v for v in vals if v <= stop + 1e-9]
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"cannot read eps {text!r}; write START:STOP:STEP (e.g. 0:0.3:0.02), "
+                        "a comma list (0.1,0.2) or one number") from None

@@ -1,0 +1,114 @@
+"""Batched accuracy and robustness curves (accuracy against eps) for any attack."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from cvgr.attacks import check_eps, check_norm, get
+from cvgr.attacks.common import eval_mode, loss_per_image
+
+__all__ = ["accuracy", "attack_batched", "model_device", "predict", "robustness_curve"]
+
+AttackArg = str | Callable[..., Tensor]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    """(labels, logits) for x, batch by batch on the model's device; results on x's device."""
+    dev = model_device(model)
+    labels, logits = [], []
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            out = model(x[i:i + batch_size].to(dev))
+            logits.append(out.to(x.device))
+            labels.append(out.argmax(1).to(x.device))
+    if not labels:
+        return torch.zeros(0, dtype=torch.long, device=x.device), torch.zeros(0, device=x.device)
+    return torch.cat(labels), torch.cat(logits)
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
+    """Fraction of x classified as y (0.0 for no images)."""
+    if len(x) == 0:
+        return 0.0
+    return (predict(model, x, batch_size)[0] == y.to(x.device)).float().mean().item()
+
+
+def mean_loss(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
+    """Mean cross-entropy of the model on (x, y)."""
+    logits = predict(model, x, batch_size)[1]
+    return loss_per_image(logits, y.to(logits.device)).mean().item() if len(x) else 0.0
+
+
+def _resolve(attack: AttackArg) -> tuple[str, Callable[..., Tensor]]:
+    if isinstance(attack, str):
+        return attack.lower(), get(attack)
+    return getattr(attack, "__name__", type(attack).__name__), attack
+
+
+def attack_batched(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg, eps: float,
+                   batch_size: int = 256, generator: torch.Generator | None = None,
+                   bar: tqdm | None = None, **kw: Any) -> Tensor:
+    """Run `attack` batch by batch on the model's device; adversarial images on x's device.
+
+    `generator` is passed only to attacks that take one (random starts, NES probes).
+    """
+    _, fn = _resolve(attack)
+    if generator is not None and "generator" in inspect.signature(fn).parameters:
+        kw = {**kw, "generator": generator}
+    dev = model_device(model)
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
+        out.append(fn(model, xb, yb, eps, **kw).to(x.device))
+        if bar is not None:
+            bar.update(len(xb))
+    return torch.cat(out) if out else x.clone()
+
+
+def robustness_curve(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg,
+                     eps_list: Sequence[float], batch_size: int = 256, *, seed: int = 0,
+                     progress: bool = True, return_examples: bool = False,
+                     **kw: Any) -> dict[str, Any] | tuple[dict[str, Any], list[Tensor]]:
+    """Accuracy and mean cross-entropy of `model` under `attack` at every eps in `eps_list`.
+
+    `kw` goes to the attack (steps, norm, restarts, queries, ...). Returns a JSON-ready dict
+    {"attack", "options", "n", "eps", "accuracy", "loss"}; with `return_examples` also the
+    adversarial images per eps (a list of tensors shaped like x).
+    """
+    name, _ = _resolve(attack)
+    norm = check_norm(kw.get("norm", "linf"))
+    eps_list = [check_eps(e, norm, x[0].numel() if len(x) else None) for e in eps_list]
+    gen = torch.Generator().manual_seed(int(seed))
+    accs, losses, examples = [], [], []
+    bar = tqdm(total=len(x) * len(eps_list), desc=f"{name} curve", unit="img",
+               disable=not progress, leave=False)
+    try:
+        for e in eps_list:
+            bar.set_postfix(eps=f"{e:g}")
+            xa = attack_batched(model, x, y, attack, e, batch_size, generator=gen, bar=bar, **kw)
+            accs.append(accuracy(model, xa, y, batch_size))
+            losses.append(mean_loss(model, xa, y, batch_size))
+            if return_examples:
+                examples.append(xa)
+    finally:
+        bar.close()
+    opts = {"norm": norm, **{k: v for k, v in kw.items() if _plain(v)}}
+    curve = {"attack": name, "options": opts,
+             "n": len(x), "eps": eps_list, "accuracy": accs, "loss": losses, "seed": int(seed)}
+    return (curve, examples) if return_examples else curve
+
+
+def _plain(v: Any) -> bool:
+    return isinstance(v, str | int | float | bool | type(None))
