@@ -1,0 +1,174 @@
+"""Seconds per training epoch of every defense, as ratios to real MNISTNetV0 with no defense.
+
+Times `cvgr.train.train_epoch` itself (data, augmentation, defense, SGD step, the loop's own
+bookkeeping) on Fashion-MNIST for a fixed number of batches of 64, then extrapolates a full
+epoch (938 batches) plus validation on the 10,000 test images, which is how the paper's code
+was timed. All rows are measured in this one run, so the ratios compare like with like.
+
+    python benchmarks/train_speed.py [--batches 200] [--repeats 2] [--device cpu] [--no-write]
+
+Writes the table into the "Training speed" section of docs/benchmarks.md (other sections kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from cvgr.train import TrainConfig, evaluate, train_epoch
+
+FULL_EPOCH_BATCHES = 938  # ceil(60000 / 64)
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+SECTION = "## Training speed"
+
+# (label, arch, complex, defense settings, paper ratio, our target ratio)
+ROWS: list[tuple[str, str, bool, dict, float | None, float | None]] = [
+    ("real none", "MNISTNetV0", False, {}, 1.0, None),
+    ("real GR exact", "MNISTNetV0", False, {"beta": 64.0}, 1.33, None),
+    ("real AT pgd4", "MNISTNetV0", False, {"adv_eps": 0.1, "adv_steps": 4}, 2.31, None),
+    ("real AT pgd8", "MNISTNetV0", False, {"adv_eps": 0.1, "adv_steps": 8}, 3.64, None),
+    ("complex none", "MNISTNetV1", True, {}, 1.42, 1.1),
+    ("complex GR exact", "MNISTNetV1", True, {"beta": 64.0}, 2.39, 1.6),
+    ("complex GR reference", "MNISTNetV1", True, {"beta": 64.0, "gr_mode": "reference"},
+     None, None),
+    ("complex GR fd", "MNISTNetV1", True, {"beta": 64.0, "gr_mode": "fd"}, None, 1.3),
+]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(label: str, arch: str, cplx: bool, defense: dict, batches: int, repeats: int,
+            device: torch.device, root: str | None) -> tuple[float, float]:
+    """(train seconds per batch, validation seconds on 10k images), best of `repeats`."""
+    from cvgr.data import Loader
+    from cvgr.models import build
+
+    cfg = TrainConfig(dataset="fashion-mnist", arch=arch, complex=cplx, epochs=1,
+                      **defense).resolved()
+    torch.manual_seed(0)
+    model = build(cfg.arch, complex=cfg.complex).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    warm = Loader("fashion-mnist", "train", 64, train=True, limit=64 * 10, device=device,
+                  root=root)
+    loader = Loader("fashion-mnist", "train", 64, train=True, limit=64 * batches,
+                    device=device, root=root)
+    val = Loader("fashion-mnist", "test", 500, train=False, device=device, root=root)
+    train_epoch(model, opt, warm, 0, cfg)
+    best_train = best_val = float("inf")
+    for r in range(repeats):
+        sync(device)
+        t = time.perf_counter()
+        train_epoch(model, opt, loader, r + 1, cfg)
+        sync(device)
+        best_train = min(best_train, (time.perf_counter() - t) / len(loader))
+        t = time.perf_counter()
+        evaluate(model, val)
+        sync(device)
+        best_val = min(best_val, time.perf_counter() - t)
+    print(f"  {label:<22} {1000 * best_train:8.2f} ms/batch  val {best_val:6.2f} s", flush=True)
+    return best_train, best_val
+
+
+def fmt(x: float | None, spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batches", type=int, default=200, help="batches of 64 per timing (200)")
+    ap.add_argument("--repeats", type=int, default=2, help="timings per row; best kept (2)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default all)")
+    ap.add_argument("--only", default=None, help="regex on row labels (real none always runs)")
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rows = [r for r in ROWS if r[0] == "real none" or not args.only
+            or re.search(args.only, r[0])]
+    print(f"train_speed: {args.batches} batches x {args.repeats} on {device}, "
+          f"{torch.get_num_threads()} threads")
+    results = {}
+    for label, arch, cplx, defense, _paper, _target in rows:
+        results[label] = measure(label, arch, cplx, defense, args.batches, args.repeats, device,
+                                 args.data_root)
+    base_batch, base_val = results["real none"]
+    base_epoch = base_batch * FULL_EPOCH_BATCHES + base_val
+    lines = [
+        "| model / defense | ms per batch | s per epoch (est.) | ratio (train) "
+        "| ratio (epoch) | paper ratio | target |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    print(f"\n{'row':<22} {'ms/batch':>9} {'s/epoch':>8} {'ratio':>6} {'epoch':>6} "
+          f"{'paper':>6} {'target':>6}")
+    for label, _a, _c, _d, paper, target in rows:
+        per_batch, val = results[label]
+        epoch = per_batch * FULL_EPOCH_BATCHES + val
+        ratio, ratio_epoch = per_batch / base_batch, epoch / base_epoch
+        ok = "" if target is None else (" ok" if ratio <= target else " MISSED")
+        print(f"{label:<22} {1000 * per_batch:9.2f} {epoch:8.1f} {ratio:6.2f} {ratio_epoch:6.2f}"
+              f" {fmt(paper):>6} {fmt(target, '<.2f'):>6}{ok}")
+        lines.append(f"| {label} | {1000 * per_batch:.2f} | {epoch:.1f} | {ratio:.2f} | "
+                     f"{ratio_epoch:.2f} | {fmt(paper)} | "
+                     f"{'-' if target is None else f'<= {target:.2f}{ok}'} |")
+    if args.no_write:
+        return
+    cpu = platform.processor() or platform.machine()
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"CPU ({cpu}, {torch.get_num_threads()} threads, {os.cpu_count()} cores)")
+    body = "\n".join([
+        SECTION,
+        "",
+        "Written by `benchmarks/train_speed.py`; rerun it to refresh. Fashion-MNIST, batch 64, "
+        f"{args.batches} batches timed (best of {args.repeats}) through `cvgr.train.train_epoch`"
+        " (data, augmentation, defense, SGD step), after 10 warm-up batches. "
+        f"s per epoch = ms per batch x {FULL_EPOCH_BATCHES} + validation on 10,000 test images."
+        " Ratios are to real MNISTNetV0 with no defense from the same run. GR: beta 64, q 1; "
+        "AT: PGD, eps 0.1, step 1.85 eps/k, random start.",
+        "",
+        f"Measured on {where}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}:",
+        "",
+        *lines,
+        "",
+        "The paper's own code on a 2-core CPU machine (full epoch with validation): real none "
+        "19.8 s, real GR 36.3 s, complex GR 125 s.",
+        "",
+    ])
+    write_section(body)
+    print(f"\nwrote {DOC}")
+
+
+def write_section(body: str) -> None:
+    """Replace (or append) our section of docs/benchmarks.md, keeping everything else."""
+    from cvgr.io import atomic_write
+
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
+    start = text.find(SECTION + "\n")
+    if start < 0:
+        new = text.rstrip("\n") + "\n\n" + body
+    else:
+        nxt = text.find("\n## ", start + len(SECTION))
+        new = text[:start] + body + ("" if nxt < 0 else "\n" + text[nxt + 1:])
+
+    def w(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(new)
+
+    atomic_write(DOC, w)
+
+
+if __name__ == "__main__":
+    main()

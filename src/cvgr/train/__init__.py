@@ -1,0 +1,18 @@
+"""Training: one loop for every defense, run directories that resume exactly.
+
+    from cvgr.train import TrainConfig, train
+    metrics = train(TrainConfig(dataset="fashion-mnist", arch="MNISTNetV1", complex=True,
+                                beta=64, noise=0.05), "runs/c64")
+"""
+
+from cvgr.train.config import ADV_KINDS, GR_MODES, RECIPES, Recipe, TrainConfig
+from cvgr.train.loop import TrainingDiverged, evaluate, train, train_epoch
+from cvgr.train.rundir import RunDir
+
+__all__ = ["ADV_KINDS", "GR_MODES", "RECIPES", "Recipe", "RunDir", "TrainConfig",
+           "TrainingDiverged", "evaluate", "read_config", "train", "train_epoch"]
+
+
+def read_config(run_dir: str) -> TrainConfig | None:
+    """The TrainConfig stored in a run directory (None if it holds none)."""
+    return RunDir(run_dir).stored_config()

@@ -1,0 +1,242 @@
+"""What a training run is: one dataclass, per-dataset recipes for the unset fields, validation.
+
+A `TrainConfig` with None fields is a request; `resolved()` fills them from the dataset's recipe
+(DESIGN.md section 8) and checks every value, so two runs are the same run exactly when their
+resolved configs are equal. The device and the data directory are not part of a run's
+identity: they change where it runs, not what it computes (up to floating-point kernels).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from cvgr.errors import UserError
+
+__all__ = ["RECIPES", "Recipe", "TrainConfig", "GR_MODES", "ADV_KINDS"]
+
+GR_MODES = ("exact", "reference", "fd")
+ADV_KINDS = ("pgd", "fgsm")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The reference's optimiser and schedule for one dataset.
+
+    Milestones are fractions of the run, so a shortened run (`--epochs 3`) keeps the shape of
+    the schedule: 2/3 of 30 epochs is the reference's epoch 20.
+    """
+
+    lr: float
+    batch_size: int
+    epochs: int
+    milestone_fractions: tuple[float, ...]
+    momentum: float = 0.875
+    weight_decay: float = 1e-4
+
+    def milestones(self, epochs: int) -> list[int]:
+        return sorted({round(f * epochs) for f in self.milestone_fractions} - {0})
+
+
+_SMALL = Recipe(lr=0.005, batch_size=64, epochs=30, milestone_fractions=(2 / 3,))
+RECIPES: dict[str, Recipe] = {
+    "mnist": _SMALL,
+    "fashion-mnist": _SMALL,
+    "mnist-10k": _SMALL,
+    "svhn": _SMALL,
+    "cifar10": Recipe(lr=0.01, batch_size=128, epochs=80, milestone_fractions=(0.5, 0.75, 0.9)),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run's result. None means "the dataset's recipe value".
+
+    Defense: `beta` > 0 adds gradient regularization (penalty q-norm, `gr_mode`, `fd_h`);
+    `noise` > 0 adds Gaussian noise to training images (with GR: the paper's GR + noise);
+    `adv_eps` > 0 replaces each batch by FGSM or `adv_steps`-step PGD examples.
+    """
+
+    dataset: str
+    arch: str
+    complex: bool = False
+    # defense
+    beta: float = 0.0
+    q: int = 1
+    gr_mode: str = "exact"
+    fd_h: float | None = None
+    noise: float = 0.0
+    adv_eps: float = 0.0
+    adv_steps: int = 4
+    adv_kind: str = "pgd"
+    # optimiser and schedule (None: the dataset's recipe)
+    epochs: int | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    batch_size: int | None = None
+    milestones: tuple[int, ...] | None = None
+    lr_gamma: float = 0.2
+    # reproducibility, size, logging
+    seed: int = 0
+    limit_train: int | None = None
+    limit_test: int | None = None
+    cos_batches: int = 1
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def resolved(self) -> TrainConfig:
+        """Recipe values filled in, names canonical, every field checked (UserError if bad)."""
+        from cvgr.data import DATASETS
+        from cvgr.models import resolve
+
+        if self.dataset not in DATASETS:
+            raise UserError(f"unknown dataset {self.dataset!r}; choose from "
+                            f"{', '.join(sorted(DATASETS))}")
+        try:
+            spec = resolve(self.arch)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        shape = tuple(DATASETS[self.dataset].input_shape)
+        if tuple(spec.input_shape) != shape:
+            raise UserError(f"{spec.reference_name} takes {spec.input_shape} images but "
+                            f"{self.dataset} has {shape}; pick an architecture for this dataset")
+        r = RECIPES[self.dataset]
+        epochs = _int(self.epochs if self.epochs is not None else r.epochs, "epochs", 1)
+        milestones = (r.milestones(epochs) if self.milestones is None
+                      else sorted(_int(m, "milestone", 1) for m in self.milestones))
+        cfg = replace(
+            self,
+            arch=spec.name,
+            complex=bool(self.complex),
+            epochs=epochs,
+            lr=_pos(self.lr if self.lr is not None else r.lr, "lr"),
+            momentum=_float(self.momentum if self.momentum is not None else r.momentum,
+                            "momentum", 0.0, 1.0, hi_open=True),
+            weight_decay=_float(self.weight_decay if self.weight_decay is not None
+                                else r.weight_decay, "weight-decay", 0.0),
+            batch_size=_int(self.batch_size if self.batch_size is not None else r.batch_size,
+                            "batch-size", 1),
+            milestones=tuple(milestones),
+            lr_gamma=_pos(self.lr_gamma, "lr-gamma"),
+            beta=_float(self.beta, "beta", 0.0),
+            noise=_float(self.noise, "noise", 0.0),
+            adv_eps=_float(self.adv_eps, "adv-eps", 0.0, 1.0),
+            adv_steps=_int(self.adv_steps, "adv-steps", 1),
+            fd_h=None if self.fd_h is None else _pos(self.fd_h, "fd-h"),
+            seed=_int(self.seed, "seed", 0),
+            limit_train=None if self.limit_train is None else _int(self.limit_train,
+                                                                   "limit-train", 1),
+            limit_test=None if self.limit_test is None else _int(self.limit_test,
+                                                                 "limit-test", 1),
+            cos_batches=_int(self.cos_batches, "cos-batches", 0),
+        )
+        if cfg.q not in (1, 2):
+            raise UserError(f"--q must be 1 or 2, got {cfg.q!r}")
+        if cfg.gr_mode not in GR_MODES:
+            raise UserError(f"unknown --gr-mode {cfg.gr_mode!r}; choose from {', '.join(GR_MODES)}")
+        if cfg.adv_kind not in ADV_KINDS:
+            raise UserError(f"unknown --adv-kind {cfg.adv_kind!r}; choose from "
+                            f"{', '.join(ADV_KINDS)}")
+        if cfg.milestones and cfg.milestones[-1] > epochs:
+            raise UserError(f"milestone {cfg.milestones[-1]} is past the last epoch ({epochs}); "
+                            "give --milestones within 1..epochs")
+        if cfg.adv_kind == "fgsm":
+            cfg = replace(cfg, adv_steps=1)
+        if cfg.beta == 0:  # GR settings mean nothing without GR: keep identity canonical
+            cfg = replace(cfg, q=1, gr_mode="exact", fd_h=None)
+        if cfg.adv_eps == 0:
+            cfg = replace(cfg, adv_steps=4, adv_kind="pgd")
+        return cfg
+
+    @property
+    def defense(self) -> str:
+        """Short name: none, gr, noise, gr+noise, pgd4, fgsm, pgd8+gr, ..."""
+        parts = []
+        if self.adv_eps > 0:
+            parts.append("fgsm" if self.adv_kind == "fgsm" else f"pgd{self.adv_steps}")
+        if self.beta > 0:
+            parts.append("gr" if self.gr_mode == "exact" else f"gr-{self.gr_mode}")
+        if self.noise > 0:
+            parts.append("noise")
+        return "+".join(parts) or "none"
+
+    def defense_settings(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.defense}
+        if self.beta > 0:
+            d.update(beta=self.beta, q=self.q, gr_mode=self.gr_mode, fd_h=self.fd_h)
+        if self.noise > 0:
+            d.update(noise=self.noise)
+        if self.adv_eps > 0:
+            d.update(adv_eps=self.adv_eps, adv_steps=self.adv_steps, adv_kind=self.adv_kind)
+        return d
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based `epoch`: x lr_gamma at each milestone already passed."""
+        assert self.lr is not None and self.milestones is not None, "resolve() first"
+        return self.lr * self.lr_gamma ** sum(1 for m in self.milestones if epoch >= m)
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["milestones"] is not None:
+            d["milestones"] = list(d["milestones"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise UserError(f"unknown training setting(s) {sorted(unknown)}; "
+                            "this config was written by another cvgr version")
+        d = dict(d)
+        if d.get("milestones") is not None:
+            d["milestones"] = tuple(d["milestones"])
+        return cls(**d)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Human-readable 'field: ours vs theirs' for every field that differs."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k} {b[k]!r} vs {a[k]!r}" for k in a if a[k] != b[k]]
+
+    def argv(self) -> list[str]:
+        """A `cvgr train` command line (without --out) that makes this resolved config."""
+        out = ["--dataset", self.dataset, "--arch", self.arch]
+        if self.complex:
+            out.append("--complex")
+        for k, v in self.to_dict().items():
+            if k in ("dataset", "arch", "complex") or v is None:
+                continue
+            if k == "milestones":
+                v = ",".join(map(str, v)) if v else "none"
+            out += ["--" + k.replace("_", "-"), str(v)]
+        return out
+
+
+def _float(v: Any, name: str, lo: float, hi: float = math.inf, hi_open: bool = False) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise UserError(f"--{name} must be a number, got {v!r}") from None
+    if not math.isfinite(x) or x < lo or x > hi or (hi_open and x == hi):
+        rng = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}" if math.isfinite(hi) else f">= {lo:g}"
+        raise UserError(f"--{name} must be {rng}, got {v!r}")
+    return x
+
+
+def _pos(v: Any, name: str) -> float:
+    x = _float(v, name, 0.0)
+    if x == 0:
+        raise UserError(f"--{name} must be > 0, got {v!r}")
+    return x
+
+
+def _int(v: Any, name: str, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
+        raise UserError(f"--{name} must be an integer, got {v!r}")
+    if v < lo:
+        raise UserError(f"--{name} must be >= {lo}, got {v!r}")
+    return int(v)

@@ -1,0 +1,282 @@
+"""The one training loop, for every defense.
+
+Per batch: optional Gaussian noise, optional adversarial replacement (FGSM / PGD), then either
+plain cross-entropy or the gradient-regularized objective, one SGD step. GR + noise (the
+paper's Fashion-MNIST setting) is simply both switches on: the penalty is taken at the noisy
+images.
+
+Speed: nothing in the batch loop waits for the device. Per-batch losses stay on the device and
+are looked at every `CHECK_EVERY` batches (non-finite check, progress-bar text) and at the end
+of the epoch. The cosine between the CE gradient and the full objective's gradient costs one
+extra backward pass of CE, so it is measured on the first `cos_batches` batches of each epoch
+only (default 1) and averaged.
+
+Determinism: every random draw in epoch e (data order and augmentation, noise, attack starts)
+is seeded from (seed, e), so a resumed run continues exactly where the interrupted one was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from cvgr.errors import UserError
+from cvgr.train.config import TrainConfig
+from cvgr.train.rundir import RunDir
+
+__all__ = ["CHECK_EVERY", "TrainingDiverged", "evaluate", "train", "train_epoch"]
+
+CHECK_EVERY = 50
+VAL_BATCH = 500
+
+
+class TrainingDiverged(UserError):
+    """The loss or the weights became NaN/inf; the last good checkpoint is kept."""
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the trainer's own draws in `epoch` (noise, attack starts); the data loader seeds
+    its order and augmentation from (seed, epoch) too, through a different stream."""
+    state = np.random.SeedSequence([int(seed), int(epoch), 0x7A11]).generate_state(2)
+    return (int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1)
+
+
+def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
+          progress: bool = True, *, device: str | torch.device | None = None,
+          data_root: str | os.PathLike | None = None, quiet: bool = False,
+          callback: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train `config` into run directory `out_dir`; return the final epoch's metrics.
+
+    A directory that already holds this finished run is not retrained: its stored metrics are
+    returned at once. `resume` continues an interrupted run. `callback(metrics)` is called
+    after each epoch's checkpoint is written (raise from it to stop the run).
+    """
+    cfg = config.resolved()
+    run = RunDir(out_dir)
+    done_metrics = run.finished_metrics(cfg)
+    if done_metrics is not None:
+        return done_metrics
+
+    dev = _device(device)
+    env = {"device": str(dev), "data_root": None if data_root is None else str(data_root)}
+    done = run.prepare(cfg, resume, env)
+
+    from cvgr.data import Loader, channel_stats
+    from cvgr.models import build
+
+    normalize = None
+    if cfg.dataset == "cifar10" and not cfg.complex:
+        mean, std = channel_stats(cfg.dataset)
+        normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+
+    def record(history: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "arch": cfg.arch, "complex": cfg.complex,
+            "normalize": [list(normalize[0]), list(normalize[1])] if normalize else None,
+            "dataset": cfg.dataset, "defense": cfg.defense_settings(), "seed": cfg.seed,
+            "epochs": cfg.epochs, "epochs_completed": len(history),
+            "finished": len(history) == cfg.epochs,
+            "metrics": history[-1] if history else {}, "config": cfg.to_dict(),
+        }
+
+    history: list[dict[str, Any]] = []
+    if done:
+        done, history = run.load_state(model, opt, cfg)
+        run.write_metrics(history)
+        run.save_model(model, record(history))
+        if not quiet and done < cfg.epochs:
+            tqdm.write(f"resuming {run.path} after epoch {done}/{cfg.epochs}")
+    else:
+        run.save_state(model, opt, cfg, 0, history)
+        run.write_metrics(history)
+        run.save_model(model, record(history))
+
+    root = None if data_root is None else str(data_root)
+    train_loader = Loader(cfg.dataset, "train", cfg.batch_size, train=True, seed=cfg.seed,
+                          limit=cfg.limit_train, device=dev, root=root)
+    val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
+                        limit=cfg.limit_test, device=dev, root=root)
+
+    for epoch in range(done, cfg.epochs):  # type: ignore[arg-type]
+        lr = cfg.lr_at(epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        stats = train_epoch(model, opt, train_loader, epoch, cfg, progress=progress)
+        t1 = time.perf_counter()
+        val = evaluate(model, val_loader)
+        row = {"epoch": epoch + 1, **stats, **val, "lr": lr,
+               "train_seconds": round(t1 - t0, 3),
+               "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        run.save_state(model, opt, cfg, epoch + 1, history)
+        run.write_metrics(history)
+        run.save_model(model, record(history))
+        if not quiet:
+            tqdm.write(format_row(row, cfg.epochs))  # type: ignore[arg-type]
+        if callback is not None:
+            callback(row)
+    return history[-1] if history else {}
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch: int,
+                cfg: TrainConfig, progress: bool = False) -> dict[str, Any]:
+    """One pass over `loader.epoch(epoch)` with `cfg`'s defense; returns the epoch's averages.
+
+    Raises TrainingDiverged (before anything is saved) if a loss or the weights turn non-finite.
+    """
+    from cvgr.defenses import adversarial_batch, gaussian_noise, gradient_regularized_loss
+
+    model.train()
+    device = next(model.parameters()).device
+    seed = epoch_seed(cfg.seed, epoch)
+    torch.manual_seed(seed)  # anything that draws from the global generator
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    use_gr = cfg.beta > 0
+    zero = torch.zeros((), device=device)
+
+    per_batch: list[Tensor] = []  # [total, ce, penalty, correct] per batch, on the device
+    sizes: list[int] = []
+    cosines: list[Tensor] = []
+    checked = 0
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=not progress, mininterval=0.5, dynamic_ncols=True)
+    try:
+        for i, (x, y) in enumerate(loader.epoch(epoch)):
+            if cfg.noise > 0:
+                x = gaussian_noise(x, cfg.noise, generator=gen)
+            if cfg.adv_eps > 0:
+                x = adversarial_batch(model, x, y, cfg.adv_eps, cfg.adv_steps, kind=cfg.adv_kind,
+                                      random_start=cfg.adv_kind == "pgd", generator=gen)
+            if use_gr:
+                total, ce, penalty, logits = gradient_regularized_loss(
+                    model, x, y, cfg.beta, q=cfg.q, mode=cfg.gr_mode, h=cfg.fd_h)
+            else:
+                logits = model(x)
+                ce = total = F.cross_entropy(logits, y)
+                penalty = zero
+            g_ce = None
+            if use_gr and i < cfg.cos_batches:
+                g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if g_ce is not None:
+                cosines.append(_cosine(g_ce, [p.grad for p in params]))
+            opt.step()
+
+            per_batch.append(torch.stack([total.detach(), ce.detach(), penalty.detach(),
+                                          (logits.detach().argmax(1) == y).sum().to(total.dtype)]))
+            sizes.append(len(y))
+            bar.update(1)
+            if (i + 1) % CHECK_EVERY == 0:
+                recent = _check(per_batch, checked, epoch)
+                checked = len(per_batch)
+                if progress:
+                    bar.set_postfix(loss=f"{recent:.4f}", refresh=False)
+    finally:
+        bar.close()
+    if not per_batch:
+        raise UserError("the training set is empty; raise --limit-train")
+    _check(per_batch, checked, epoch)
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingDiverged(f"weights became non-finite ({bad[0]}) in epoch {epoch + 1}, "
+                               f"by batch {len(per_batch)}; lower --lr (or --beta)")
+    s = torch.stack(per_batch).double()
+    n = torch.tensor(sizes, dtype=torch.float64, device=s.device)
+    sums = (s[:, :3] * n[:, None]).sum(0) / n.sum()
+    return {
+        "ce": float(sums[1]),
+        "gr": float(sums[2]) if use_gr else None,
+        "loss": float(sums[0]),
+        "train_acc": float(s[:, 3].sum() / n.sum()),
+        "cos": float(torch.stack(cosines).mean()) if cosines else None,
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Any) -> dict[str, float]:
+    """Validation loss and accuracy on clean images, model in eval mode (restored after)."""
+    was_training = model.training
+    model.eval()
+    loss = correct = count = None
+    try:
+        for x, y in loader.epoch(0):
+            logits = model(x)
+            l_sum = F.cross_entropy(logits, y, reduction="sum")
+            c = (logits.argmax(1) == y).sum()
+            loss = l_sum if loss is None else loss + l_sum
+            correct = c if correct is None else correct + c
+            count = len(y) if count is None else count + len(y)
+    finally:
+        model.train(was_training)
+    if not count:
+        return {"val_loss": math.nan, "val_acc": math.nan}
+    return {"val_loss": float(loss) / count, "val_acc": float(correct) / count}
+
+
+def format_row(row: dict[str, Any], epochs: int) -> str:
+    """One terminal line per epoch."""
+    parts = [f"epoch {row['epoch']:>3}/{epochs}", f"ce {row['ce']:.4f}"]
+    if row.get("gr") is not None:
+        parts.append(f"gr {row['gr']:.4g}")
+    parts += [f"acc {100 * row['train_acc']:.2f}%",
+              f"val {100 * row['val_acc']:.2f}% (loss {row['val_loss']:.4f})"]
+    if row.get("cos") is not None:
+        parts.append(f"cos {row['cos']:+.3f}")
+    parts += [f"lr {row['lr']:.3g}", f"{row['seconds']:.1f} s"]
+    return "  ".join(parts)
+
+
+def _check(per_batch: list[Tensor], start: int, epoch: int) -> float:
+    """Raise TrainingDiverged naming the first non-finite batch since `start`; else last loss."""
+    recent = torch.stack(per_batch[start:]) if len(per_batch) > start else None
+    if recent is None:
+        return math.nan
+    finite = torch.isfinite(recent[:, :3]).all(1)
+    if not bool(finite.all()):
+        first = start + int((~finite).nonzero()[0, 0])
+        kind = "nan" if bool(recent[first - start, :3].isnan().any()) else "inf"
+        raise TrainingDiverged(f"loss became {kind} in epoch {epoch + 1}, batch {first + 1}; "
+                               "training stopped and the last good checkpoint kept; "
+                               "lower --lr (or --beta)")
+    return float(recent[-1, 0])
+
+
+def _cosine(a: tuple[Tensor | None, ...], b: list[Tensor | None]) -> Tensor:
+    """Cosine between two parameter gradients, flattened over all parameters."""
+    dot = sq_a = sq_b = None
+    for ga, gb in zip(a, b, strict=True):
+        if ga is None or gb is None:
+            continue
+        d, na, nb = (ga * gb).sum(), (ga * ga).sum(), (gb * gb).sum()
+        dot = d if dot is None else dot + d
+        sq_a = na if sq_a is None else sq_a + na
+        sq_b = nb if sq_b is None else sq_b + nb
+    if dot is None:
+        return torch.tensor(math.nan)
+    return (dot / (sq_a.sqrt() * sq_b.sqrt()).clamp_min(1e-30)).detach()
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None

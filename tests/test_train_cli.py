@@ -1,0 +1,61 @@
+"""`cvgr train` as a researcher types it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import cvgr
+from cvgr.cli import build_parser, main
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help"
+            assert action.option_strings[0] in text
+    assert "GR + noise" in text and "--adv-eps" in text
+
+
+@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").exists(),
+                    reason="Fashion-MNIST files not installed")
+def test_paper_command_runs(tmp_path, capsys):
+    out = tmp_path / "runs" / "c64"
+    rc = main(["train", "--dataset", "fashion-mnist", "--arch", "MNISTNetV1", "--complex",
+               "--beta", "64", "--noise", "0.05", "--epochs", "1", "--out", str(out),
+               "--limit-train", "128", "--limit-test", "64", "--no-progress", "--device", "cpu",
+               "--data-root", str(FMNIST), "--json"])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    metrics = json.loads(lines[-1])
+    assert metrics["epoch"] == 1 and metrics["gr"] > 0
+    assert "epoch   1/1" in lines[0]
+    model = cvgr.load(out)
+    assert model.record["defense"]["name"] == "gr+noise" and model.record["complex"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--arch", "ResNet50"], "unknown architecture"),
+    (["--dataset", "imagenet"], "unknown dataset"),
+    (["--beta", "-1"], "--beta must be >= 0"),
+    (["--adv-eps", "2"], "--adv-eps must be [0, 1]"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, argv, words):
+    base = {"--dataset": "fashion-mnist", "--arch": "MNISTNetV0"}
+    for k, v in zip(argv[::2], argv[1::2], strict=True):
+        base[k] = v
+    args = [x for kv in base.items() for x in kv]
+    rc = main(["train", *args, "--out", str(tmp_path / "r"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and words in err and len(err.splitlines()) == 1
+    assert err.startswith("cvgr train: error:")
+    assert not (tmp_path / "r").exists()
