@@ -12,6 +12,7 @@ import torch
 
 from cvgr.data import DATASETS, Loader, add_gaussian_noise, augment, channel_stats, prepare
 from cvgr.data.augment import flip_crop
+from cvgr.errors import UserError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -114,8 +115,9 @@ def test_gaussian_noise():
     big = add_gaussian_noise(torch.rand(64, 1, 8, 8), 2.0)
     assert float(big.min()) == 0.0 and float(big.max()) == 1.0  # clamped
     assert torch.equal(add_gaussian_noise(x, 0.0), x)
-    with pytest.raises(ValueError):
-        add_gaussian_noise(x, -1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(UserError, match="sigma"):
+            add_gaussian_noise(x, bad)
 
 
 # --------------------------------------------------------------------------- Loader

@@ -8,10 +8,13 @@ numbers whether it trains on CPU or GPU.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from cvgr.data.specs import get_spec
+from cvgr.errors import UserError
 
 __all__ = ["prepare", "augment", "flip_crop", "add_gaussian_noise", "LUMINANCE", "AUGMENT_PAD"]
 
@@ -86,10 +89,11 @@ def augment(name: str, x: torch.Tensor, generator: torch.Generator | None = None
 def add_gaussian_noise(x: torch.Tensor, sigma: float,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     """clamp(x + sigma * N(0, 1), 0, 1): the noise defence, keeping images valid."""
-    if sigma < 0:
-        raise ValueError(f"noise sigma must be >= 0, got {sigma}")
+    if isinstance(sigma, bool) or not isinstance(sigma, int | float) \
+            or not math.isfinite(sigma) or sigma < 0:
+        raise UserError(f"noise sigma must be a finite number >= 0, got {sigma!r}")
     if sigma == 0:
-        return x
+        return x.clone()  # always a new tensor, so callers may modify the result in place
     noise = torch.randn(x.shape, generator=generator, device=_gen_device(generator, x),
                         dtype=x.dtype)
     return (x + sigma * noise.to(x.device)).clamp_(0.0, 1.0)
