@@ -46,37 +46,48 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(label: str, arch: str, cplx: bool, defense: dict, batches: int, repeats: int,
-            device: torch.device, root: str | None) -> tuple[float, float]:
-    """(train seconds per batch, validation seconds on 10k images), best of `repeats`."""
-    from cvgr.data import Loader
-    from cvgr.models import build
+class Row:
+    """One model + defense, set up once and timed repeatedly."""
 
-    cfg = TrainConfig(dataset="fashion-mnist", arch=arch, complex=cplx, epochs=1,
-                      **defense).resolved()
-    torch.manual_seed(0)
-    model = build(cfg.arch, complex=cfg.complex).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
-    warm = Loader("fashion-mnist", "train", 64, train=True, limit=64 * 10, device=device,
-                  root=root)
-    loader = Loader("fashion-mnist", "train", 64, train=True, limit=64 * batches,
-                    device=device, root=root)
-    val = Loader("fashion-mnist", "test", 500, train=False, device=device, root=root)
-    train_epoch(model, opt, warm, 0, cfg)
-    best_train = best_val = float("inf")
-    for r in range(repeats):
-        sync(device)
+    def __init__(self, label: str, arch: str, cplx: bool, defense: dict, batches: int,
+                 device: torch.device, root: str | None) -> None:
+        from cvgr.data import Loader
+        from cvgr.models import build
+
+        self.label, self.device = label, device
+        self.cfg = TrainConfig(dataset="fashion-mnist", arch=arch, complex=cplx, epochs=1,
+                               **defense).resolved()
+        torch.manual_seed(0)
+        self.model = build(self.cfg.arch, complex=self.cfg.complex).to(device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.cfg.lr,
+                                   momentum=self.cfg.momentum,
+                                   weight_decay=self.cfg.weight_decay)
+        self.loader = Loader("fashion-mnist", "train", 64, train=True, limit=64 * batches,
+                             device=device, root=root)
+        self.val = Loader("fashion-mnist", "test", 500, train=False, device=device, root=root)
+        warm = Loader("fashion-mnist", "train", 64, train=True, limit=64 * 10, device=device,
+                      root=root)
+        train_epoch(self.model, self.opt, warm, 0, self.cfg)
+        self.train_s: list[float] = []
+        self.val_s: list[float] = []
+
+    def time_once(self, r: int) -> None:
+        sync(self.device)
         t = time.perf_counter()
-        train_epoch(model, opt, loader, r + 1, cfg)
-        sync(device)
-        best_train = min(best_train, (time.perf_counter() - t) / len(loader))
+        train_epoch(self.model, self.opt, self.loader, r + 1, self.cfg)
+        sync(self.device)
+        self.train_s.append((time.perf_counter() - t) / len(self.loader))
         t = time.perf_counter()
-        evaluate(model, val)
-        sync(device)
-        best_val = min(best_val, time.perf_counter() - t)
-    print(f"  {label:<22} {1000 * best_train:8.2f} ms/batch  val {best_val:6.2f} s", flush=True)
-    return best_train, best_val
+        evaluate(self.model, self.val)
+        sync(self.device)
+        self.val_s.append(time.perf_counter() - t)
+        print(f"  {self.label:<22} {1000 * self.train_s[-1]:8.2f} ms/batch  "
+              f"val {self.val_s[-1]:6.2f} s", flush=True)
+
+    @property
+    def best(self) -> tuple[float, float]:
+        """Fastest timing: other load on the machine only ever adds time."""
+        return min(self.train_s), min(self.val_s)
 
 
 def fmt(x: float | None, spec: str = ".2f") -> str:
@@ -101,10 +112,12 @@ def main() -> None:
             or re.search(args.only, r[0])]
     print(f"train_speed: {args.batches} batches x {args.repeats} on {device}, "
           f"{torch.get_num_threads()} threads")
-    results = {}
-    for label, arch, cplx, defense, _paper, _target in rows:
-        results[label] = measure(label, arch, cplx, defense, args.batches, args.repeats, device,
-                                 args.data_root)
+    timed = [Row(label, arch, cplx, defense, args.batches, device, args.data_root)
+             for label, arch, cplx, defense, _p, _t in rows]
+    for r in range(args.repeats):  # rows interleaved, so a burst of load hits one repeat
+        for row in timed:
+            row.time_once(r)
+    results = {row.label: row.best for row in timed}
     base_batch, base_val = results["real none"]
     base_epoch = base_batch * FULL_EPOCH_BATCHES + base_val
     lines = [
@@ -133,8 +146,9 @@ def main() -> None:
         SECTION,
         "",
         "Written by `benchmarks/train_speed.py`; rerun it to refresh. Fashion-MNIST, batch 64, "
-        f"{args.batches} batches timed (best of {args.repeats}) through `cvgr.train.train_epoch`"
-        " (data, augmentation, defense, SGD step), after 10 warm-up batches. "
+        f"{args.batches} batches timed through `cvgr.train.train_epoch`"
+        " (data, augmentation, defense, SGD step), after 10 warm-up batches; rows interleaved, "
+        f"best of {args.repeats}. "
         f"s per epoch = ms per batch x {FULL_EPOCH_BATCHES} + validation on 10,000 test images."
         " Ratios are to real MNISTNetV0 with no defense from the same run. GR: beta 64, q 1; "
         "AT: PGD, eps 0.1, step 1.85 eps/k, random start.",
