@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="default RUN_DIR/attack-ATTACK-NORM.json; the plot goes beside it")
     p.add_argument("--no-checks", action="store_true", help="skip the gradient-masking checks")
     p.add_argument("--check-eps", type=float, default=None,
-                   help="eps of the masking checks (default: the median nonzero eps)")
+                   help="eps of the masking checks (default: the (lower) median nonzero eps)")
     p.add_argument("--check-limit", type=int, default=1000,
                    help="images used by the masking checks (default 1000)")
     p.add_argument("--nes-limit", type=int, default=100,
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_checks:
         nonzero = [e for e in eps_list if e > 0]
         ce = args.check_eps if args.check_eps is not None else (
-            nonzero[len(nonzero) // 2] if nonzero else None)
+            nonzero[(len(nonzero) - 1) // 2] if nonzero else None)
         if ce is not None:
             n = min(len(x), args.check_limit)
             checks = evaluate.masking_checks(model, x[:n], y[:n], ce, norm=args.norm,

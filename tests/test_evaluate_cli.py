@@ -1,0 +1,140 @@
+"""`cvgr attack`, `eval`, `transfer`, `autoattack` end to end on a small Fashion-MNIST model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from cvgr.checkpoint import save_model
+from cvgr.cli import main
+from test_attacks import FASHION, fashion, trained_fashion_mlp
+
+pytestmark = pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small models: one thread avoids OpenMP stalls on a busy machine; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("runs") / "mlp-a"
+    model = trained_fashion_mlp(steps=150, arch="MNISTMLP")
+    save_model(model, d / "model.safetensors",
+               {"arch": "MNISTMLP", "complex": False, "dataset": "fashion-mnist", "seed": 0})
+    return d
+
+
+def cli(*argv, capsys):
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_attack_eval_round_trip(run_dir, tmp_path, capsys):
+    out, ex = tmp_path / "curve.json", tmp_path / "ex.npz"
+    rc, text, err = cli("attack", run_dir, "--attack", "pgd", "--steps", 4, "--eps", "0:0.2:0.1",
+                        "--limit", 150, "--nes-limit", 10, "--save-examples", ex, "--out", out,
+                        "--quiet", capsys=capsys)
+    assert rc == 0, err
+    res = json.loads(out.read_text())
+    curve = res["curve"]
+    assert curve["eps"] == [0.0, 0.1, 0.2] and curve["n"] == 150
+    assert res["dataset"] == "fashion-mnist"
+    assert curve["accuracy"][0] > 0.6 and curve["accuracy"][2] < curve["accuracy"][0] - 0.3
+    checks = res["masking"]
+    assert checks["eps"] == 0.1 and set(checks["checks"]) == {
+        "black_box_stronger", "large_eps_not_broken", "loss_not_rising"}
+    assert "gradient-masking checks" in text and "eps 0.1" in text
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+    # clean accuracy from `eval` agrees with eps 0 of the curve, computed independently
+    rc, text, _ = cli("eval", run_dir, "--limit", 150, capsys=capsys)
+    assert rc == 0 and "clean accuracy" in text
+    x, y = fashion("test", 150)
+    from cvgr import load
+
+    model = load(run_dir)
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    assert f"{acc:.4f}" in text and curve["accuracy"][0] == pytest.approx(acc)
+
+    # the saved examples reproduce the curve
+    with np.load(ex, allow_pickle=False) as z:
+        assert z["x"].shape == (3, 150, 1, 28, 28) and str(z["dataset"]) == "fashion-mnist"
+    rc, text, _ = cli("eval", run_dir, "--examples", ex, "--out", tmp_path / "e.json",
+                      capsys=capsys)
+    assert rc == 0
+    assert json.loads((tmp_path / "e.json").read_text())["accuracy"] == pytest.approx(
+        curve["accuracy"])
+
+
+def test_eval_refuses_foreign_examples(run_dir, tmp_path, capsys):
+    from cvgr import evaluate
+
+    x, y = torch.rand(5, 1, 28, 28), torch.zeros(5, dtype=torch.long)
+    evaluate.save_examples(tmp_path / "m.npz", x, y, 0.1, dataset="mnist", attack="pgd")
+    rc, _, err = cli("eval", run_dir, "--examples", tmp_path / "m.npz", capsys=capsys)
+    assert rc == 2 and "dataset 'mnist'" in err and len(err.strip().splitlines()) == 1
+    evaluate.save_examples(tmp_path / "s.npz", torch.rand(5, 3, 32, 32), y, 0.1,
+                           dataset="fashion-mnist", attack="pgd")
+    rc, _, err = cli("eval", run_dir, "--examples", tmp_path / "s.npz", capsys=capsys)
+    assert rc == 2 and "(3, 32, 32)" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--eps=-0.1"], "negative"),
+    (["--eps", "0:1.5:0.5"], "> 1"),
+    (["--eps", "zero"], "cannot read eps"),
+    (["--batch-size", "0"], "batch-size"),
+])
+def test_attack_bad_input_is_one_line(run_dir, argv, message, capsys):
+    rc, _, err = cli("attack", run_dir, *argv, "--limit", 5, "--no-checks", capsys=capsys)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_run_dir_without_model(tmp_path, capsys):
+    for cmd in (["attack"], ["eval"], ["autoattack", "--eps", "0.1"]):
+        rc, _, err = cli(*cmd, tmp_path, capsys=capsys)
+        assert rc == 2 and "no model" in err and "Traceback" not in err
+
+
+def test_transfer_matrix_cli(run_dir, tmp_path, capsys):
+    other = tmp_path / "mlp-b"
+    shutil.copytree(run_dir, other)
+    out = tmp_path / "t.json"
+    rc, text, err = cli("transfer", run_dir, other, "--eps", 0.1, "--steps", 3, "--limit", 60,
+                        "--out", out, "--quiet", capsys=capsys)
+    assert rc == 0, err
+    m = json.loads(out.read_text())
+    assert m["sources"] == ["mlp-a", "mlp-b"] and len(m["accuracy"]) == 2
+    a = m["accuracy"]
+    assert a[0][0] == pytest.approx(a[1][1]) and a[0][1] == pytest.approx(a[0][0])  # same model
+    assert a[0][0] < m["clean_accuracy"]["mlp-a"]
+    assert out.with_suffix(".png").is_file() and "no transfer attack beats" in text
+    rc, _, err = cli("transfer", run_dir, other, "--eps", 2, capsys=capsys)
+    assert rc == 2 and "eps" in err
+
+
+def test_autoattack_cli(run_dir, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("art")
+    out = tmp_path / "aa.json"
+    rc, text, err = cli("autoattack", run_dir, "--eps", 0.1, "--limit", 40, "--apgd-steps", 5,
+                        "--square-queries", 20, "--out", out, "--quiet", capsys=capsys)
+    assert rc == 0, err
+    r = json.loads(out.read_text())
+    assert r["n"] == 40 and r["robust_accuracy"] <= r["clean_accuracy"]
+    assert "worst case per image" in text
+    monkeypatch.setitem(sys.modules, "art", None)
+    rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, capsys=capsys)
+    assert rc == 2 and "pip install cvgr[attack]" in err
