@@ -1,0 +1,179 @@
+"""What an evaluate job computes, by its config's "what": curve, transfer, masking, autoattack,
+identity, sizes. Each takes plain data and the reproduction's root, returns a JSON-ready dict.
+
+Models are found by train job id under ``ROOT/runs/<id>``; test images are the first `n` of
+the dataset's test split (the reference evaluates on the first 1000).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cvgr.errors import UserError
+
+__all__ = ["EVALUATIONS", "run_evaluation", "unit_modulus_check"]
+
+_BATCH = 250
+
+
+def _load(root: Path, job_id: str, device: str | torch.device) -> nn.Module:
+    from cvgr.checkpoint import load
+
+    return load(root / "runs" / job_id, device=device)
+
+
+def _test_images(dataset: str, n: int, data_root: str | None) -> tuple[Tensor, Tensor]:
+    from cvgr.data import Loader
+
+    loader = Loader(dataset, "test", 1000, train=False, limit=n, device="cpu", root=data_root)
+    xs, ys = zip(*loader.epoch(0), strict=True)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _curve(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    from cvgr.evaluate import robustness_curve
+
+    model = _load(ctx["root"], cfg["model"], ctx["device"])
+    x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    kw = {"steps": cfg["steps"]} if "steps" in cfg else {}
+    return robustness_curve(model, x, y, cfg["attack"], cfg["eps"], _BATCH, seed=0,
+                            progress=ctx["progress"], **kw)
+
+
+def _transfer(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    from cvgr.evaluate import transfer_matrix
+
+    models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
+    dataset = next(iter(models.values())).record["dataset"]
+    x, y = _test_images(dataset, cfg["n"], ctx["data_root"])
+    res = transfer_matrix(models, x, y, cfg["eps"], cfg["steps"], batch_size=_BATCH,
+                          progress=ctx["progress"])
+    res["runs"] = dict(cfg["models"])
+    return res
+
+
+def _masking(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """The three masking checks, with transfer from an undefended surrogate as a black box."""
+    from cvgr.evaluate import accuracy, attack_batched, masking_checks
+
+    model = _load(ctx["root"], cfg["model"], ctx["device"])
+    surrogate = _load(ctx["root"], cfg["surrogate"], ctx["device"])
+    x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    gen = torch.Generator().manual_seed(1)
+    x_tr = attack_batched(surrogate, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=cfg["steps"])
+    name = f"transfer from {cfg['surrogate'].removeprefix('train-')}"
+    res = masking_checks(model, x, y, cfg["eps"], steps=cfg["steps"], batch_size=_BATCH,
+                         nes_limit=cfg["nes_images"], nes_queries=cfg["nes_queries"],
+                         black_box_accuracy={name: accuracy(model, x_tr, y, _BATCH)},
+                         progress=ctx["progress"])
+    res["clean_accuracy"] = accuracy(model, x, y, _BATCH)
+    return res
+
+
+def _autoattack(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """ART's APGD/Square worst case beside our PGD(8) on the same images and eps."""
+    from cvgr.evaluate import accuracy, attack_batched, autoattack
+
+    model = _load(ctx["root"], cfg["model"], ctx["device"])
+    x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    gen = torch.Generator().manual_seed(2)
+    x_pgd = attack_batched(model, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=8)
+    pgd_acc = accuracy(model, x_pgd, y, _BATCH)
+    try:
+        res = autoattack(model, x, y, cfg["eps"], parts=cfg["parts"],
+                         apgd_steps=cfg["apgd_steps"], square_queries=cfg["square_queries"],
+                         batch_size=128, progress=ctx["progress"])
+    except UserError as e:  # ART not installed: say so in the report, do not fail the run
+        return {"skipped": str(e), "eps": cfg["eps"], "n": len(x), "pgd_accuracy": pgd_acc}
+    res["pgd_accuracy"] = pgd_acc
+    return res
+
+
+def unit_modulus_check(model: nn.Module, x: Tensor, samples: int = 8) -> list[dict[str, Any]]:
+    """(dg/dW_R)^2 + (dg/dW_I)^2 per weight, for trained complex layers at their real inputs.
+
+    Output unit i depends on weight row i only, so one backward pass of the sum of all units
+    (a conv layer: every channel at the centre pixel, away from the zero padding) yields
+    every row's gradient; each entry must be exactly 1. Computed in float64 on a copy of each
+    layer, so the deviation measures the identity, not float32 rounding.
+    """
+    from cvgr.nn import ComplexConv2d, ComplexLinear
+
+    layers = [(n, m) for n, m in model.named_modules()
+              if isinstance(m, ComplexLinear | ComplexConv2d)]
+    inputs: dict[str, Tensor] = {}
+    hooks = [m.register_forward_hook(
+        lambda mod, inp, out, name=n: inputs.__setitem__(name, inp[0].detach()))
+        for n, m in layers]
+    try:
+        with torch.no_grad():
+            model.eval()(x[:samples])
+    finally:
+        for h in hooks:
+            h.remove()
+    rows = []
+    for name, layer in layers:
+        lay = _double_copy(layer)
+        h = inputs[name].double()
+        worst = 0.0
+        for s in range(len(h)):
+            g = lay(h[s:s + 1])
+            out = g[0, :, g.shape[2] // 2, g.shape[3] // 2] if g.dim() == 4 else g[0]
+            gr, gi = torch.autograd.grad(out.sum(), [lay.weight_real, lay.weight_imag])
+            worst = max(worst, float((gr ** 2 + gi ** 2 - 1).abs().max()))
+        rows.append({"layer": name, "type": type(layer).__name__,
+                     "weights_per_unit": int(lay.weight_real[0].numel()),
+                     "units": int(lay.weight_real.shape[0]), "samples": len(h),
+                     "max_abs_deviation": worst})
+    return rows
+
+
+def _double_copy(layer: nn.Module) -> nn.Module:
+    import copy
+
+    lay = copy.deepcopy(layer).double()
+    for p in lay.parameters():
+        p.requires_grad_(True)
+    return lay
+
+
+def _identity(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    model = _load(ctx["root"], cfg["model"], "cpu")
+    x, _ = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    layers = unit_modulus_check(model, x, samples=cfg["n"])
+    return {"model": cfg["model"], "layers": layers,
+            "max_abs_deviation": max((r["max_abs_deviation"] for r in layers), default=None)}
+
+
+def _sizes(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    from cvgr.models import build, count_macs, count_parameters, resolve
+
+    rows = {}
+    for kind, arch in cfg["archs"].items():
+        m = build(arch, complex=kind == "complex")
+        spec = resolve(arch)
+        rows[kind] = {"arch": spec.name, "reference": spec.reference_name,
+                      "params": count_parameters(m), "macs": count_macs(m)}
+    return {"models": rows}
+
+
+EVALUATIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+    "curve": _curve, "transfer": _transfer, "masking": _masking, "autoattack": _autoattack,
+    "identity": _identity, "sizes": _sizes,
+}
+
+
+def run_evaluation(cfg: dict[str, Any], root: str | os.PathLike, *,
+                   device: str | torch.device = "cpu", data_root: str | None = None,
+                   progress: bool = False) -> dict[str, Any]:
+    what = cfg.get("what")
+    if what not in EVALUATIONS:
+        raise ValueError(f"unknown evaluation {what!r}")
+    ctx = {"root": Path(root), "device": device, "data_root": data_root, "progress": progress}
+    return EVALUATIONS[what](cfg, ctx)

@@ -1,0 +1,293 @@
+"""The reproduction as plain data: budgets, per-dataset settings, and the list of jobs.
+
+Every job is a JSON-serialisable dict, so the run list can be written to disk, inspected,
+and handed to any executor (local processes here; a cluster engine such as Ray later):
+
+    {"id": "train-complex-gr", "kind": "train", "config": {TrainConfig fields},
+     "deps": [], "cost": 1.2e6, "group": "main"}
+    {"id": "eval-pgd-complex-gr", "kind": "evaluate", "config": {"what": "curve", ...},
+     "deps": ["train-complex-gr"], "cost": 2.7e4}
+
+A train job's output is ``runs/<id>/`` (a `cvgr train` run directory); an evaluate job's is
+``evals/<id>.json``. An evaluation names the models it needs by their train job ids only, so
+a job is complete data: nothing else is needed to run it on another machine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cvgr.errors import UserError
+
+__all__ = ["BUDGETS", "DATASET_SETTINGS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings",
+           "build_plan", "check_plan", "eps_grid", "job_by_id", "model_label"]
+
+PAPER_TIME_RATIOS = {"real-gr": 1.33, "real-pgd4": 2.31, "real-pgd8": 3.64,
+                     "complex-none": 1.42, "complex-gr": 2.39}
+"""Seed training-time table (MNIST, RTX 2070 Super) as ratios to real no defense (253 s)."""
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What the paper (or, where it is silent, we) use on one dataset.
+
+    `source` says which numbers are the paper's; the others are our documented choices.
+    """
+
+    real_arch: str
+    complex_arch: str
+    beta: float  # GR strength of the paper's GR model
+    gr_noise: float  # Gaussian noise sigma trained together with GR (0: none)
+    noise: float  # sigma of the "noise alone" baseline
+    adv_eps: float  # L-inf radius of PGD adversarial training
+    eps_max: float  # robustness curves: 0 .. eps_max by eps_step
+    eps_step: float
+    claim_eps: float  # radius of the transfer matrix, masking checks and AutoAttack
+    source: str
+
+
+DATASET_SETTINGS: dict[str, DatasetSettings] = {
+    "mnist": DatasetSettings("MNISTNetV0", "MNISTNetV1", 512.0, 0.0, 0.1, 0.3, 0.3, 0.02, 0.2,
+                             "beta 512 is the paper's; AT eps 0.3, noise 0.1, claim eps 0.2 ours"),
+    "mnist-10k": DatasetSettings("MNISTNetV0", "MNISTNetV1", 512.0, 0.0, 0.1, 0.3, 0.3, 0.02,
+                                 0.2, "as mnist (beta 512 is the paper's MNIST value)"),
+    "fashion-mnist": DatasetSettings("MNISTNetV0", "MNISTNetV1", 64.0, 0.05, 0.05, 0.1, 0.3,
+                                     0.02, 0.1, "beta 64 + noise 0.05 are the paper's; "
+                                     "AT eps 0.1 and claim eps 0.1 ours"),
+    "svhn": DatasetSettings("MNISTNetV0", "MNISTNetV1", 64.0, 0.05, 0.05, 8 / 255, 0.1, 0.01,
+                            0.03, "the paper gives no SVHN beta: we use Fashion-MNIST's "
+                            "(64 + noise 0.05); AT eps 8/255, claim eps 0.03 ours"),
+    "cifar10": DatasetSettings("CIFARNet1", "CIFARNet1", 512.0, 0.0, 0.03, 8 / 255, 8 / 255,
+                               1 / 255, 4 / 255, "CIFARNet1 real/complex and the 80-epoch "
+                               "recipe; beta 512, AT eps 8/255, claim eps 4/255 ours"),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the reproduction to run. None means "the paper's value" (full)."""
+
+    name: str
+    epochs: int | None  # None: the dataset's recipe (30; CIFAR-10 80)
+    limit_train: int | None  # training images (None: all)
+    n_eval: int | None  # test images for validation and attacks (None: the full test set)
+    eps_points: int | None  # points of the robustness grid, evenly spread (None: all)
+    sweep: tuple[float, ...]  # beta sweep as multiples of the dataset's paper beta
+    seeds: tuple[int, ...]  # independently seeded GR nets for the transfer matrix (A, B, C)
+    nes_images: int
+    nes_queries: int
+    masking_images: int | None
+    aa_images: int
+    aa_parts: tuple[str, ...]
+    aa_apgd_steps: int
+    aa_square_queries: int
+    description: str
+    hidden: bool = False
+
+
+BUDGETS: dict[str, Budget] = {b.name: b for b in (
+    Budget("tiny", 1, 256, 64, 2, (1.0, 4.0), (0, 1, 2), 8, 10, 32, 16, ("apgd-ce",), 5, 20,
+           "for tests only: seconds, numbers meaningless", hidden=True),
+    Budget("quick", 2, 4000, 300, 6, (0.25, 1.0, 4.0), (0, 1, 2), 50, 50, 200, 100,
+           ("apgd-ce", "square"), 20, 100,
+           "about 15 minutes on 2 CPU cores: 2 epochs on 4000 images, 300 test images"),
+    Budget("standard", 10, 20000, 1000, None, (1 / 16, 0.25, 1.0, 4.0, 16.0), (0, 1, 2), 200,
+           100, 1000, 500, ("apgd-ce", "apgd-dlr", "square"), 100, 1000,
+           "10 epochs on 20000 images, 1000 test images, full eps grid (a GPU helps)"),
+    Budget("paper", None, None, None, None, (1 / 16, 0.25, 1.0, 4.0, 16.0), (0, 1, 2), 1000,
+           100, None, 1000, ("apgd-ce", "apgd-dlr", "square"), 100, 5000,
+           "the paper's recipe: all epochs, all training images, the full test set (GPU)"),
+)}
+
+# relative cost of one training image, by defense (one forward+backward = 1); used for ETA only
+_TRAIN_COST = {"none": 1.0, "noise": 1.0, "gr": 4.0, "pgd4": 5.0, "pgd8": 9.0}
+_COMPLEX_GR_COST = 12.0
+_FULL_TRAIN = {"mnist": 60000, "fashion-mnist": 60000, "mnist-10k": 8000, "svhn": 73257,
+               "cifar10": 50000}
+_FULL_TEST = {"mnist": 10000, "fashion-mnist": 10000, "mnist-10k": 2000, "svhn": 26032,
+              "cifar10": 10000}
+
+
+def eps_grid(settings: DatasetSettings, points: int | None) -> list[float]:
+    """The dataset's grid 0..eps_max by eps_step, thinned to `points` evenly spread values."""
+    n = int(round(settings.eps_max / settings.eps_step))
+    full = [round(i * settings.eps_step, 6) for i in range(n + 1)]
+    if points is None or points >= len(full):
+        return full
+    if points < 2:
+        raise UserError("a robustness curve needs at least 2 eps values")
+    idx = sorted({round(i * (len(full) - 1) / (points - 1)) for i in range(points)})
+    return [full[i] for i in idx]
+
+
+def model_label(job_id: str) -> str:
+    """'train-complex-gr' -> 'complex-gr': the name a model carries in tables and plots."""
+    return job_id.removeprefix("train-")
+
+
+def _defense_name(cfg: dict[str, Any]) -> str:
+    if cfg.get("adv_eps", 0) > 0:
+        return f"pgd{cfg.get('adv_steps', 4)}"
+    if cfg.get("beta", 0) > 0:
+        return "gr"
+    return "noise" if cfg.get("noise", 0) > 0 else "none"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+        self._train_ids: dict[str, str] = {}
+
+    def train(self, job_id: str, config: dict[str, Any], cost: float, group: str) -> str:
+        """Add a train job unless an identical config is already planned; return its id."""
+        key = repr(sorted(config.items()))
+        if key in self._train_ids:
+            return self._train_ids[key]
+        self._train_ids[key] = job_id
+        self.jobs.append({"id": job_id, "kind": "train", "config": config, "deps": [],
+                          "cost": cost, "group": group})
+        return job_id
+
+    def evaluate(self, job_id: str, config: dict[str, Any], deps: list[str], cost: float,
+                 group: str) -> str:
+        self.jobs.append({"id": job_id, "kind": "evaluate", "config": config,
+                          "deps": sorted(set(deps)), "cost": cost, "group": group})
+        return job_id
+
+
+def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
+               complex_arch: str | None = None) -> dict[str, Any]:
+    """The whole reproduction for one dataset and budget: settings and jobs, plain JSON data."""
+    if dataset not in DATASET_SETTINGS:
+        raise UserError(f"unknown dataset {dataset!r}; choose from "
+                        f"{', '.join(DATASET_SETTINGS)}")
+    if budget not in BUDGETS:
+        shown = [b for b, v in BUDGETS.items() if not v.hidden]
+        raise UserError(f"unknown budget {budget!r}; choose from {', '.join(shown)}")
+    s, b = DATASET_SETTINGS[dataset], BUDGETS[budget]
+    archs = {"real": real_arch or s.real_arch, "complex": complex_arch or s.complex_arch}
+    _check_arch(archs["real"], "--real-arch")
+    _check_arch(archs["complex"], "--complex-arch")
+    epochs = b.epochs
+    recipe_epochs = 80 if dataset == "cifar10" else 30
+    n_train = min(b.limit_train or _FULL_TRAIN[dataset], _FULL_TRAIN[dataset])
+    n_eval = min(b.n_eval or _FULL_TEST[dataset], _FULL_TEST[dataset])
+    grid = sorted({*eps_grid(s, b.eps_points), round(s.claim_eps, 6)})
+    bld = _Builder()
+
+    def cfg(kind: str, *, beta: float = 0.0, noise: float = 0.0, adv_steps: int = 0,
+            seed: int = 0) -> dict[str, Any]:
+        c: dict[str, Any] = {"dataset": dataset, "arch": archs[kind], "complex": kind == "complex",
+                             "beta": beta, "noise": noise, "seed": seed, "epochs": epochs,
+                             "limit_train": b.limit_train, "limit_test": b.n_eval}
+        if adv_steps:
+            c.update(adv_eps=s.adv_eps, adv_steps=adv_steps, adv_kind="pgd")
+        return c
+
+    def tcost(c: dict[str, Any]) -> float:
+        d = _defense_name(c)
+        per = _COMPLEX_GR_COST if (d == "gr" and c["complex"]) else _TRAIN_COST[d]
+        return per * n_train * (epochs or recipe_epochs)
+
+    def add(kind: str, name: str, group: str, **kw: Any) -> str:
+        c = cfg(kind, **kw)
+        return bld.train(f"train-{kind}-{name}", c, tcost(c), group)
+
+    # 1. the compared models
+    main: dict[str, str] = {}
+    for kind in ("real", "complex"):
+        main[f"{kind}-none"] = add(kind, "none", "main")
+        main[f"{kind}-gr"] = add(kind, "gr", "main", beta=s.beta, noise=s.gr_noise)
+        main[f"{kind}-noise"] = add(kind, "noise", "main", noise=s.noise)
+    main["real-pgd4"] = add("real", "pgd4", "main", adv_steps=4)
+    main["real-pgd8"] = add("real", "pgd8", "main", adv_steps=8)
+    order = ["real-none", "real-noise", "real-gr", "real-pgd4", "real-pgd8",
+             "complex-none", "complex-noise", "complex-gr"]
+    main = {k: main[k] for k in order}
+
+    # 2. beta sweep (seed Figure 1); the paper-beta point is the main GR model
+    sweep: dict[str, list[str]] = {"real": [], "complex": []}
+    for kind in ("real", "complex"):
+        for m in b.sweep:
+            beta = float(s.beta * m)
+            sweep[kind].append(add(kind, f"gr-beta{beta:g}", "sweep", beta=beta,
+                                   noise=s.gr_noise))
+
+    # 3. independently seeded complex GR nets (seed Figures 2-3)
+    seeded = [add("complex", "gr" if seed == 0 else f"gr-seed{seed}", "seeds", beta=s.beta,
+                  noise=s.gr_noise, seed=seed) for seed in b.seeds]
+
+    # evaluations
+    for label, tid in main.items():
+        for attack, steps in (("fgsm", 1), ("pgd", 8)):
+            c = {"what": "curve", "model": tid, "attack": attack, "eps": grid, "n": n_eval}
+            if attack == "pgd":
+                c["steps"] = steps
+            bld.evaluate(f"eval-{attack}-{label}", c, [tid], n_eval * len(grid) * (steps + 1),
+                         "curves")
+    names = [chr(ord("A") + i) for i in range(len(seeded))]
+    bld.evaluate("eval-transfer", {"what": "transfer", "models": dict(zip(names, seeded,
+                                                                          strict=True)),
+                                   "eps": s.claim_eps, "steps": 8, "n": n_eval},
+                 seeded, n_eval * len(seeded) * (9 + len(seeded)), "transfer")
+    n_mask = min(b.masking_images or n_eval, n_eval)
+    for kind in ("real", "complex"):
+        tid = main[f"{kind}-gr"]
+        surrogate = main[f"{kind}-none"]
+        bld.evaluate(f"eval-masking-{kind}-gr",
+                     {"what": "masking", "model": tid, "surrogate": surrogate,
+                      "eps": s.claim_eps, "steps": 8, "n": n_mask,
+                      "nes_images": min(b.nes_images, n_mask), "nes_queries": b.nes_queries},
+                     [tid, surrogate],
+                     n_mask * 40 + min(b.nes_images, n_mask) * 8 * b.nes_queries, "checks")
+        n_aa = min(b.aa_images, n_eval)
+        bld.evaluate(f"eval-autoattack-{kind}-gr",
+                     {"what": "autoattack", "model": tid, "eps": s.claim_eps, "n": n_aa,
+                      "parts": list(b.aa_parts), "apgd_steps": b.aa_apgd_steps,
+                      "square_queries": b.aa_square_queries},
+                     [tid], n_aa * (b.aa_apgd_steps * 2 + b.aa_square_queries / 3), "checks")
+    bld.evaluate("eval-identity", {"what": "identity", "model": main["complex-gr"], "n": 8},
+                 [main["complex-gr"]], 1000, "checks")
+    bld.evaluate("eval-sizes", {"what": "sizes", "archs": archs, "dataset": dataset}, [], 10,
+                 "sizes")
+
+    plan = {
+        "dataset": dataset, "budget": asdict(b), "settings": asdict(s), "archs": archs,
+        "eps": grid, "claim_eps": s.claim_eps, "n_eval": n_eval, "n_train": n_train,
+        "epochs": epochs or recipe_epochs,
+        "models": main, "sweep": sweep, "seeded": dict(zip(names, seeded, strict=True)),
+        "jobs": bld.jobs,
+    }
+    check_plan(plan)
+    return plan
+
+
+def _check_arch(name: str, option: str) -> None:
+    from cvgr.models import resolve
+
+    try:
+        resolve(name)
+    except ValueError as e:
+        raise UserError(f"{option}: {e}") from None
+
+
+def check_plan(plan: dict[str, Any]) -> None:
+    """Ids unique, every dependency a known earlier job: a plan any executor can run in order."""
+    seen: set[str] = set()
+    for job in plan["jobs"]:
+        if job["id"] in seen:
+            raise ValueError(f"duplicate job id {job['id']!r}")
+        if job["kind"] not in ("train", "evaluate"):
+            raise ValueError(f"job {job['id']!r}: unknown kind {job['kind']!r}")
+        missing = [d for d in job["deps"] if d not in seen]
+        if missing:
+            raise ValueError(f"job {job['id']!r} depends on unknown or later jobs {missing}")
+        if not (isinstance(job.get("cost"), int | float) and math.isfinite(job["cost"])):
+            raise ValueError(f"job {job['id']!r}: cost must be a finite number")
+        seen.add(job["id"])
+
+
+def job_by_id(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {j["id"]: j for j in plan["jobs"]}

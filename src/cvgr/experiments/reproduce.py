@@ -1,0 +1,88 @@
+"""`reproduce`: plan -> run the jobs (resumable) -> collect -> report, for one dataset."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cvgr.errors import UserError
+from cvgr.experiments.plan import build_plan
+from cvgr.experiments.report import collect, write_report
+from cvgr.experiments.runner import format_seconds, run_jobs
+from cvgr.io import read_json, write_json
+
+__all__ = ["reproduce", "report_only"]
+
+PLAN_FILE = "plan.json"
+
+
+def _claim_dir(out: Path, plan: dict[str, Any]) -> None:
+    """Refuse a directory holding another reproduction or other files; write plan.json."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory")
+    pfile = out / PLAN_FILE
+    if pfile.is_file():
+        try:
+            stored = read_json(pfile)
+        except (OSError, ValueError):
+            raise UserError(f"{pfile} is unreadable; give another --out") from None
+        if stored.get("jobs") != plan["jobs"]:
+            what = f"{stored.get('dataset')!r}, budget {stored.get('budget', {}).get('name')!r}"
+            raise UserError(f"--out {out} holds another reproduction ({what}, or one made by "
+                            "another cvgr version); give another --out or delete it")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {out} is not empty and holds no reproduction; "
+                        "give a new or empty directory")
+    write_json(pfile, plan)
+
+
+def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int = 1,
+              device: str | None = None, data_root: str | os.PathLike | None = None,
+              real_arch: str | None = None, complex_arch: str | None = None,
+              progress: bool | None = None,
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) the reproduction into OUT and write its report.
+
+    Returns {"outcome": the runner's summary, "verdicts", "report": path of report.md}.
+    Finished runs and evaluations are skipped, so calling it again only redoes the report.
+    """
+    from cvgr.data import locate
+
+    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch)
+    locate(dataset, data_root)  # a missing dataset: one clear message before any work
+    out = Path(out)
+    _claim_dir(out, plan)
+    if progress is None:
+        progress = workers == 1 and sys.stderr.isatty()
+    options = {"device": device, "data_root": None if data_root is None else str(data_root),
+               "progress": progress, "quiet": workers > 1}
+    say(f"reproducing on {dataset}, budget {budget}: {len(plan['jobs'])} jobs into {out}")
+    outcome = run_jobs(plan["jobs"], out, workers, options=options, log=say)
+    res = collect(out, plan, {**outcome, "device": device or _default_device()})
+    vs = write_report(res, out)
+    say(f"finished in {format_seconds(outcome['seconds'])}: {len(outcome['ran'])} run, "
+        f"{len(outcome['skipped'])} already done, {len(outcome['failed'])} failed; "
+        f"report: {out / 'report.md'} and {out / 'report.html'}")
+    return {"outcome": outcome, "verdicts": vs, "report": out / "report.md"}
+
+
+def report_only(out: str | os.PathLike) -> dict[str, Any]:
+    """Rewrite the report of OUT from what is on disk (no job is run)."""
+    out = Path(out)
+    pfile = out / PLAN_FILE
+    if not pfile.is_file():
+        raise UserError(f"{out} holds no reproduction ({PLAN_FILE} missing)")
+    plan = read_json(pfile)
+    res = collect(out, plan, {"device": None})
+    return {"verdicts": write_report(res, out), "report": out / "report.md"}
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
