@@ -47,11 +47,10 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
     if eps == 0 or len(x) == 0:
         return x.clone()
     with eval_mode(model):
-        best = x.clone()
-        best_fooled, best_loss = score(model, x, y)
-        for r in range(restarts):
-            todo = (~best_fooled).nonzero().squeeze(1) if r else torch.arange(len(x),
-                                                                                device=x.device)
+        start = random_in_ball(x, eps, norm, generator) if random_start else x.clone()
+        best, best_fooled, best_loss = _run(model, x, y, start, eps, alpha, steps, norm)
+        for _ in range(restarts - 1):
+            todo = (~best_fooled).nonzero().squeeze(1)
             if len(todo) == 0:
                 break
             xs, ys = x[todo], y[todo]
