@@ -60,7 +60,7 @@ def bench(name: str, model: torch.nn.Module, args: argparse.Namespace,
         t_ours.append(best_time(ours, 1, sync))
         t_art.append(best_time(theirs, 1, sync))
     rows.append((name, "PGD-8 (ours)", args.n / min(t_ours)))
-    rows.append((name, "PGD-8 (ART 1.x)", args.n / min(t_art)))
+    rows.append((name, "PGD-8 (ART)", args.n / min(t_art)))
     xn, yn = x[:args.nes_n], y[:args.nes_n]
     t = best_time(lambda: batched(nes, xn, yn, eps=0.005, steps=steps, queries=100),
                   max(1, args.repeats // 2), sync)
@@ -95,7 +95,7 @@ def main() -> None:
         print(f"{m:<20} {a:<20} {v:>10.1f}")
     for m in dict.fromkeys(r[0] for r in rows):
         d = {a: v for mm, a, v in rows if mm == m}
-        print(f"{m}: PGD-8 ours / ART = {d['PGD-8 (ours)'] / d['PGD-8 (ART 1.x)']:.2f}")
+        print(f"{m}: PGD-8 ours / ART = {d['PGD-8 (ours)'] / d['PGD-8 (ART)']:.2f}")
 
 
 if __name__ == "__main__":
