@@ -15,6 +15,7 @@ a job is complete data: nothing else is needed to run it on another machine.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -88,7 +89,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
-    Budget("tiny", 1, 256, 64, 2, (1.0, 4.0), (0, 1, 2), 8, 10, 32, 16, ("apgd-ce",), 5, 20,
+    Budget("tiny", 1, 128, 32, 2, (1.0, 4.0), (0, 1), 4, 5, 16, 8, ("apgd-ce",), 3, 10,
            "for tests only: seconds, numbers meaningless", hidden=True),
     Budget("quick", 2, 4000, 300, 6, (0.25, 1.0, 4.0), (0, 1, 2), 50, 50, 200, 100,
            ("apgd-ce", "square"), 20, 100,
@@ -174,7 +175,8 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     recipe_epochs = 80 if dataset == "cifar10" else 30
     n_train = min(b.limit_train or _FULL_TRAIN[dataset], _FULL_TRAIN[dataset])
     n_eval = min(b.n_eval or _FULL_TEST[dataset], _FULL_TEST[dataset])
-    grid = sorted({*eps_grid(s, b.eps_points), round(s.claim_eps, 6)})
+    claim = round(s.claim_eps, 6)
+    grid = sorted({*eps_grid(s, b.eps_points), claim})
     bld = _Builder()
 
     def cfg(kind: str, *, beta: float = 0.0, noise: float = 0.0, adv_steps: int = 0,
@@ -230,7 +232,7 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     names = [chr(ord("A") + i) for i in range(len(seeded))]
     bld.evaluate("eval-transfer", {"what": "transfer", "models": dict(zip(names, seeded,
                                                                           strict=True)),
-                                   "eps": s.claim_eps, "steps": 8, "n": n_eval},
+                                   "eps": claim, "steps": 8, "n": n_eval},
                  seeded, n_eval * len(seeded) * (9 + len(seeded)), "transfer")
     n_mask = min(b.masking_images or n_eval, n_eval)
     for kind in ("real", "complex"):
@@ -238,13 +240,13 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
         surrogate = main[f"{kind}-none"]
         bld.evaluate(f"eval-masking-{kind}-gr",
                      {"what": "masking", "model": tid, "surrogate": surrogate,
-                      "eps": s.claim_eps, "steps": 8, "n": n_mask,
+                      "eps": claim, "steps": 8, "n": n_mask,
                       "nes_images": min(b.nes_images, n_mask), "nes_queries": b.nes_queries},
                      [tid, surrogate],
                      n_mask * 40 + min(b.nes_images, n_mask) * 8 * b.nes_queries, "checks")
         n_aa = min(b.aa_images, n_eval)
         bld.evaluate(f"eval-autoattack-{kind}-gr",
-                     {"what": "autoattack", "model": tid, "eps": s.claim_eps, "n": n_aa,
+                     {"what": "autoattack", "model": tid, "eps": claim, "n": n_aa,
                       "parts": list(b.aa_parts), "apgd_steps": b.aa_apgd_steps,
                       "square_queries": b.aa_square_queries},
                      [tid], n_aa * (b.aa_apgd_steps * 2 + b.aa_square_queries / 3), "checks")
@@ -255,11 +257,12 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
 
     plan = {
         "dataset": dataset, "budget": asdict(b), "settings": asdict(s), "archs": archs,
-        "eps": grid, "claim_eps": s.claim_eps, "n_eval": n_eval, "n_train": n_train,
+        "eps": grid, "claim_eps": claim, "n_eval": n_eval, "n_train": n_train,
         "epochs": epochs or recipe_epochs,
         "models": main, "sweep": sweep, "seeded": dict(zip(names, seeded, strict=True)),
         "jobs": bld.jobs,
     }
+    plan = json.loads(json.dumps(plan))  # plain JSON types only (tuples become lists)
     check_plan(plan)
     return plan
 

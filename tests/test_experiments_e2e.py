@@ -1,0 +1,53 @@
+"""One tiny end-to-end `cvgr reproduce` on Fashion-MNIST, then a second call that does nothing."""
+
+import time
+
+import pytest
+
+from cvgr.cli import main
+from cvgr.io import read_json, read_jsonl
+
+
+def _have_fashion() -> bool:
+    from cvgr.data import find
+
+    return find("fashion-mnist")[0] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _have_fashion(), reason="fashion-mnist not installed (make data)")
+def test_tiny_reproduce_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "rep"
+    argv = ["reproduce", "--dataset", "fashion-mnist", "--budget", "tiny", "--out", str(out),
+            "--device", "cpu"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    plan = read_json(out / "plan.json")
+    n = len(plan["jobs"])
+    assert f"[run {n}/{n}]" in err and "ETA" in err
+    for f in ("report.md", "report.html", "results.json", "summary.md"):
+        assert (out / f).stat().st_size > 0
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert pngs == ["beta_sweep.png", "robustness_fgsm.png", "robustness_pgd.png",
+                    "training_time.png", "transfer.png"]
+    res = read_json(out / "results.json")
+    assert not res["failed"] and len(res["evaluations"]) == sum(
+        j["kind"] == "evaluate" for j in plan["jobs"])
+    assert res["verdicts"]["identity"]["status"] == "holds"  # exact on trained layers
+    curve = res["evaluations"]["eval-pgd-complex-gr"]
+    assert curve["eps"] == plan["eps"] and curve["n"] == plan["n_eval"]
+    assert all(res["training"][t]["epochs_done"] == 1 for t in plan["models"].values())
+    md = (out / "report.md").read_text()
+    assert "Verdict" in md and "![PGD(8) robustness curves](figures/robustness_pgd.png)" in md
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/model.safetensors")}
+    t0 = time.perf_counter()
+    assert main(argv) == 0
+    assert time.perf_counter() - t0 < 20
+    assert f"{n} already finished, 0 to run" in capsys.readouterr().err
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/model.safetensors")}
+    assert len(read_jsonl(out / "log.jsonl")) == n  # nothing ran twice
+
+    other = ["reproduce", "--dataset", "fashion-mnist", "--budget", "quick", "--out", str(out)]
+    assert main(other) == 2  # another reproduction's directory is refused, one line
+    assert "holds another reproduction" in capsys.readouterr().err
