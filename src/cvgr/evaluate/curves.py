@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from cvgr.attacks import check_eps, check_norm, get
 from cvgr.attacks.common import eval_mode, loss_per_image
 
-__all__ = ["accuracy", "attack_batched", "model_device", "predict", "robustness_curve"]
+__all__ = ["accuracy", "attack_batched", "mean_loss", "model_device", "predict",
+           "robustness_curve", "seeded_generator"]
 
 AttackArg = str | Callable[..., Tensor]
 
@@ -21,6 +22,11 @@ AttackArg = str | Callable[..., Tensor]
 def model_device(model: nn.Module) -> torch.device:
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+def seeded_generator(model: nn.Module, seed: int) -> torch.Generator:
+    """A generator on the model's device, so random starts and NES probes are drawn there."""
+    return torch.Generator(device=model_device(model)).manual_seed(int(seed))
 
 
 @torch.no_grad()
@@ -90,7 +96,7 @@ def robustness_curve(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg,
     name, _ = _resolve(attack)
     norm = check_norm(kw.get("norm", "linf"))
     eps_list = [check_eps(e, norm, x[0].numel() if len(x) else None) for e in eps_list]
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = seeded_generator(model, seed)
     accs, losses, examples = [], [], []
     bar = tqdm(total=len(x) * len(eps_list), desc=f"{name} curve", unit="img",
                disable=not progress, leave=False)

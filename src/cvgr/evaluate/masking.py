@@ -17,12 +17,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from cvgr.attacks import check_eps, check_norm
-from cvgr.evaluate.curves import accuracy, attack_batched, mean_loss, predict
+from cvgr.evaluate.curves import accuracy, attack_batched, mean_loss, predict, seeded_generator
 
 __all__ = ["masking_checks", "print_checks", "transfer_flags"]
 
@@ -49,7 +48,7 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
     if large_eps is None:
         large_eps = 0.5 if norm == "linf" else 0.5 * math.sqrt(dim)
     large_eps = check_eps(large_eps, norm, dim)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = seeded_generator(model, seed)
     pgd_kw = {"steps": steps, "norm": norm}
     n_nes = 0 if nes_limit == 0 else min(len(x), nes_limit or len(x))
     bar = tqdm(total=2 + (n_nes > 0) + len(loss_steps), desc="masking checks", unit="attack",

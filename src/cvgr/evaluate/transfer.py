@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from cvgr.attacks import check_eps, check_norm
-from cvgr.evaluate.curves import AttackArg, accuracy, attack_batched
+from cvgr.evaluate.curves import AttackArg, accuracy, attack_batched, seeded_generator
 from cvgr.evaluate.masking import transfer_flags
 
 __all__ = ["transfer_matrix"]
@@ -33,7 +32,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, eps: 
     opts = {"norm": norm, **kw}
     if attack != "fgsm":
         opts["steps"] = steps
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = seeded_generator(next(iter(models.values())), seed)
     rows = []
     for src in tqdm(names, desc="transfer sources", disable=not progress, leave=False):
         xa = attack_batched(models[src], x, y, attack, eps, batch_size, gen, **opts)
