@@ -6,6 +6,7 @@ epoch (938 batches) plus validation on the 10,000 test images, which is how the 
 was timed. All rows are measured in this one run, so the ratios compare like with like.
 
     python benchmarks/train_speed.py [--batches 200] [--repeats 2] [--device cpu] [--no-write]
+    python benchmarks/train_speed.py --threads 1 --clock cpu   # on a machine others share
 
 Writes the table into the "Training speed" section of docs/benchmarks.md (other sections kept).
 """
@@ -17,6 +18,7 @@ import os
 import platform
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -71,16 +73,16 @@ class Row:
         self.train_s: list[float] = []
         self.val_s: list[float] = []
 
-    def time_once(self, r: int) -> None:
+    def time_once(self, r: int, clock: Callable[[], float]) -> None:
         sync(self.device)
-        t = time.perf_counter()
+        t = clock()
         train_epoch(self.model, self.opt, self.loader, r + 1, self.cfg)
         sync(self.device)
-        self.train_s.append((time.perf_counter() - t) / len(self.loader))
-        t = time.perf_counter()
+        self.train_s.append((clock() - t) / len(self.loader))
+        t = clock()
         evaluate(self.model, self.val)
         sync(self.device)
-        self.val_s.append(time.perf_counter() - t)
+        self.val_s.append(clock() - t)
         print(f"  {self.label:<22} {1000 * self.train_s[-1]:8.2f} ms/batch  "
               f"val {self.val_s[-1]:6.2f} s", flush=True)
 
@@ -103,20 +105,24 @@ def main() -> None:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default all)")
     ap.add_argument("--only", default=None, help="regex on row labels (real none always runs)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall time (default) or this process's CPU time; with --threads 1 "
+                         "the CPU clock is immune to other programs sharing the cores")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     rows = [r for r in ROWS if r[0] == "real none" or not args.only
             or re.search(args.only, r[0])]
     print(f"train_speed: {args.batches} batches x {args.repeats} on {device}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, {args.clock} clock")
     timed = [Row(label, arch, cplx, defense, args.batches, device, args.data_root)
              for label, arch, cplx, defense, _p, _t in rows]
     for r in range(args.repeats):  # rows interleaved, so a burst of load hits one repeat
         for row in timed:
-            row.time_once(r)
+            row.time_once(r, clock)
     results = {row.label: row.best for row in timed}
     base_batch, base_val = results["real none"]
     base_epoch = base_batch * FULL_EPOCH_BATCHES + base_val
@@ -148,7 +154,7 @@ def main() -> None:
         "Written by `benchmarks/train_speed.py`; rerun it to refresh. Fashion-MNIST, batch 64, "
         f"{args.batches} batches timed through `cvgr.train.train_epoch`"
         " (data, augmentation, defense, SGD step), after 10 warm-up batches; rows interleaved, "
-        f"best of {args.repeats}. "
+        f"best of {args.repeats}; {args.clock} clock. "
         f"s per epoch = ms per batch x {FULL_EPOCH_BATCHES} + validation on 10,000 test images."
         " Ratios are to real MNISTNetV0 with no defense from the same run. GR: beta 64, q 1; "
         "AT: PGD, eps 0.1, step 1.85 eps/k, random start.",
@@ -158,7 +164,8 @@ def main() -> None:
         *lines,
         "",
         "The paper's own code on a 2-core CPU machine (full epoch with validation): real none "
-        "19.8 s, real GR 36.3 s, complex GR 125 s.",
+        "19.8 s, real GR 36.3 s, complex GR 125 s. What bounds the GR ratios, with a profile: "
+        "docs/training.md, section Speed.",
         "",
     ])
     write_section(body)

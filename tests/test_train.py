@@ -19,7 +19,16 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").exists(),
                                 reason="Fashion-MNIST files not installed")
 
-TINY = {"dataset": "fashion-mnist", "limit_train": 256, "limit_test": 128, "batch_size": 64}
+TINY = {"dataset": "fashion-mnist", "limit_train": 128, "limit_test": 64, "batch_size": 32}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny batches gain nothing from threads, and a shared CPU makes threads spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def tiny(**kw) -> TrainConfig:
@@ -156,7 +165,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     {"beta": 8.0, "gr_mode": "reference", "arch": "MNISTNetV1", "complex": True, "q": 2},
 ])
 def test_every_defense_trains(tmp_path, defense):
-    m = run(tiny(limit_train=128, **defense), tmp_path / "r")
+    m = run(tiny(limit_train=64, **defense), tmp_path / "r")
     assert math.isfinite(m["ce"]) and 0 <= m["train_acc"] <= 1
     assert (m["gr"] is None) == ("beta" not in defense)
     assert (m["cos"] is None) == ("beta" not in defense)
