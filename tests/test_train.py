@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 import cvgr
 from cvgr.checkpoint import CheckpointError, read_record
+from cvgr.data import find
 from cvgr.errors import UserError
 from cvgr.train import TrainConfig, TrainingDiverged, train
 
@@ -74,7 +75,9 @@ def test_gr_noise_run_writes_everything(tmp_path):
 
 def test_seed_repeats_and_matters(tmp_path):
     cfg = tiny(noise=0.1)
+    rng = torch.get_rng_state()
     a, b = run(cfg, tmp_path / "a"), run(cfg, tmp_path / "b")
+    assert torch.equal(torch.get_rng_state(), rng)  # the caller's RNG is left alone
     wa = load_file(tmp_path / "a/model.safetensors")
     wb = load_file(tmp_path / "b/model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -126,6 +129,10 @@ def test_different_run_in_the_directory_is_refused_untouched(tmp_path):
         run(tiny(beta=2.0), out, resume=True)
     assert "\n" not in str(e.value)
     assert snapshot(out) == before
+    if find("svhn")[0] is None:  # no dataset: refused before anything is written
+        with pytest.raises(UserError, match="svhn"):
+            run(tiny(dataset="svhn"), tmp_path / "nodata")
+        assert not (tmp_path / "nodata").exists()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="holds no cvgr run"):

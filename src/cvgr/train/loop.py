@@ -66,17 +66,33 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     if done_metrics is not None:
         return done_metrics
 
-    dev = _device(device)
-    env = {"device": str(dev), "data_root": None if data_root is None else str(data_root)}
-    done = run.prepare(cfg, resume, env)
-
     from cvgr.data import Loader, channel_stats
-    from cvgr.models import build
 
+    dev = _device(device)
+    root = None if data_root is None else str(data_root)
+    # Data first: a missing dataset is reported before anything is written.
+    train_loader = Loader(cfg.dataset, "train", cfg.batch_size, train=True, seed=cfg.seed,
+                          limit=cfg.limit_train, device=dev, root=root)
+    val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
+                        limit=cfg.limit_test, device=dev, root=root)
     normalize = None
     if cfg.dataset == "cifar10" and not cfg.complex:
-        mean, std = channel_stats(cfg.dataset)
+        mean, std = channel_stats(cfg.dataset, root)
         normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    done = run.prepare(cfg, resume, {"device": str(dev), "data_root": root})
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
+        if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the caller's global RNG state is left as it was
+        return _train(cfg, run, done, dev, train_loader, val_loader, normalize, progress, quiet,
+                      callback)
+
+
+def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_loader: Any,
+           val_loader: Any, normalize: tuple | None, progress: bool, quiet: bool,
+           callback: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    from cvgr.models import build
+
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -103,12 +119,6 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         run.save_state(model, opt, cfg, 0, history)
         run.write_metrics(history)
         run.save_model(model, record(history))
-
-    root = None if data_root is None else str(data_root)
-    train_loader = Loader(cfg.dataset, "train", cfg.batch_size, train=True, seed=cfg.seed,
-                          limit=cfg.limit_train, device=dev, root=root)
-    val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
-                        limit=cfg.limit_test, device=dev, root=root)
 
     for epoch in range(done, cfg.epochs):  # type: ignore[arg-type]
         lr = cfg.lr_at(epoch)
