@@ -198,9 +198,9 @@ class TrainConfig:
         return cls(**d)
 
     def differences(self, other: TrainConfig) -> list[str]:
-        """Human-readable 'field: ours vs theirs' for every field that differs."""
+        """'field X there, Y asked' for every field where `other` (stored) differs from self."""
         a, b = self.to_dict(), other.to_dict()
-        return [f"{k} {b[k]!r} vs {a[k]!r}" for k in a if a[k] != b[k]]
+        return [f"{k} {b[k]!r} there, {a[k]!r} asked" for k in a if a[k] != b[k]]
 
     def argv(self) -> list[str]:
         """A `cvgr train` command line (without --out) that makes this resolved config."""
