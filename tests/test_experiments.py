@@ -19,6 +19,7 @@ from cvgr.experiments.report import (
     NOT_HOLD,
     NOT_MEASURED,
     accuracy_margin,
+    sweep_points,
     verdict_approaches,
     verdict_beats,
     verdict_frontier,
@@ -74,7 +75,9 @@ def test_plan_uses_paper_settings_and_budgets_differ():
     # the paper-beta sweep point and seed A are the main GR model, not duplicates
     assert plan["models"]["complex-gr"] in plan["sweep"]["complex"]
     assert plan["seeded"]["A"] == plan["models"]["complex-gr"]
+    assert gr["lr"] == pytest.approx(4 * 0.005)  # quick makes up for few steps
     paper = build_plan("fashion-mnist", "paper")
+    assert all(j["config"]["lr"] is None for j in paper["jobs"] if j["kind"] == "train")
     assert paper["epochs"] == 30 and paper["n_eval"] == 10000 and paper["n_train"] == 60000
     assert len(paper["eps"]) == 16  # 0..0.3 by 0.02
     assert plan["epochs"] < paper["epochs"] and plan["n_eval"] < paper["n_eval"]
@@ -121,6 +124,8 @@ def fake_execute(job, root, options):
                                         "t0": time.time()})
     if (root / f"interrupt-{job['id']}").exists():
         raise KeyboardInterrupt
+    if (root / f"die-{job['id']}").exists():  # only with worker processes
+        os._exit(3)
     if (root / f"fail-{job['id']}").exists():
         raise ValueError(f"{job['id']} broke")
     time.sleep(job["config"].get("sleep", 0))
@@ -198,6 +203,14 @@ def test_runner_two_processes(tmp_path):
     assert [r["workers"] for r in read_jsonl(tmp_path / "log.jsonl")] == [2, 2, 2]
 
 
+def test_runner_survives_a_dying_worker(tmp_path):
+    (tmp_path / "die-x").touch()
+    jobs = [{"id": i, "kind": "evaluate", "config": {"what": "fake", "sleep": s}, "deps": [],
+             "cost": 1.0} for i, s in (("x", 0), ("slow", 1.0), ("after", 0))]
+    out = run_jobs(jobs, tmp_path, 2, execute_fn=fake_execute, log=lambda m: None)
+    assert "x" in out["failed"] and "after" in out["ran"]  # a fresh pool ran the rest
+
+
 def test_runner_rejects_zero_jobs(tmp_path):
     with pytest.raises(UserError, match="--jobs"):
         run_jobs(_jobs(), tmp_path, 0, execute_fn=fake_execute)
@@ -228,7 +241,7 @@ def test_accuracy_margin_shrinks_with_n():
 def test_verdict_approaches():
     assert verdict_approaches(0.58, 0.2, 0.6, 1000)["status"] == HOLDS
     assert verdict_approaches(0.21, 0.2, 0.6, 1000)["status"] == NOT_HOLD
-    v = verdict_approaches(0.4, 0.2, 0.6, 1000)
+    v = verdict_approaches(0.4, 0.2, 0.6, 1000, "at eps 0.1")
     assert v["status"] == INCONCLUSIVE and "50%" in v["text"]
 
 
@@ -304,8 +317,8 @@ def _synthetic(complex_better: bool):
         for k, tid in enumerate(plan["sweep"][kind]):
             shift = -0.1 if (kind == "complex") == complex_better else 0.1
             training.setdefault(tid, {"kind": kind, "seconds_per_epoch": 12.0})
-            training[tid].update(beta=16.0 * 4**k, final={"gr": 10.0 ** (-1 - k),
-                                                         "ce": 0.5 + 0.1 * k + shift})
+            training[tid].update(beta=16.0 * 4**k, epochs_done=plan["epochs"],
+                                 final={"gr": 10.0 ** (-1 - k), "ce": 0.5 + 0.1 * k + shift})
     names = list(plan["seeded"])
     ev["eval-transfer"] = {"sources": names, "targets": names, "n": 300, "eps": 0.1,
                            "steps": 8, "accuracy": [[0.3 if i == j else 0.6 for j in names]
@@ -359,7 +372,9 @@ def test_report_marks_missing_results(tmp_path):
     res = _synthetic(True)
     del res["evaluations"]["eval-pgd-real-gr"], res["evaluations"]["eval-transfer"]
     res["failed"] = {"eval-transfer": "ValueError: boom"}
+    res["training"][res["sweep"]["real"][0]]["epochs_done"] = 1  # unfinished: not a point
     vs = verdicts(res)
+    assert len(sweep_points(res, "real")) == len(res["sweep"]["real"]) - 1
     assert vs["pgd_complex_beats_real"]["status"] == NOT_MEASURED
     assert vs["transfer_consistent"]["status"] == NOT_MEASURED
     write_report(res, tmp_path)

@@ -75,21 +75,18 @@ def verdict_beats(ours: float, theirs: float, n: int, what: str) -> Verdict:
     return _v(INCONCLUSIVE, text)
 
 
-def verdict_approaches(complex_gr: float, real_gr: float, real_at: float, n: int) -> Verdict:
+def verdict_approaches(complex_gr: float, real_gr: float, real_at: float, n: int,
+                       what: str = "PGD(8) accuracy") -> Verdict:
     """Complex GR "approaches" AT: within the margin of (or above) AT; no gain over real GR: not."""
     m = accuracy_margin(n)
-    gap = real_at - real_gr
-    closed = (complex_gr - real_gr) / gap if abs(gap) > 1e-12 else float("nan")
-    text = (f"mean PGD(8) accuracy: complex GR {complex_gr:.3f}, real GR {real_gr:.3f}, "
-            f"real PGD-4 AT {real_at:.3f}; complex GR closes {closed:.0%} of the GR-to-AT gap "
-            f"(margin ±{m:.3f})") if math.isfinite(closed) else (
-            f"mean PGD(8) accuracy: complex GR {complex_gr:.3f}, real GR {real_gr:.3f}, "
-            f"real PGD-4 AT {real_at:.3f} (margin ±{m:.3f})")
+    text = (f"{what}: complex GR {complex_gr:.3f}, real GR {real_gr:.3f}, real PGD-4 AT "
+            f"{real_at:.3f} (margin ±{m:.3f})")
     if complex_gr >= real_at - m:
         return _v(HOLDS, text)
     if complex_gr <= real_gr + m:
         return _v(NOT_HOLD, text)
-    return _v(INCONCLUSIVE, text + "; part of the gap closed")
+    closed = (complex_gr - real_gr) / (real_at - real_gr)
+    return _v(INCONCLUSIVE, text + f"; complex GR closes {closed:.0%} of the GR-to-AT gap")
 
 
 def _interp_log(points: Sequence[tuple[float, float]], g: float) -> float:
@@ -288,6 +285,8 @@ def sweep_points(res: Mapping[str, Any], kind: str) -> list[tuple[float, float, 
     for tid in res["sweep"][kind]:
         t = res["training"].get(tid) or {}
         f = t.get("final") or {}
+        if t.get("epochs_done", 0) < res["epochs"]:
+            continue  # an unfinished run is not a point of the frontier
         if f.get("gr") is not None and f.get("ce") is not None:
             out.append((float(t["beta"]), float(f["gr"]), float(f["ce"])))
     return sorted(out)
@@ -313,8 +312,11 @@ def verdicts(res: Mapping[str, Any]) -> dict[str, Verdict]:
                           f"mean {name} accuracy over eps>0, complex GR vs real GR")
             if c and r else _v(NOT_MEASURED, "a robustness curve is missing"))
     c, r, a = (_curve(res, "pgd", k) for k in ("complex-gr", "real-gr", "real-pgd4"))
-    out["approaches_at"] = (verdict_approaches(curve_mean(c), curve_mean(r), curve_mean(a), n)
-                            if c and r and a else _v(NOT_MEASURED, "a robustness curve is missing"))
+    eps_c = res["claim_eps"]
+    at = [curve_at(x, eps_c) if x else None for x in (c, r, a)]
+    out["approaches_at"] = (
+        verdict_approaches(*at, n, f"PGD(8) accuracy at eps {eps_c:g}")  # type: ignore[arg-type]
+        if None not in at else _v(NOT_MEASURED, "a robustness curve is missing"))
 
     pr = [(g, ce) for _, g, ce in sweep_points(res, "real")]
     pc = [(g, ce) for _, g, ce in sweep_points(res, "complex")]
@@ -364,8 +366,8 @@ def plot_robustness(res: Mapping[str, Any], attack: str, path: Path) -> Path | N
     ax = fig.add_subplot()
     for lab, c in curves:
         kind, defense = lab.split("-", 1)
-        ax.plot(c["eps"], c["accuracy"], marker="o", markersize=3,
-                linestyle="-" if kind == "complex" else "--",
+        ax.plot(c["eps"], c["accuracy"], marker="o" if kind == "complex" else "s",
+                markersize=3.5, linestyle="-" if kind == "complex" else "--",
                 color=_COLORS.get(defense, None), label=LABELS.get(lab, lab))
     name = "FGSM" if attack == "fgsm" else "PGD(8)"
     ax.axvline(res["claim_eps"], color="#bbbbbb", linewidth=0.8)
@@ -393,6 +395,9 @@ def plot_sweep(res: Mapping[str, Any], path: Path) -> Path | None:
     if not drawn:
         return None
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="final GR loss (penalty / beta)", ylabel="final classification (CE) loss",
            title=f"{res['dataset']}: beta sweep (seed Figure 1)")
     ax.grid(alpha=0.3, which="both")

@@ -15,7 +15,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +74,12 @@ def execute(job: Job, root: str | os.PathLike, options: dict[str, Any]) -> dict[
                         data_root=options.get("data_root"), quiet=bool(options.get("quiet")))
         summary = {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
     else:
+        import torch
+
         from cvgr.experiments.evaluations import run_evaluation
 
-        result = run_evaluation(job["config"], root, device=options.get("device") or "cpu",
+        device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        result = run_evaluation(job["config"], root, device=device,
                                 data_root=options.get("data_root"),
                                 progress=bool(options.get("progress")))
         write_json(out, {"id": job["id"], "config": job["config"], "deps": job["deps"],
@@ -137,14 +147,16 @@ def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
         return {"ran": ran, "skipped": skipped, "failed": failed, "blocked": blocked,
                 "seconds": time.perf_counter() - t_start}
 
-    if workers == 1:
-        pool: Executor = _Inline()
-    else:
+    def make_pool() -> Executor:
+        if workers == 1:
+            return _Inline()
         import multiprocessing as mp
 
         threads = max(1, (os.cpu_count() or 1) // workers)
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+        return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                    initializer=_init_worker, initargs=(threads,))
+
+    pool = make_pool()
     done_cost = 0.0
     started = 0
     running: dict[Future, Job] = {}
@@ -162,7 +174,12 @@ def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
                 waiting.remove(job)
                 started += 1
                 say(f"[run {started}/{len(todo)}] {job['id']} ...")
-                fut = pool.submit(execute_fn, job, str(root), options)
+                try:
+                    fut = pool.submit(execute_fn, job, str(root), options)
+                except BrokenExecutor:  # a worker died (killed, out of memory): start afresh
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = make_pool()
+                    fut = pool.submit(execute_fn, job, str(root), options)
                 running[fut] = job
             if not running:
                 if waiting:  # deps that are neither planned nor done: nothing can start
