@@ -19,15 +19,6 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 TOL = 1e-5  # float32 rounding of (x + delta) - x
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP stalls on a busy machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def mlp(d: int, classes: int = 3, seed: int = 0, dtype=torch.float32) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(d, 16), nn.Tanh(),

@@ -14,15 +14,6 @@ from cvgr.attacks import pgd
 from cvgr.errors import UserError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP stalls on a busy machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def synthetic(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Four classes of 1x8x8 images: a fixed pattern per class plus noise, in [0, 1]."""
     g = torch.Generator().manual_seed(123)

@@ -17,15 +17,6 @@ from test_attacks import FASHION, fashion, trained_fashion_mlp
 pytestmark = pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models: one thread avoids OpenMP stalls on a busy machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("runs") / "mlp-a"

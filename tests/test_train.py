@@ -23,15 +23,6 @@ pytestmark = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").exis
 TINY = {"dataset": "fashion-mnist", "limit_train": 128, "limit_test": 64, "batch_size": 32}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny batches gain nothing from threads, and a shared CPU makes threads spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**kw) -> TrainConfig:
     return TrainConfig(**{**TINY, "arch": "MNISTNetV0", "epochs": 1, **kw})
 

@@ -6,21 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 import cvgr
 from cvgr.cli import build_parser, main
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny batches gain nothing from threads, and a shared CPU makes threads spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_help_explains_every_option(capsys):
