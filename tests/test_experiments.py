@@ -75,7 +75,7 @@ def test_plan_uses_paper_settings_and_budgets_differ():
     # the paper-beta sweep point and seed A are the main GR model, not duplicates
     assert plan["models"]["complex-gr"] in plan["sweep"]["complex"]
     assert plan["seeded"]["A"] == plan["models"]["complex-gr"]
-    assert gr["lr"] == pytest.approx(4 * 0.005)  # quick makes up for few steps
+    assert gr["lr"] == pytest.approx(2 * 0.005)  # quick makes up for few steps
     paper = build_plan("fashion-mnist", "paper")
     assert all(j["config"]["lr"] is None for j in paper["jobs"] if j["kind"] == "train")
     assert paper["epochs"] == 30 and paper["n_eval"] == 10000 and paper["n_train"] == 60000

@@ -92,10 +92,10 @@ class Budget:
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("tiny", 1, 128, 32, 2, (1.0, 4.0), (0, 1), 4, 5, 16, 8, ("apgd-ce",), 3, 10,
            "for tests only: seconds, numbers meaningless", hidden=True),
-    Budget("quick", 3, 8000, 300, 6, (0.25, 1.0, 4.0), (0, 1, 2), 50, 50, 200, 100,
+    Budget("quick", 3, 10000, 500, 6, (0.25, 1.0, 4.0), (0, 1, 2), 50, 50, 200, 100,
            ("apgd-ce", "square"), 20, 100,
-           "minutes on 2 CPU cores: 3 epochs on 8000 images at 4x the recipe's learning "
-           "rate, 300 test images", lr_scale=4.0),
+           "minutes on 2 CPU cores: 3 epochs on 10000 images at 2x the recipe's learning "
+           "rate, 500 test images", lr_scale=2.0),
     Budget("standard", 10, 20000, 1000, None, (1 / 16, 0.25, 1.0, 4.0, 16.0), (0, 1, 2), 200,
            100, 1000, 500, ("apgd-ce", "apgd-dlr", "square"), 100, 1000,
            "10 epochs on 20000 images, 1000 test images, full eps grid (a GPU helps)"),
