@@ -335,7 +335,8 @@ def _synthetic(complex_better: bool):
         ev[f"eval-masking-{kind}-gr"] = {
             "flagged": [], "clean_accuracy": 0.8, "checks": {
                 "black_box_stronger": {"white_box_accuracy": 0.3, "black_box": {
-                    "nes": {"accuracy": 0.6}, "transfer from real-none": {"accuracy": 0.5}}},
+                    "nes": {"accuracy": 0.6, "white_box_accuracy": 0.35, "n": 50},
+                    "transfer from real-none": {"accuracy": 0.5}}},
                 "large_eps_not_broken": {"accuracy": 0.0}}}
         ev[f"eval-autoattack-{kind}-gr"] = {"pgd_accuracy": 0.3, "robust_accuracy": 0.29,
                                             "n": 100}
@@ -366,6 +367,7 @@ def test_report_from_synthetic_results(tmp_path, complex_better):
     saved = read_json(tmp_path / "results.json")
     assert saved["verdicts"] == json.loads(json.dumps(vs))
     assert "| real, GR |" in (tmp_path / "summary.md").read_text()
+    assert "0.600 (PGD 0.350, n=50)" in md  # NES beside PGD on the same images
 
 
 def test_report_marks_missing_results(tmp_path):

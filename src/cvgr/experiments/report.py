@@ -254,15 +254,17 @@ def collect(root: str | os.PathLike, plan: Mapping[str, Any],
                     evaluations[job["id"]] = stored["result"]
     log = root / "log.jsonl"
     train_ids = {j["id"] for j in plan["jobs"] if j["kind"] == "train"}
-    workers = max((int(r.get("workers", 1)) for r in (read_jsonl(log) if log.is_file() else [])
-                   if r.get("status") == "done" and r.get("id") in train_ids), default=1)
+    done = [r for r in (read_jsonl(log) if log.is_file() else [])
+            if r.get("status") == "done" and r.get("id") in train_ids]
+    workers = max((int(r.get("workers", 1)) for r in done), default=1)
+    devices = sorted({str(r["device"]) for r in done if r.get("device")})
     keys = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_eval", "n_train",
             "epochs", "models", "sweep", "seeded")
     res = {k: plan[k] for k in keys}
     res.update(training=training, evaluations=evaluations,
                failed=dict((outcome or {}).get("failed", {})),
                blocked=list((outcome or {}).get("blocked", [])),
-               workers=workers, device=(outcome or {}).get("device"))
+               workers=workers, device=", ".join(devices) or None)
     return res
 
 
@@ -696,17 +698,21 @@ def write_report(res: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, A
         if m:
             c = m["checks"]
             bb = c["black_box_stronger"]["black_box"]
-            rows.append([f"{kind} GR", m.get("clean_accuracy"),
+            nes = bb.get("nes")
+            rows.append([f"{kind} GR", m.get("n"), m.get("clean_accuracy"),
                          c["black_box_stronger"]["white_box_accuracy"],
-                         bb.get("nes", {}).get("accuracy"),
                          next((v["accuracy"] for k, v in bb.items() if k != "nes"), None),
-                         None if not aa or "skipped" in aa else aa["robust_accuracy"],
+                         f"{nes['accuracy']:.3f} (PGD {nes['white_box_accuracy']:.3f}, "
+                         f"n={nes['n']})" if nes else None,
+                         f"{aa['robust_accuracy']:.3f} (PGD {aa['pgd_accuracy']:.3f}, "
+                         f"n={aa['n']})" if aa and "skipped" not in aa else None,
                          c["large_eps_not_broken"]["accuracy"],
                          ", ".join(m["flagged"]) or "none"])
     if rows:
-        d.table(["model", "clean", f"PGD(8) @{eps_c:g}", "NES", "transfer from undefended",
-                 "AutoAttack-grade", "PGD @ eps 0.5", "masking flags"], rows)
-        d.p("NES on the first images only (see results.json for counts); flags: "
+        d.table(["model", "images", "clean", f"PGD(8) @{eps_c:g}", "transfer from undefended",
+                 "NES", "AutoAttack-grade", "PGD @ eps 0.5", "masking flags"], rows)
+        d.p("NES and AutoAttack run on the first images only, each beside PGD(8) on the "
+            "same images; flags: "
             "black_box_stronger (a black-box attack beats white-box), large_eps_not_broken "
             "(accuracy above 10% at eps 0.5), loss_not_rising (PGD loss not growing with steps).")
     d.verdict(vs["masking_complex_gr"], "complex GR")

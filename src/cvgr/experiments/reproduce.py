@@ -59,11 +59,12 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
     _claim_dir(out, plan)
     if progress is None:
         progress = workers == 1 and sys.stderr.isatty()
+    device = device or _default_device()
     options = {"device": device, "data_root": None if data_root is None else str(data_root),
                "progress": progress, "quiet": workers > 1}
     say(f"reproducing on {dataset}, budget {budget}: {len(plan['jobs'])} jobs into {out}")
     outcome = run_jobs(plan["jobs"], out, workers, options=options, log=say)
-    res = collect(out, plan, {**outcome, "device": device or _default_device()})
+    res = collect(out, plan, outcome)
     vs = write_report(res, out)
     say(f"finished in {format_seconds(outcome['seconds'])}: {len(outcome['ran'])} run, "
         f"{len(outcome['skipped'])} already done, {len(outcome['failed'])} failed; "
@@ -78,7 +79,7 @@ def report_only(out: str | os.PathLike) -> dict[str, Any]:
     if not pfile.is_file():
         raise UserError(f"{out} holds no reproduction ({PLAN_FILE} missing)")
     plan = read_json(pfile)
-    res = collect(out, plan, {"device": None})
+    res = collect(out, plan)
     return {"verdicts": write_report(res, out), "report": out / "report.md"}
 
 

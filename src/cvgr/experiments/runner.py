@@ -209,7 +209,9 @@ def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
                 ran.append(job["id"])
                 append_jsonl(root / "log.jsonl", {"id": job["id"], "status": "done",
                                                   "seconds": round(res["seconds"], 3),
-                                                  "workers": workers, "time": time.time()})
+                                                  "workers": workers,
+                                                  "device": options.get("device"),
+                                                  "time": time.time()})
                 eta = elapsed / done_cost * max(0.0, total_cost - done_cost)
                 say(f"  done {job['id']} in {format_seconds(res['seconds'])} "
                     f"({len(ran)}/{len(todo)} finished, elapsed {format_seconds(elapsed)}, "
