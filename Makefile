@@ -25,7 +25,7 @@ test: setup data
 	$(BIN)/python -m pytest
 
 demo: setup data
-	$(BIN)/cvgr reproduce --dataset fashion-mnist --budget quick --out reports/fashion-mnist-quick
+	$(BIN)/cvgr reproduce --dataset fashion-mnist --budget quick --out reports/fashion-mnist-quick --jobs 2
 
 bench: setup data
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -110,3 +110,24 @@ def test_record_is_plain_json(tmp_path):
     header_len = int.from_bytes((tmp_path / "m.safetensors").read_bytes()[:8], "little")
     header = json.loads((tmp_path / "m.safetensors").read_bytes()[8:8 + header_len])
     assert json.loads(header["__metadata__"]["cvgr"])["metrics"] == {"acc": 0.5}
+
+
+def test_atomic_write_gives_ordinary_permissions_and_leaves_no_temp(tmp_path):
+    import os
+    import stat
+
+    from cvgr.io import atomic_write, write_json
+
+    path = write_json(tmp_path / "r.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+    def broken(tmp):
+        open(tmp, "w").write("half")
+        raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "r.json", broken)
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -18,6 +18,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
     try:
         writer(tmp)
         with open(tmp, "rb") as f:
@@ -28,6 +29,12 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
