@@ -42,10 +42,13 @@ def interleaved_times(fns: dict[str, Callable[[], None]], repeats: int, warmup: 
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(repeats):
         for k, fn in fns.items():
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()
             times[k].append(time.perf_counter() - t0)
     return times
 
@@ -56,13 +59,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--profile", action="store_true",
                     help="also print a torch.profiler table of the complex exact step")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
 
     torch.manual_seed(0)
-    x = torch.rand(args.batch, 1, 28, 28)
-    y = torch.randint(0, 10, (args.batch,))
-    models = {"real MNISTNetV0": build("MNISTNetV0"),
-              "complex MNISTNetV1": build("MNISTNetV1", complex=True)}
+    dev = torch.device(args.device)
+    x = torch.rand(args.batch, 1, 28, 28, device=dev)
+    y = torch.randint(0, 10, (args.batch,), device=dev)
+    models = {"real MNISTNetV0": build("MNISTNetV0").to(dev),
+              "complex MNISTNetV1": build("MNISTNetV1", complex=True).to(dev)}
     steps = {"CE": ce_step, "GR exact": gr_step("exact"), "GR reference": gr_step("reference"),
              "GR fd": gr_step("fd")}
 
