@@ -243,6 +243,10 @@ def test_verdict_approaches():
     assert verdict_approaches(0.21, 0.2, 0.6, 1000)["status"] == NOT_HOLD
     v = verdict_approaches(0.4, 0.2, 0.6, 1000, "at eps 0.1")
     assert v["status"] == INCONCLUSIVE and "50%" in v["text"]
+    # an AT baseline stuck at chance (seen: PGD AT at eps 0.3 in a 3-epoch run) proves nothing
+    v = verdict_approaches(0.68, 0.38, 0.10, 500, at_clean=0.10)
+    assert v["status"] == INCONCLUSIVE and "did not learn" in v["text"]
+    assert verdict_approaches(0.68, 0.38, 0.10, 500, at_clean=0.9)["status"] == HOLDS
 
 
 def test_verdict_frontier():

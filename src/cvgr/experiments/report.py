@@ -76,11 +76,19 @@ def verdict_beats(ours: float, theirs: float, n: int, what: str) -> Verdict:
 
 
 def verdict_approaches(complex_gr: float, real_gr: float, real_at: float, n: int,
-                       what: str = "PGD(8) accuracy") -> Verdict:
-    """Complex GR "approaches" AT: within the margin of (or above) AT; no gain over real GR: not."""
+                       what: str = "PGD(8) accuracy", at_clean: float | None = None,
+                       chance: float = 0.1) -> Verdict:
+    """Complex GR "approaches" AT: within the margin of (or above) AT; no gain over real GR: not.
+
+    An AT baseline whose clean accuracy is at chance did not learn (PGD AT at a large eps in a
+    short run often does not): beating it says nothing, so the verdict is inconclusive.
+    """
     m = accuracy_margin(n)
     text = (f"{what}: complex GR {complex_gr:.3f}, real GR {real_gr:.3f}, real PGD-4 AT "
             f"{real_at:.3f} (margin ±{m:.3f})")
+    if at_clean is not None and at_clean <= chance + m:
+        return _v(INCONCLUSIVE, text + f"; the AT baseline did not learn (clean accuracy "
+                  f"{at_clean:.3f}, chance {chance:.2f}): train longer or with a smaller AT eps")
     if complex_gr >= real_at - m:
         return _v(HOLDS, text)
     if complex_gr <= real_gr + m:
@@ -316,8 +324,10 @@ def verdicts(res: Mapping[str, Any]) -> dict[str, Verdict]:
     c, r, a = (_curve(res, "pgd", k) for k in ("complex-gr", "real-gr", "real-pgd4"))
     eps_c = res["claim_eps"]
     at = [curve_at(x, eps_c) if x else None for x in (c, r, a)]
+    at_clean = a["accuracy"][0] if a and a["eps"][0] == 0 else None
     out["approaches_at"] = (
-        verdict_approaches(*at, n, f"PGD(8) accuracy at eps {eps_c:g}")  # type: ignore[arg-type]
+        verdict_approaches(*at, n, f"PGD(8) accuracy at eps {eps_c:g}",  # type: ignore[arg-type]
+                           at_clean=at_clean)
         if None not in at else _v(NOT_MEASURED, "a robustness curve is missing"))
 
     pr = [(g, ce) for _, g, ce in sweep_points(res, "real")]
