@@ -92,7 +92,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("tiny", 1, 128, 32, 2, (1.0, 4.0), (0, 1), 4, 5, 16, 8, ("apgd-ce",), 3, 10,
            "for tests only: seconds, numbers meaningless", hidden=True),
-    Budget("quick", 3, 10000, 500, 6, (0.25, 1.0, 4.0), (0, 1, 2), 50, 50, 200, 100,
+    Budget("quick", 3, 10000, 500, 6, (0.25, 1.0, 2.0), (0, 1, 2), 50, 50, 200, 100,
            ("apgd-ce", "square"), 20, 100,
            "minutes on 2 CPU cores: 3 epochs on 10000 images at 2x the recipe's learning "
            "rate, 500 test images", lr_scale=2.0),
