@@ -128,8 +128,16 @@ def random_in_ball(x: Tensor, eps: float, norm: str,
 
 
 def keep_better(best_x: Tensor, best_fooled: Tensor, best_loss: Tensor, x_new: Tensor,
-                fooled_new: Tensor, loss_new: Tensor) -> None:
-    """In place, per image: prefer a candidate that fools the model, then the higher loss."""
+                fooled_new: Tensor, loss_new: Tensor, index: Tensor | None = None) -> None:
+    """In place, per image: prefer a candidate that fools the model, then the higher loss.
+
+    With `index`, the candidates are for the images best_x[index] only (the ones re-attacked).
+    """
+    if index is not None:
+        part = best_x[index], best_fooled[index], best_loss[index]
+        keep_better(*part, x_new, fooled_new, loss_new)
+        best_x[index], best_fooled[index], best_loss[index] = part
+        return
     better = (fooled_new & ~best_fooled) | ((fooled_new == best_fooled) & (loss_new > best_loss))
     best_x[better] = x_new[better]
     best_fooled |= fooled_new

@@ -91,9 +91,7 @@ def nes(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
             xs = project(xs + alpha * steepest_step(g, norm), x[active], eps, norm)
             xa[active] = xs
             f, lo = score(model, xs, ys)
-            sub_x, sub_f, sub_l = best[active], best_fooled[active], best_loss[active]
-            keep_better(sub_x, sub_f, sub_l, xs, f, lo)
-            best[active], best_fooled[active], best_loss[active] = sub_x, sub_f, sub_l
+            keep_better(best, best_fooled, best_loss, xs, f, lo, index=active)
     return best
 
 

@@ -56,9 +56,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
             xs, ys = x[todo], y[todo]
             start = random_in_ball(xs, eps, norm, generator) if random_start else xs.clone()
             xr, fr, lr = _run(model, xs, ys, start, eps, alpha, steps, norm)
-            sub_x, sub_f, sub_l = best[todo], best_fooled[todo], best_loss[todo]
-            keep_better(sub_x, sub_f, sub_l, xr, fr, lr)
-            best[todo], best_fooled[todo], best_loss[todo] = sub_x, sub_f, sub_l
+            keep_better(best, best_fooled, best_loss, xr, fr, lr, index=todo)
     return best
 
 
