@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cvgr.data import DATASETS
 from cvgr.errors import UserError
-from cvgr.experiments import BUDGETS, DATASET_SETTINGS, build_plan, check_plan, run_jobs
+from cvgr.experiments import BUDGETS, build_plan, check_plan, run_jobs
 from cvgr.experiments.plan import PAPER_TIME_RATIOS, eps_grid
 from cvgr.experiments.report import (
     HOLDS,
@@ -39,7 +40,7 @@ from cvgr.train import TrainConfig
 
 
 @pytest.mark.parametrize("budget", list(BUDGETS))
-@pytest.mark.parametrize("dataset", list(DATASET_SETTINGS))
+@pytest.mark.parametrize("dataset", list(DATASETS))
 def test_plan_is_valid_json_data(dataset, budget):
     plan = build_plan(dataset, budget)
     ids = [j["id"] for j in plan["jobs"]]
@@ -107,7 +108,7 @@ def test_plan_rejects_bad_input():
 
 
 def test_eps_grid_thinning():
-    s = DATASET_SETTINGS["fashion-mnist"]
+    s = DATASETS["fashion-mnist"].settings
     full = eps_grid(s, None)
     assert full[0] == 0 and full[-1] == pytest.approx(0.3) and len(full) == 16
     six = eps_grid(s, 6)

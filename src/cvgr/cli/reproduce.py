@@ -11,14 +11,15 @@ from cvgr.cli._common import add_device, pick_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from cvgr.experiments.plan import BUDGETS, DATASET_SETTINGS
+    from cvgr.data import DATASETS
+    from cvgr.experiments.plan import BUDGETS
 
     shown = [n for n, b in BUDGETS.items() if not b.hidden]
     p = sub.add_parser("reproduce", help="run the paper's experiments and write a report",
                        description=__doc__,
                        epilog="budgets: " + "; ".join(f"{n}: {BUDGETS[n].description}"
                                                       for n in shown))
-    p.add_argument("--dataset", default="fashion-mnist", choices=list(DATASET_SETTINGS),
+    p.add_argument("--dataset", default="fashion-mnist", choices=list(DATASETS),
                    help="dataset (default fashion-mnist)")
     p.add_argument("--budget", default="quick", metavar="{" + ",".join(shown) + "}",
                    help="how much to run (default quick); 'tiny' exists for tests")

@@ -17,9 +17,8 @@ defenses (combine freely):
   PGD AT        --adv-eps EPS [--adv-steps K]   (step 1.85*EPS/K, random start)
   FGSM AT       --adv-eps EPS --adv-kind fgsm
 
-defaults (DESIGN.md section 8): SGD lr 0.005, momentum 0.875, weight decay 1e-4, batch 64,
-30 epochs, lr x0.2 at 2/3 of the run (mnist, fashion-mnist, mnist-10k, svhn); cifar10: lr 0.01,
-batch 128, 80 epochs, lr x0.2 at 50%, 75%, 90%.
+defaults: each dataset's recipe (docs/method.md, "Recipes"), SGD with lr x0.2 at each milestone:
+{recipes}
 
 example:
   cvgr train --dataset fashion-mnist --arch MNISTNetV1 --complex --beta 64 --noise 0.05 \\
@@ -28,6 +27,29 @@ example:
 RUN holds config.json, metrics.jsonl (one JSON line per epoch), model.safetensors (load with
 cvgr.load(RUN)) and state.safetensors (resume state, rewritten after every epoch).
 """
+
+
+def _recipes_text() -> str:
+    """One line per distinct recipe, from the dataset specs (the one place they are written)."""
+    from cvgr.data import DATASETS
+    from cvgr.data.specs import Recipe
+
+    by_recipe: dict[Recipe, list[str]] = {}
+    for name, spec in DATASETS.items():
+        by_recipe.setdefault(spec.recipe, []).append(name)
+    lines = []
+    for r, names in by_recipe.items():
+        marks = ", ".join(f"{f:.0%}" for f in r.milestone_fractions)
+        lines.append(f"  {', '.join(names)}: lr {r.lr:g}, momentum {r.momentum:g}, "
+                     f"weight decay {r.weight_decay:g}, batch {r.batch_size}, "
+                     f"{r.epochs} epochs, milestones at {marks} of the run")
+    return "\n".join(lines)
+
+
+def _dataset_help() -> str:
+    from cvgr.data import DATASETS
+
+    return ", ".join(DATASETS)
 
 
 def _milestones(text: str) -> tuple[int, ...]:
@@ -42,11 +64,10 @@ def _milestones(text: str) -> tuple[int, ...]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network with a defense into a run directory",
-                       description=__doc__, epilog=EPILOG,
+                       description=__doc__, epilog=EPILOG.format(recipes=_recipes_text()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to train")
-    g.add_argument("--dataset", required=True,
-                   help="mnist, fashion-mnist, mnist-10k, svhn or cifar10")
+    g.add_argument("--dataset", required=True, help=_dataset_help())
     g.add_argument("--arch", required=True,
                    help="architecture name or reference alias (see `cvgr models`), "
                         "e.g. MNISTNetV0, MNISTNetV1, CIFARNet1")
@@ -76,14 +97,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pgd (random start, step 1.85*eps/K) or fgsm (one step of eps)")
 
     g = p.add_argument_group("optimiser (default: the dataset's recipe)")
-    g.add_argument("--epochs", type=int, default=None, help="epochs (default 30; cifar10 80)")
-    g.add_argument("--lr", type=float, default=None, help="SGD learning rate (0.005; cifar10 0.01)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs (recipe)")
+    g.add_argument("--lr", type=float, default=None, help="SGD learning rate (recipe)")
     g.add_argument("--momentum", type=float, default=None, help="SGD momentum (0.875)")
     g.add_argument("--weight-decay", type=float, default=None, help="weight decay (1e-4)")
-    g.add_argument("--batch-size", type=int, default=None, help="batch size (64; cifar10 128)")
+    g.add_argument("--batch-size", type=int, default=None, help="batch size (recipe)")
     g.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2",
                    help="epochs after which lr is multiplied by --lr-gamma, or 'none' "
-                        "(default 2/3 of --epochs; cifar10 50%%,75%%,90%%)")
+                        "(default: the recipe's fractions of --epochs)")
     g.add_argument("--lr-gamma", type=float, default=0.2, help="lr factor at milestones (0.2)")
 
     g = p.add_argument_group("run")

@@ -14,37 +14,24 @@ import torch
 import torch.nn.functional as F
 
 from cvgr.data.specs import get_spec
+from cvgr.data.transforms import LUMINANCE
 from cvgr.errors import UserError
 
-__all__ = ["prepare", "augment", "flip_crop", "add_gaussian_noise", "LUMINANCE", "AUGMENT_PAD"]
-
-LUMINANCE = (0.2989, 0.5870, 0.1140)
-# dataset -> pixels of edge (replicate) padding before a random crop back to full size,
-# always with a random horizontal flip; datasets not listed are not augmented.
-AUGMENT_PAD = {"fashion-mnist": 1, "cifar10": 4}
+__all__ = ["prepare", "augment", "flip_crop", "add_gaussian_noise", "LUMINANCE"]
 
 
 def prepare(name: str, images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) native images -> float32 in [0, 1] shaped (N, *input_shape).
 
-    Most datasets: x / 255. SVHN: centre crop 28 of 32, luminance, then per-image min-max
-    to [0, 1] (a constant image becomes all zeros).
+    x / 255, unless the dataset's spec has its own `prepare` (SVHN: centre crop 28 of 32,
+    luminance, then per-image min-max to [0, 1]).
     """
     spec = get_spec(name)
     x = images.to(torch.float32)
-    if name == "svhn":
-        if x.ndim != 4 or x.shape[1:] != (3, 32, 32):
-            raise ValueError(f"svhn images must be (N, 3, 32, 32), got {tuple(x.shape)}")
-        x = x[:, :, 2:30, 2:30]
-        w = torch.tensor(LUMINANCE, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        x = (x * w).sum(1, keepdim=True)
-        lo = x.amin(dim=(1, 2, 3), keepdim=True)
-        hi = x.amax(dim=(1, 2, 3), keepdim=True)
-        return (x - lo) / (hi - lo).clamp_min(1e-12)
-    if x.ndim != 4 or tuple(x.shape[1:]) != spec.input_shape:
-        raise ValueError(f"{name} images must be (N, {', '.join(map(str, spec.input_shape))}), "
-                         f"got {tuple(x.shape)}")
-    return x / 255.0
+    if x.ndim != 4 or tuple(x.shape[1:]) != spec.stored_shape:
+        raise UserError(f"{name} images must be (N, {', '.join(map(str, spec.stored_shape))}), "
+                        f"got {tuple(x.shape)}", param="images")
+    return spec.prepare(x) if spec.prepare is not None else x / 255.0
 
 
 def flip_crop(x: torch.Tensor, pad: int, flip: torch.Tensor, top: torch.Tensor,
@@ -71,13 +58,11 @@ def _gen_device(generator: torch.Generator | None, x: torch.Tensor) -> torch.dev
 
 
 def augment(name: str, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random train-time augmentation of a prepared batch (identity for undeclared datasets).
-
-    fashion-mnist: random flip + random 28 crop after 1-pixel edge padding;
-    cifar10: random flip + random 32 crop after 4-pixel edge padding.
+    """Random train-time augmentation of a prepared batch: a random flip and a random full-size
+    crop after the spec's `augment_pad` pixels of edge padding (fashion-mnist 1, cifar10 4);
+    identity for a dataset without `augment_pad`.
     """
-    get_spec(name)
-    pad = AUGMENT_PAD.get(name)
+    pad = get_spec(name).augment_pad
     if pad is None or x.shape[0] == 0:
         return x
     n, dev = x.shape[0], _gen_device(generator, x)

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from cvgr.data.augment import augment, prepare
-from cvgr.data.readers import read_cifar_batches, read_idx_pair, read_svhn_mat
 from cvgr.data.sources import locate, split_files
 from cvgr.data.specs import get_spec
 from cvgr.errors import UserError
+from cvgr.rng import epoch_seed
 
 __all__ = ["load", "channel_stats", "Loader", "epoch_seed"]
 
@@ -31,12 +31,7 @@ def _check_split(split: str) -> None:
 
 
 def _read(name: str, files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    fmt = get_spec(name).format
-    if fmt == "idx":
-        return read_idx_pair(files[0], files[1], name)
-    if fmt == "svhn-mat":
-        return read_svhn_mat(files[0], name)
-    return read_cifar_batches(files, name)
+    return get_spec(name).reader.read(files, name)
 
 
 def load(name: str, split: str, root: str | os.PathLike | None = None
@@ -75,12 +70,6 @@ def channel_stats(name: str, root: str | os.PathLike | None = None
     mean = total / count
     std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed 63-bit seed for (seed, epoch): nearby epochs get unrelated streams."""
-    state = np.random.SeedSequence([int(seed) & (2**63 - 1), int(epoch)]).generate_state(2)
-    return (int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1)
 
 
 class Loader:

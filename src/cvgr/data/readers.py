@@ -17,15 +17,19 @@ import io
 import os
 import pickle
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from cvgr.errors import UserError
 from cvgr.io import atomic_write
 
-__all__ = ["read_idx", "write_idx", "read_idx_pair", "read_svhn_mat", "read_cifar_batch",
-           "read_cifar_batches", "safe_unpickle"]
+__all__ = ["CifarPythonReader", "IdxReader", "Reader", "SvhnMatReader", "read_idx", "write_idx",
+           "read_idx_pair", "read_svhn_mat", "read_cifar_batch", "read_cifar_batches",
+           "safe_unpickle"]
 
 _IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
                0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -228,3 +232,64 @@ def read_cifar_batches(paths: list[Path], name: str | None = "cifar10"
                        ) -> tuple[np.ndarray, np.ndarray]:
     parts = [read_cifar_batch(p, name) for p in paths]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+# -- one reader per file format: what a dataset spec points to --------------------------------
+
+
+class Reader:
+    """How a dataset's files are named and read. A new format is one subclass.
+
+    `files(split)`: the file names of a split (an IDX name may also be found with ``.gz``);
+    `read(paths, name)`: (uint8 images (N, C, H, W), int64 labels (N,)) from those files, with
+    every problem a one-line UserError; `subdir`: a folder the files may also sit in.
+    """
+
+    subdir: ClassVar[str | None] = None
+
+    def files(self, split: str) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def read(self, paths: Sequence[Path], name: str) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class IdxReader(Reader):
+    """An IDX image file and an IDX label file per split (MNIST's layout)."""
+
+    FILES: ClassVar[dict[str, tuple[str, str]]] = {
+        "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    }
+
+    def files(self, split: str) -> tuple[str, ...]:
+        return self.FILES[split]
+
+    def read(self, paths: Sequence[Path], name: str) -> tuple[np.ndarray, np.ndarray]:
+        return read_idx_pair(paths[0], paths[1], name)
+
+
+@dataclass(frozen=True)
+class SvhnMatReader(Reader):
+    """SVHN's cropped-digit ``{split}_32x32.mat`` files."""
+
+    def files(self, split: str) -> tuple[str, ...]:
+        return (f"{split}_32x32.mat",)
+
+    def read(self, paths: Sequence[Path], name: str) -> tuple[np.ndarray, np.ndarray]:
+        return read_svhn_mat(paths[0], name)
+
+
+@dataclass(frozen=True)
+class CifarPythonReader(Reader):
+    """CIFAR-10's python batches (five train batches, one test batch)."""
+
+    subdir: ClassVar[str | None] = "cifar-10-batches-py"
+    TRAIN: ClassVar[tuple[str, ...]] = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+    def files(self, split: str) -> tuple[str, ...]:
+        return self.TRAIN if split == "train" else ("test_batch",)
+
+    def read(self, paths: Sequence[Path], name: str) -> tuple[np.ndarray, np.ndarray]:
+        return read_cifar_batches(list(paths), name)

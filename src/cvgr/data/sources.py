@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvgr.data.readers import make_readable, write_idx
+from cvgr.data.readers import CifarPythonReader, make_readable, write_idx
 from cvgr.data.specs import IDX_FILES, get_spec
 from cvgr.errors import UserError
 from cvgr.io import atomic_write
@@ -40,7 +40,8 @@ __all__ = ["locate", "find", "search_dirs", "cache_root", "destination", "requir
 
 SYSTEM_DIRS = (Path("/usr/share/datasets"), Path("/usr/local/share/datasets"))
 CIFAR_DIR = "cifar-10-batches-py"
-CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TRAIN = CifarPythonReader.TRAIN
+_SPLITS = ("train", "test")
 
 # Published checksums (MD5 of the files as the datasets' own sites distribute them).
 _MNIST_MD5 = {
@@ -109,21 +110,18 @@ def search_dirs(name: str, root: str | os.PathLike | None = None) -> list[Path]:
         bases.append(Path(os.environ["CVGR_DATA"]) / name)
     bases.append(cache_root() / name)
     bases += [d / name for d in SYSTEM_DIRS]
+    subdir = get_spec(name).reader.subdir
     out: list[Path] = []
     for b in bases:
-        cands = [b / CIFAR_DIR, b] if name == "cifar10" else [b]
+        cands = [b / subdir, b] if subdir else [b]
         out += [c for c in cands if c not in out]
     return out
 
 
 def required_files(name: str) -> list[str]:
     """File names that must all be present (an IDX file may also carry a .gz suffix)."""
-    fmt = get_spec(name).format
-    if fmt == "idx":
-        return [f for split in ("train", "test") for f in IDX_FILES[split]]
-    if fmt == "svhn-mat":
-        return list(_SVHN_MD5)
-    return [*CIFAR_TRAIN, "test_batch"]
+    reader = get_spec(name).reader
+    return [f for split in _SPLITS for f in reader.files(split)]
 
 
 def _present(directory: Path, fname: str) -> Path | None:
@@ -167,13 +165,7 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
 
 def split_files(name: str, directory: Path, split: str) -> list[Path]:
     """The files of one split inside a located directory."""
-    fmt = get_spec(name).format
-    if fmt == "idx":
-        names = list(IDX_FILES[split])
-    elif fmt == "svhn-mat":
-        names = [f"{split}_32x32.mat"]
-    else:
-        names = list(CIFAR_TRAIN) if split == "train" else ["test_batch"]
+    names = get_spec(name).reader.files(split)
     out = []
     for n in names:
         p = _present(directory, n)
@@ -267,6 +259,24 @@ def _mkdir(p: Path) -> Path:
     return p
 
 
+def _fetch_fashion(dest: Path, root: str | os.PathLike | None, log: Log) -> Path:
+    if _apt_install(log) and find("fashion-mnist", root)[0] is not None:
+        return locate("fashion-mnist", root)
+    return _fetch_files("fashion-mnist", dest, _FASHION_MD5, log)
+
+
+Fetcher = Callable[[Path, str | os.PathLike | None, str | None, Log], Path]
+_FETCHERS: dict[str, Fetcher] = {
+    "mnist-10k": lambda dest, root, source, log: fetch_mnist10k(
+        dest, Path(source) if source else None, log),
+    "fashion-mnist": lambda dest, root, source, log: _fetch_fashion(dest, root, log),
+    "mnist": lambda dest, root, source, log: _fetch_files("mnist", dest, _MNIST_MD5, log),
+    "svhn": lambda dest, root, source, log: _fetch_files("svhn", dest, _SVHN_MD5, log),
+    "cifar10": lambda dest, root, source, log: _fetch_cifar(dest, log),
+}
+"""How each downloadable dataset gets onto disk; a dataset without one is placed by hand."""
+
+
 def fetch(name: str, root: str | os.PathLike | None = None, *, source: str | None = None,
           log: Log = print) -> Path:
     """Make NAME available offline; quick and silent-ish when it already is.
@@ -279,20 +289,11 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, source: str | Non
         log(f"{name}: already available at {found}")
         return found
     dest = destination(name, root)
-    if name == "mnist-10k":
-        tarball = Path(source) if source else None
-        out = fetch_mnist10k(dest, tarball, log)
-    elif name == "fashion-mnist":
-        if _apt_install(log) and find(name, root)[0] is not None:
-            out = locate(name, root)
-        else:
-            out = _fetch_files(name, dest, _FASHION_MD5, log)
-    elif name == "mnist":
-        out = _fetch_files(name, dest, _MNIST_MD5, log)
-    elif name == "svhn":
-        out = _fetch_files(name, dest, _SVHN_MD5, log)
-    else:
-        out = _fetch_cifar(dest, log)
+    fetcher = _FETCHERS.get(name)
+    if fetcher is None:
+        raise UserError(f"cvgr has no download for {name!r}; put its files "
+                        f"({', '.join(required_files(name))}) in {dest}", param="dataset")
+    out = fetcher(dest, root, source, log)
     log(f"{name}: available at {out}")
     return out
 

@@ -1,4 +1,5 @@
-"""The reproduction as plain data: budgets, per-dataset settings, and the list of jobs.
+"""The reproduction as plain data: budgets and the list of jobs (per-dataset settings live on
+the dataset's spec, cvgr.data.specs).
 
 Every job is a JSON-serialisable dict, so the run list can be written to disk, inspected,
 and handed to any executor (local processes here; a cluster engine such as Ray later):
@@ -20,50 +21,15 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cvgr.data.specs import DATASETS, DatasetSettings
 from cvgr.errors import UserError
 
-__all__ = ["BUDGETS", "DATASET_SETTINGS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings",
-           "build_plan", "check_plan", "eps_grid", "job_by_id", "model_label"]
+__all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings", "build_plan",
+           "check_plan", "eps_grid", "job_by_id", "model_label"]
 
 PAPER_TIME_RATIOS = {"real-gr": 1.33, "real-pgd4": 2.31, "real-pgd8": 3.64,
                      "complex-none": 1.42, "complex-gr": 2.39}
 """Seed training-time table (MNIST, RTX 2070 Super) as ratios to real no defense (253 s)."""
-
-
-@dataclass(frozen=True)
-class DatasetSettings:
-    """What the paper (or, where it is silent, we) use on one dataset.
-
-    `source` says which numbers are the paper's; the others are our documented choices.
-    """
-
-    real_arch: str
-    complex_arch: str
-    beta: float  # GR strength of the paper's GR model
-    gr_noise: float  # Gaussian noise sigma trained together with GR (0: none)
-    noise: float  # sigma of the "noise alone" baseline
-    adv_eps: float  # L-inf radius of PGD adversarial training
-    eps_max: float  # robustness curves: 0 .. eps_max by eps_step
-    eps_step: float
-    claim_eps: float  # radius of the transfer matrix, masking checks and AutoAttack
-    source: str
-
-
-DATASET_SETTINGS: dict[str, DatasetSettings] = {
-    "mnist": DatasetSettings("MNISTNetV0", "MNISTNetV1", 512.0, 0.0, 0.1, 0.3, 0.3, 0.02, 0.2,
-                             "beta 512 is the paper's; AT eps 0.3, noise 0.1, claim eps 0.2 ours"),
-    "mnist-10k": DatasetSettings("MNISTNetV0", "MNISTNetV1", 512.0, 0.0, 0.1, 0.3, 0.3, 0.02,
-                                 0.2, "as mnist (beta 512 is the paper's MNIST value)"),
-    "fashion-mnist": DatasetSettings("MNISTNetV0", "MNISTNetV1", 64.0, 0.05, 0.05, 0.1, 0.3,
-                                     0.02, 0.1, "beta 64 + noise 0.05 are the paper's; "
-                                     "AT eps 0.1 and claim eps 0.1 ours"),
-    "svhn": DatasetSettings("MNISTNetV0", "MNISTNetV1", 64.0, 0.05, 0.05, 8 / 255, 0.1, 0.01,
-                            0.03, "the paper gives no SVHN beta: we use Fashion-MNIST's "
-                            "(64 + noise 0.05); AT eps 8/255, claim eps 0.03 ours"),
-    "cifar10": DatasetSettings("CIFARNet1", "CIFARNet1", 512.0, 0.0, 0.03, 8 / 255, 8 / 255,
-                               1 / 255, 4 / 255, "CIFARNet1 real/complex and the 80-epoch "
-                               "recipe; beta 512, AT eps 8/255, claim eps 4/255 ours"),
-}
 
 
 @dataclass(frozen=True)
@@ -107,10 +73,6 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
 # relative cost of one training image, by defense (one forward+backward = 1); used for ETA only
 _TRAIN_COST = {"none": 1.0, "noise": 1.0, "gr": 4.0, "pgd4": 5.0, "pgd8": 9.0}
 _COMPLEX_GR_COST = 12.0
-_FULL_TRAIN = {"mnist": 60000, "fashion-mnist": 60000, "mnist-10k": 8000, "svhn": 73257,
-               "cifar10": 50000}
-_FULL_TEST = {"mnist": 10000, "fashion-mnist": 10000, "mnist-10k": 2000, "svhn": 26032,
-              "cifar10": 10000}
 
 
 def eps_grid(settings: DatasetSettings, points: int | None) -> list[float]:
@@ -163,23 +125,22 @@ class _Builder:
 def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
                complex_arch: str | None = None) -> dict[str, Any]:
     """The whole reproduction for one dataset and budget: settings and jobs, plain JSON data."""
-    if dataset not in DATASET_SETTINGS:
-        raise UserError(f"unknown dataset {dataset!r}; choose from "
-                        f"{', '.join(DATASET_SETTINGS)}")
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}",
+                        param="dataset")
     if budget not in BUDGETS:
         shown = [b for b, v in BUDGETS.items() if not v.hidden]
         raise UserError(f"unknown budget {budget!r}; choose from {', '.join(shown)}")
-    s, b = DATASET_SETTINGS[dataset], BUDGETS[budget]
+    spec, b = DATASETS[dataset], BUDGETS[budget]
+    s = spec.settings
     archs = {"real": real_arch or s.real_arch, "complex": complex_arch or s.complex_arch}
     _check_arch(archs["real"], "--real-arch")
     _check_arch(archs["complex"], "--complex-arch")
-    from cvgr.train import RECIPES
-
     epochs = b.epochs
-    lr = None if b.lr_scale == 1.0 else RECIPES[dataset].lr * b.lr_scale
-    recipe_epochs = 80 if dataset == "cifar10" else 30
-    n_train = min(b.limit_train or _FULL_TRAIN[dataset], _FULL_TRAIN[dataset])
-    n_eval = min(b.n_eval or _FULL_TEST[dataset], _FULL_TEST[dataset])
+    lr = None if b.lr_scale == 1.0 else spec.recipe.lr * b.lr_scale
+    recipe_epochs = spec.recipe.epochs
+    n_train = min(b.limit_train or spec.train_size, spec.train_size)
+    n_eval = min(b.n_eval or spec.test_size, spec.test_size)
     claim = round(s.claim_eps, 6)
     grid = sorted({*eps_grid(s, b.eps_points), claim})
     bld = _Builder()

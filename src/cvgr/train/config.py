@@ -1,7 +1,7 @@
 """What a training run is: one dataclass, per-dataset recipes for the unset fields, validation.
 
 A `TrainConfig` with None fields is a request; `resolved()` fills them from the dataset's recipe
-(DESIGN.md section 8) and checks every value, so two runs are the same run exactly when their
+(docs/method.md, "Recipes") and checks every value, so two runs are the same run exactly when their
 resolved configs are equal. The device and the data directory are not part of a run's
 identity: they change where it runs, not what it computes (up to floating-point kernels).
 """
@@ -12,41 +12,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from cvgr.data.specs import Recipe
 from cvgr.errors import UserError
 
-__all__ = ["RECIPES", "Recipe", "TrainConfig", "GR_MODES", "ADV_KINDS"]
+__all__ = ["Recipe", "TrainConfig", "GR_MODES", "ADV_KINDS"]
 
 GR_MODES = ("exact", "reference", "fd")
 ADV_KINDS = ("pgd", "fgsm")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The reference's optimiser and schedule for one dataset.
-
-    Milestones are fractions of the run, so a shortened run (`--epochs 3`) keeps the shape of
-    the schedule: 2/3 of 30 epochs is the reference's epoch 20.
-    """
-
-    lr: float
-    batch_size: int
-    epochs: int
-    milestone_fractions: tuple[float, ...]
-    momentum: float = 0.875
-    weight_decay: float = 1e-4
-
-    def milestones(self, epochs: int) -> list[int]:
-        return sorted({round(f * epochs) for f in self.milestone_fractions} - {0})
-
-
-_SMALL = Recipe(lr=0.005, batch_size=64, epochs=30, milestone_fractions=(2 / 3,))
-RECIPES: dict[str, Recipe] = {
-    "mnist": _SMALL,
-    "fashion-mnist": _SMALL,
-    "mnist-10k": _SMALL,
-    "svhn": _SMALL,
-    "cifar10": Recipe(lr=0.01, batch_size=128, epochs=80, milestone_fractions=(0.5, 0.75, 0.9)),
-}
 
 
 @dataclass(frozen=True)
@@ -93,16 +65,17 @@ class TrainConfig:
 
         if self.dataset not in DATASETS:
             raise UserError(f"unknown dataset {self.dataset!r}; choose from "
-                            f"{', '.join(sorted(DATASETS))}")
+                            f"{', '.join(sorted(DATASETS))}", param="dataset")
+        dataset = DATASETS[self.dataset]
         try:
             spec = resolve(self.arch)
         except ValueError as e:
             raise UserError(str(e)) from None
-        shape = tuple(DATASETS[self.dataset].input_shape)
+        shape = tuple(dataset.input_shape)
         if tuple(spec.input_shape) != shape:
             raise UserError(f"{spec.reference_name} takes {spec.input_shape} images but "
                             f"{self.dataset} has {shape}; pick an architecture for this dataset")
-        r = RECIPES[self.dataset]
+        r = dataset.recipe
         epochs = _int(self.epochs if self.epochs is not None else r.epochs, "epochs", 1)
         milestones = (r.milestones(epochs) if self.milestones is None
                       else sorted(_int(m, "milestone", 1) for m in self.milestones))

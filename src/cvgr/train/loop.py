@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from cvgr.errors import UserError
+from cvgr.rng import TRAINER_STREAM, epoch_seed
 from cvgr.train.config import TrainConfig
 from cvgr.train.rundir import RunDir
 
@@ -41,13 +41,6 @@ VAL_BATCH = 500
 
 class TrainingDiverged(UserError):
     """The loss or the weights became NaN/inf; the last good checkpoint is kept."""
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of the trainer's own draws in `epoch` (noise, attack starts); the data loader seeds
-    its order and augmentation from (seed, epoch) too, through a different stream."""
-    state = np.random.SeedSequence([int(seed), int(epoch), 0x7A11]).generate_state(2)
-    return (int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1)
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
@@ -66,7 +59,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     if done_metrics is not None:
         return done_metrics
 
-    from cvgr.data import Loader, channel_stats
+    from cvgr.data import Loader, channel_stats, get_spec
 
     dev = _device(device)
     root = None if data_root is None else str(data_root)
@@ -76,7 +69,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
                         limit=cfg.limit_test, device=dev, root=root)
     normalize = None
-    if cfg.dataset == "cifar10" and not cfg.complex:
+    if get_spec(cfg.dataset).normalize_real and not cfg.complex:
         mean, std = channel_stats(cfg.dataset, root)
         normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
@@ -152,7 +145,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
 
     model.train()
     device = next(model.parameters()).device
-    seed = epoch_seed(cfg.seed, epoch)
+    seed = epoch_seed(cfg.seed, epoch, TRAINER_STREAM)
     torch.manual_seed(seed)  # anything that draws from the global generator
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
