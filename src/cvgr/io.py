@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file, even after a crash."""
+"""Atomic file writes (a reader never sees a half-written file, even after a crash), and the
+checks that an output path can be written, made before any long work starts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,59 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_json", "read_json", "append_jsonl", "read_jsonl"]
+from cvgr.errors import UserError
+
+__all__ = ["atomic_write", "write_json", "read_json", "append_jsonl", "read_jsonl",
+           "check_output_dir", "check_output_file"]
+
+
+def check_output_file(path: str | os.PathLike, param: str = "out") -> Path:
+    """Refuse, before any work, a file output that could not be written at the end.
+
+    `path` must not be a directory, and its directory must exist and take a new file, or be
+    creatable (its nearest existing ancestor is a directory that takes new entries). Probed by
+    creating and removing a file, so read-only mounts, permissions and immutable directories
+    all count. Nothing is left behind. Raises UserError naming `param`.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{param} {p} is a directory; give a file name (e.g. {p / 'out.json'})",
+                        param=param)
+    _check_parent(p, param)
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, param: str = "out") -> Path:
+    """Refuse, before any work, an output directory that could not be written: an existing file,
+    a directory that takes no new files, or a path that cannot be created."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{param} {p} is a file, not a directory; give a directory", param=param)
+    if p.is_dir():
+        _probe(p, p, param)
+    else:
+        _check_parent(p, param)
+    return p
+
+
+def _check_parent(p: Path, param: str) -> None:
+    anc = p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise UserError(f"{param} {p}: {anc} is a file, not a directory; give another path",
+                        param=param)
+    _probe(anc, p, param)
+
+
+def _probe(directory: Path, target: Path, param: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".cvgr-probe.", dir=directory)
+    except OSError as e:
+        raise UserError(f"{param} {target}: cannot write in {directory} ({e.strerror}); give a "
+                        "writable location", param=param) from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
@@ -18,9 +71,11 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
     try:
         writer(tmp)
+        # mkstemp makes 0600, and some writers (safetensors' save_file) replace the file we
+        # made, so the ordinary permissions are set after writing, on whatever is there now.
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

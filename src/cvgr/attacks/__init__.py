@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from cvgr.attacks.common import NORMS, check_eps, check_norm
+from cvgr.attacks.common import NORMS, check_eps, check_norm, check_options
 from cvgr.attacks.fgsm import FGSM, fgsm
 from cvgr.attacks.nes import NES, nes, nes_gradient
 from cvgr.attacks.pgd import PGD, STEP_FACTOR, pgd
 from cvgr.errors import UserError
 
 __all__ = ["ATTACKS", "FGSM", "NES", "NORMS", "PGD", "STEP_FACTOR", "check_eps", "check_norm",
+           "check_options",
            "fgsm", "get", "nes", "nes_gradient", "pgd"]
 
 ATTACKS: dict[str, Callable[..., Tensor]] = {"fgsm": fgsm, "pgd": pgd, "nes": nes}
@@ -28,4 +29,5 @@ def get(name: str) -> Callable[..., Tensor]:
     try:
         return ATTACKS[name.lower()]
     except KeyError:
-        raise UserError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}") from None
+        raise UserError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}",
+                        param="attack") from None

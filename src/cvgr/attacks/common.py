@@ -6,6 +6,7 @@ Attacks see only a model and tensors: images in [0, 1] shaped (N, ...), integer 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,9 +18,12 @@ from cvgr.errors import UserError
 
 __all__ = [
     "NORMS",
+    "check_count",
     "check_inputs",
     "check_eps",
     "check_norm",
+    "check_options",
+    "check_scale",
     "eval_mode",
     "loss_per_image",
     "project",
@@ -40,23 +44,67 @@ def check_norm(norm: str) -> str:
         return "linf"
     if n in ("l2", "2"):
         return "l2"
-    raise UserError(f"unknown norm {norm!r}; use linf or l2")
+    raise UserError(f"unknown norm {norm!r}; use linf or l2", param="norm")
 
 
 def check_eps(eps: float, norm: str = "linf", dim: int | None = None) -> float:
     """eps must be a finite number in [0, 1] (linf) or in [0, sqrt(dim)] (l2: the box diameter)."""
-    try:
-        e = float(eps)
-    except (TypeError, ValueError):
-        raise UserError(f"eps must be a number, got {eps!r}") from None
+    e = _number(eps, "eps")
     if not math.isfinite(e) or e < 0:
-        raise UserError(f"eps = {eps} is negative or not finite; give an eps >= 0")
+        raise UserError(f"eps = {eps} is negative or not finite; give an eps >= 0", param="eps")
     if norm == "linf" and e > 1:
-        raise UserError(f"eps = {eps} > 1 for an L-inf attack on [0, 1] images; give 0 <= eps <= 1")
+        raise UserError(f"eps = {eps} > 1 for an L-inf attack on [0, 1] images; give 0 <= eps <= 1",
+                        param="eps")
     if norm == "l2" and dim is not None and e > math.sqrt(dim) + 1e-9:
         raise UserError(f"eps = {eps} exceeds the L2 diameter sqrt({dim}) of the image box; "
-                        "give a smaller eps")
+                        "give a smaller eps", param="eps")
     return e
+
+
+def _number(value: object, name: str) -> float:
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be a number, got {value!r}", param=name)
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}", param=name) from None
+
+
+def check_scale(value: float, name: str) -> float:
+    """A step size, a probe scale...: a finite number > 0 (0, negative or NaN silently turn an
+    attack into no attack, which would report clean accuracy as robust accuracy)."""
+    v = _number(value, name)
+    if not (math.isfinite(v) and v > 0):
+        raise UserError(f"{name} must be a finite number > 0, got {value}", param=name)
+    return v
+
+
+def check_count(value: int, name: str, minimum: int = 1) -> int:
+    """A number of steps, restarts, queries...: an integer >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value != int(value):
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}", param=name)
+    if int(value) < minimum:
+        raise UserError(f"{name} must be >= {minimum}, got {value}", param=name)
+    return int(value)
+
+
+_COUNTS = ("steps", "restarts", "queries", "chunk")
+_SCALES = ("sigma",)
+
+
+def check_options(**options: object) -> dict[str, object]:
+    """Check every attack option given by name (steps, restarts, queries, chunk: integers >= 1;
+    sigma: > 0; step_size: > 0 or None; norm); return them normalised. Unknown names pass."""
+    out = dict(options)
+    for k, v in options.items():
+        if k in _COUNTS:
+            out[k] = check_count(v, k)  # type: ignore[arg-type]
+        elif k in _SCALES or (k == "step_size" and v is not None):
+            out[k] = check_scale(v, k)  # type: ignore[arg-type]
+        elif k == "norm":
+            out[k] = check_norm(v)  # type: ignore[arg-type]
+    return out
 
 
 def check_inputs(x: Tensor, y: Tensor) -> None:

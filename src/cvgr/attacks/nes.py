@@ -11,9 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from cvgr.attacks.common import (
+    check_count,
     check_eps,
     check_inputs,
     check_norm,
+    check_scale,
     eval_mode,
     keep_better,
     loss_per_image,
@@ -37,8 +39,8 @@ def nes_gradient(model: nn.Module, x: Tensor, y: Tensor, queries: int = 100,
     where l is the cross-entropy of the true class, i.e. minus its log-probability score.
     Probes are evaluated `chunk` images per forward pass to bound memory.
     """
-    if queries < 1 or sigma <= 0:
-        raise ValueError(f"queries must be >= 1 and sigma > 0, got {queries} and {sigma}")
+    queries, chunk = check_count(queries, "queries"), check_count(chunk, "chunk")
+    sigma = check_scale(sigma, "sigma")
     n = len(x)
     grad = torch.zeros_like(x)
     dev = generator.device if generator is not None else x.device
@@ -71,10 +73,10 @@ def nes(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
     norm = check_norm(norm)
     check_inputs(x, y)
     eps = check_eps(eps, norm, x[0].numel() if len(x) else None)
-    if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    steps = int(steps)
-    alpha = STEP_FACTOR * eps / steps if step_size is None else float(step_size)
+    steps = check_count(steps, "steps")
+    queries, chunk = check_count(queries, "queries"), check_count(chunk, "chunk")
+    sigma = check_scale(sigma, "sigma")
+    alpha = STEP_FACTOR * eps / steps if step_size is None else check_scale(step_size, "step_size")
     x = x.detach()
     if eps == 0 or len(x) == 0:
         return x.clone()

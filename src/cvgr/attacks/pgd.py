@@ -6,9 +6,11 @@ import torch
 from torch import Tensor, nn
 
 from cvgr.attacks.common import (
+    check_count,
     check_eps,
     check_inputs,
     check_norm,
+    check_scale,
     eval_mode,
     keep_better,
     loss_per_image,
@@ -39,10 +41,8 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
     norm = check_norm(norm)
     check_inputs(x, y)
     eps = check_eps(eps, norm, x[0].numel() if len(x) else None)
-    if int(steps) < 1 or int(restarts) < 1:
-        raise ValueError(f"steps and restarts must be >= 1, got {steps} and {restarts}")
-    steps, restarts = int(steps), int(restarts)
-    alpha = STEP_FACTOR * eps / steps if step_size is None else float(step_size)
+    steps, restarts = check_count(steps, "steps"), check_count(restarts, "restarts")
+    alpha = STEP_FACTOR * eps / steps if step_size is None else check_scale(step_size, "step_size")
     x = x.detach()
     if eps == 0 or len(x) == 0:
         return x.clone()

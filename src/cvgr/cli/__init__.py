@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"cvgr {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a read or write failed at run time
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"cvgr {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"cvgr {args.command}: interrupted; finished work is kept", file=sys.stderr)
         return 130

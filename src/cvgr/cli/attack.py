@@ -101,21 +101,10 @@ def check_batch(batch_size: int) -> None:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from cvgr import evaluate
-    from cvgr.attacks import check_eps
+def attack_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the chosen attack takes, checked (a bad value fails before any work)."""
+    from cvgr.attacks import check_options
 
-    check_batch(args.batch_size)
-    eps_list = evaluate.parse_eps(args.eps or DEFAULT_EPS[args.norm])
-    if not eps_list:
-        raise UserError("--eps gave no values; e.g. --eps 0:0.3:0.02")
-    for e in eps_list:
-        check_eps(e, args.norm)
-    if args.steps < 1 or args.restarts < 1 or args.queries < 1:
-        raise UserError("--steps, --restarts and --queries must be >= 1")
-    dev = pick_device(args.device)
-    model = load_run(args.run, dev)
-    x, y, dataset = test_images(model, args.dataset, args.limit)
     kw: dict[str, Any] = {"norm": args.norm}
     if args.attack in ("pgd", "nes"):
         kw.update(steps=args.steps, step_size=args.step_size)
@@ -123,11 +112,35 @@ def run(args: argparse.Namespace) -> int:
         kw.update(restarts=args.restarts, random_start=not args.no_random_start)
     if args.attack == "nes":
         kw.update(queries=args.queries, sigma=args.sigma)
+    return check_options(**kw)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvgr import evaluate
+    from cvgr.attacks.common import check_count, check_eps
+    from cvgr.io import check_output_file
+
+    check_batch(args.batch_size)
+    eps_list = evaluate.check_eps_list(evaluate.parse_eps(args.eps or DEFAULT_EPS[args.norm]),
+                                       args.norm)
+    kw = attack_options(args)
+    if not args.no_checks:
+        check_count(args.check_limit, "check_limit")
+        check_count(args.nes_limit, "nes_limit", minimum=0)
+        if args.check_eps is not None:
+            check_eps(args.check_eps, args.norm)
+    out = Path(args.out) if args.out else default_out(args.run, f"attack-{args.attack}-{args.norm}")
+    check_output_file(out, "out")
+    check_output_file(out.with_suffix(".png"), "out")
+    if args.save_examples:
+        check_output_file(args.save_examples, "save_examples")
+    dev = pick_device(args.device)
+    model = load_run(args.run, dev)
+    x, y, dataset = test_images(model, args.dataset, args.limit)
     res = evaluate.robustness_curve(model, x, y, args.attack, eps_list, args.batch_size,
                                     seed=args.seed, progress=not args.quiet,
                                     return_examples=bool(args.save_examples), **kw)
     curve, examples = res if isinstance(res, tuple) else (res, None)
-    out = Path(args.out) if args.out else default_out(args.run, f"attack-{args.attack}-{args.norm}")
     result: dict[str, Any] = {"model": model_summary(model, args.run), "dataset": dataset,
                               "curve": curve}
     print(f"{args.attack} ({args.norm}) on {len(x)} {dataset} test images:")

@@ -17,7 +17,7 @@ from cvgr.cli.attack import (
     test_images,
 )
 from cvgr.errors import UserError
-from cvgr.io import write_json
+from cvgr.io import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.apgd_steps < 1 or args.square_queries < 1:
         raise UserError("--apgd-steps and --square-queries must be >= 1")
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    out = args.out or default_out(args.run, f"autoattack-{args.norm}-{args.eps:g}")
+    check_output_file(out, "out")
     model = load_run(args.run, pick_device(args.device))
     x, y, dataset = test_images(model, args.dataset, args.limit)
     res = evaluate.autoattack(model, x, y, args.eps, norm=args.norm, parts=parts,
@@ -61,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     for r in res["attacks"]:
         print(f"  after {r['attack']:<9} robust accuracy {r['robust_accuracy']:.4f}")
     print(f"worst case per image: robust accuracy {res['robust_accuracy']:.4f}")
-    out = args.out or default_out(args.run, f"autoattack-{args.norm}-{args.eps:g}")
     write_json(out, res)
     print(f"wrote {out}")
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 from cvgr.cli._common import add_device, pick_device
 from cvgr.cli.attack import check_batch, load_run, model_summary, test_images
 from cvgr.errors import UserError
-from cvgr.io import write_json
+from cvgr.io import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     check_batch(args.batch_size)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
+    if args.out:
+        check_output_file(args.out, "out")
     model = load_run(args.run, pick_device(args.device))
     result: dict[str, Any] = {"model": model_summary(model, args.run)}
     if args.examples is None:

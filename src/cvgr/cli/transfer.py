@@ -8,7 +8,7 @@ from pathlib import Path
 from cvgr.cli._common import add_device, pick_device
 from cvgr.cli.attack import add_data_options, check_batch, load_run, model_summary, test_images
 from cvgr.errors import UserError
-from cvgr.io import write_json
+from cvgr.io import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise UserError("--steps must be >= 1")
     names = labels(args.runs, args.names)
+    out = check_output_file(args.out, "out")
+    check_output_file(out.with_suffix(".png"), "out")
     dev = pick_device(args.device)
     models = {n: load_run(r, dev) for n, r in zip(names, args.runs, strict=True)}
     datasets = {n: (getattr(m, "record", {}) or {}).get("dataset") for n, m in models.items()}
@@ -84,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
                   "possible gradient masking")
     else:
         print("[ ok ] no transfer attack beats white-box on its target")
-    out = Path(args.out)
     write_json(out, mat)
     png = out.with_suffix(".png")
     evaluate.plot_matrix(mat, png)

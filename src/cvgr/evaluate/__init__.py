@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from cvgr.evaluate.art_bridge import AUTOATTACK_PARTS, art_classifier, art_pgd, autoattack
 from cvgr.evaluate.curves import (
+    MAX_EPS_POINTS,
     accuracy,
     attack_batched,
+    check_eps_list,
     mean_loss,
     predict,
     robustness_curve,
@@ -20,11 +22,13 @@ from cvgr.evaluate.transfer import transfer_matrix
 
 __all__ = [
     "AUTOATTACK_PARTS",
+    "MAX_EPS_POINTS",
     "accuracy",
     "art_classifier",
     "art_pgd",
     "attack_batched",
     "autoattack",
+    "check_eps_list",
     "load_examples",
     "masking_checks",
     "mean_loss",
@@ -42,18 +46,26 @@ __all__ = [
 
 def parse_eps(text: str) -> list[float]:
     """'0:0.3:0.02' (inclusive range), '0.1,0.2' or '0.1' -> a list of eps values."""
+    import math
+
     from cvgr.errors import UserError
 
     try:
         if ":" in text:
             parts = [float(t) for t in text.split(":")]
-            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+            if len(parts) != 3 or not all(map(math.isfinite, parts)) or parts[2] <= 0 \
+                    or parts[1] < parts[0]:
                 raise ValueError
             start, stop, step = parts
             n = int(round((stop - start) / step))
+            if n + 1 > MAX_EPS_POINTS:  # refuse before building a huge list
+                raise UserError(f"eps {text!r} gives {n + 1} values, more than {MAX_EPS_POINTS};"
+                                " use a larger step", param="eps")
             vals = [round(start + i * step, 10) for i in range(n + 1)]
             return [v for v in vals if v <= stop + 1e-9]
         return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
+    except UserError:
+        raise
+    except (ValueError, OverflowError):
         raise UserError(f"cannot read eps {text!r}; write START:STOP:STEP (e.g. 0:0.3:0.02), "
-                        "a comma list (0.1,0.2) or one number") from None
+                        "a comma list (0.1,0.2) or one number", param="eps") from None

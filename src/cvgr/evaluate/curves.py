@@ -10,13 +10,28 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from cvgr.attacks import check_eps, check_norm, get
-from cvgr.attacks.common import eval_mode, loss_per_image
+from cvgr.attacks import check_eps, check_norm, check_options, get
+from cvgr.attacks.common import check_count, eval_mode, loss_per_image
+from cvgr.errors import UserError
 
-__all__ = ["accuracy", "attack_batched", "mean_loss", "model_device", "predict",
+__all__ = ["MAX_EPS_POINTS", "accuracy", "attack_batched", "mean_loss", "model_device", "predict",
            "robustness_curve", "seeded_generator"]
 
 AttackArg = str | Callable[..., Tensor]
+
+MAX_EPS_POINTS = 1000
+"""The most eps values one curve takes: more is a typo (a step too small), not a plan."""
+
+
+def check_eps_list(eps_list: Sequence[float], norm: str = "linf", dim: int | None = None
+                   ) -> list[float]:
+    """At least one and at most MAX_EPS_POINTS eps values, each valid for the norm."""
+    if len(eps_list) == 0:
+        raise UserError("eps gave no values; e.g. 0:0.3:0.02", param="eps")
+    if len(eps_list) > MAX_EPS_POINTS:
+        raise UserError(f"eps gives {len(eps_list)} values, more than {MAX_EPS_POINTS}; "
+                        "use a larger step", param="eps")
+    return [check_eps(e, norm, dim) for e in eps_list]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -32,6 +47,7 @@ def seeded_generator(model: nn.Module, seed: int) -> torch.Generator:
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 256) -> tuple[Tensor, Tensor]:
     """(labels, logits) for x, batch by batch on the model's device; results on x's device."""
+    batch_size = check_count(batch_size, "batch_size")
     dev = model_device(model)
     labels, logits = [], []
     with eval_mode(model):
@@ -71,6 +87,7 @@ def attack_batched(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg, ep
     `generator` is passed only to attacks that take one (random starts, NES probes).
     """
     _, fn = _resolve(attack)
+    batch_size = check_count(batch_size, "batch_size")
     if generator is not None and "generator" in inspect.signature(fn).parameters:
         kw = {**kw, "generator": generator}
     dev = model_device(model)
@@ -94,8 +111,10 @@ def robustness_curve(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg,
     adversarial images per eps (a list of tensors shaped like x).
     """
     name, _ = _resolve(attack)
-    norm = check_norm(kw.get("norm", "linf"))
-    eps_list = [check_eps(e, norm, x[0].numel() if len(x) else None) for e in eps_list]
+    kw = check_options(**kw)
+    norm = check_norm(kw.get("norm", "linf"))  # type: ignore[arg-type]
+    eps_list = check_eps_list(eps_list, norm, x[0].numel() if len(x) else None)
+    batch_size = check_count(batch_size, "batch_size")
     gen = seeded_generator(model, seed)
     accs, losses, examples = [], [], []
     bar = tqdm(total=len(x) * len(eps_list), desc=f"{name} curve", unit="img",

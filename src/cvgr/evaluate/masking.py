@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from cvgr.attacks import check_eps, check_norm
+from cvgr.attacks.common import check_count, check_scale
 from cvgr.evaluate.curves import accuracy, attack_batched, mean_loss, predict, seeded_generator
 
 __all__ = ["masking_checks", "print_checks", "transfer_flags"]
@@ -45,6 +46,12 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
     norm = check_norm(norm)
     dim = x[0].numel() if len(x) else 1
     eps = check_eps(eps, norm, dim)
+    steps, batch_size = check_count(steps, "steps"), check_count(batch_size, "batch_size")
+    check_count(nes_queries, "nes_queries")
+    check_scale(nes_sigma, "nes_sigma")
+    loss_steps = [check_count(k, "loss_steps") for k in loss_steps]
+    if nes_limit is not None:
+        nes_limit = check_count(nes_limit, "nes_limit", minimum=0)
     if large_eps is None:
         large_eps = 0.5 if norm == "linf" else 0.5 * math.sqrt(dim)
     large_eps = check_eps(large_eps, norm, dim)

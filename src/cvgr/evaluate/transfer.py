@@ -8,7 +8,8 @@ from typing import Any
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from cvgr.attacks import check_eps, check_norm
+from cvgr.attacks import check_eps, check_norm, check_options
+from cvgr.attacks.common import check_count
 from cvgr.evaluate.curves import AttackArg, accuracy, attack_batched, seeded_generator
 from cvgr.evaluate.masking import transfer_flags
 
@@ -28,6 +29,8 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, eps: 
         raise ValueError("transfer_matrix needs at least one model")
     norm = check_norm(norm)
     eps = check_eps(eps, norm, x[0].numel() if len(x) else None)
+    steps, batch_size = check_count(steps, "steps"), check_count(batch_size, "batch_size")
+    kw = check_options(**kw)
     names = list(models)
     opts = {"norm": norm, **kw}
     if attack != "fgsm":

@@ -12,7 +12,7 @@ from cvgr.errors import UserError
 from cvgr.experiments.plan import build_plan
 from cvgr.experiments.report import collect, write_report
 from cvgr.experiments.runner import format_seconds, run_jobs
-from cvgr.io import read_json, write_json
+from cvgr.io import check_output_dir, read_json, write_json
 
 __all__ = ["reproduce", "report_only"]
 
@@ -54,8 +54,8 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
 
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch)
+    out = check_output_dir(out, "out")
     locate(dataset, data_root)  # a missing dataset: one clear message before any work
-    out = Path(out)
     _claim_dir(out, plan)
     if progress is None:
         progress = workers == 1 and sys.stderr.isatty()
@@ -79,6 +79,7 @@ def report_only(out: str | os.PathLike) -> dict[str, Any]:
     if not pfile.is_file():
         raise UserError(f"{out} holds no reproduction ({PLAN_FILE} missing)")
     plan = read_json(pfile)
+    check_output_dir(out, "out")
     res = collect(out, plan)
     return {"verdicts": write_report(res, out), "report": out / "report.md"}
 

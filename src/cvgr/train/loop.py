@@ -60,7 +60,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         return done_metrics
 
     from cvgr.data import Loader, channel_stats, get_spec
+    from cvgr.io import check_output_dir
 
+    check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
     dev = _device(device)
     root = None if data_root is None else str(data_root)
     # Data first: a missing dataset is reported before anything is written.

@@ -1,0 +1,295 @@
+"""Bad input gets a one-line error before any work; nothing computes a wrong number silently.
+
+Each test here is one row of docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import array
+import errno
+import fcntl
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cvgr.attacks import fgsm, nes, pgd
+from cvgr.checkpoint import save_model
+from cvgr.cli import main
+from cvgr.errors import UserError
+from cvgr.io import check_output_dir, check_output_file
+from test_attacks import FASHION
+
+needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed")
+
+
+def cli(*argv, capsys):
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def one_line(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# -- a directory nobody may write in, even root -----------------------------------------------
+
+_GETFLAGS, _SETFLAGS, _IMMUTABLE = 0x80086601, 0x40086602, 0x10
+
+
+def _writable(d: Path) -> bool:
+    try:
+        (d / ".probe").touch()
+    except OSError:
+        return False
+    (d / ".probe").unlink()
+    return True
+
+
+def _immutable(d: Path, on: bool) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, _GETFLAGS, flags, True)
+        flags[0] = flags[0] | _IMMUTABLE if on else flags[0] & ~_IMMUTABLE
+        fcntl.ioctl(fd, _SETFLAGS, flags, True)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """An existing directory that takes no new file: mode 0555, and immutable when we are root
+    (root ignores the mode). Skipped only where neither can be arranged."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    immutable = False
+    if _writable(d):
+        try:
+            _immutable(d, True)
+            immutable = True
+        except OSError:
+            pass
+    if _writable(d):
+        pytest.skip("cannot make a read-only directory here (root without chattr support)")
+    yield d
+    if immutable:
+        _immutable(d, False)
+    d.chmod(0o755)
+
+
+# -- attack parameters -------------------------------------------------------------------------
+
+
+def _toy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    return model, torch.rand(4, 1, 3, 4), torch.tensor([0, 1, 2, 0])
+
+
+@pytest.mark.parametrize("fn, kw, param", [
+    (pgd, {"step_size": float("nan")}, "step_size"),
+    (pgd, {"step_size": -1.0}, "step_size"),
+    (pgd, {"step_size": 0.0}, "step_size"),
+    (pgd, {"step_size": float("inf")}, "step_size"),
+    (pgd, {"steps": 0}, "steps"),
+    (pgd, {"steps": 2.5}, "steps"),
+    (pgd, {"restarts": 0}, "restarts"),
+    (pgd, {"norm": "l3"}, "norm"),
+    (nes, {"sigma": 0.0}, "sigma"),
+    (nes, {"sigma": float("nan")}, "sigma"),
+    (nes, {"queries": 0}, "queries"),
+    (nes, {"steps": -1}, "steps"),
+    (nes, {"step_size": -0.1}, "step_size"),
+    (nes, {"chunk": 0}, "chunk"),
+    (fgsm, {"norm": "l1"}, "norm"),
+])
+def test_attack_parameters_checked_in_core(fn, kw, param):
+    model, x, y = _toy()
+    for eps in (0.1, 0.0):  # eps 0 returns early: the check comes first all the same
+        with pytest.raises(UserError) as e:
+            fn(model, x, y, eps, **kw)
+        assert e.value.param == param and param in str(e.value)
+
+
+@pytest.mark.parametrize("eps", [float("nan"), -0.1, 1.5, float("inf"), "x", True])
+def test_attack_eps_checked(eps):
+    model, x, y = _toy()
+    with pytest.raises(UserError) as e:
+        pgd(model, x, y, eps)
+    assert e.value.param == "eps"
+
+
+def test_good_parameters_still_attack():
+    """The checks refuse nothing valid: a real step moves images, inside the ball."""
+    model, x, y = _toy()
+    for fn, kw in ((pgd, {"step_size": 0.05, "steps": 2}), (nes, {"sigma": 0.01, "queries": 5}),
+                   (fgsm, {})):
+        xa = fn(model, x, y, 0.1, **kw)
+        assert 0 < (xa - x).abs().max() <= 0.1 + 1e-6 and torch.isfinite(xa).all()
+
+
+def test_eps_grid_is_capped():
+    from cvgr.evaluate import MAX_EPS_POINTS, parse_eps, robustness_curve
+
+    assert len(parse_eps("0:0.999:0.001")) == MAX_EPS_POINTS  # exactly the cap is allowed
+    with pytest.raises(UserError) as e:
+        parse_eps("0:1e-9:1e-15")
+    assert e.value.param == "eps" and "1000001 values" in str(e.value)
+    with pytest.raises(UserError, match="cannot read eps"):
+        parse_eps("0:nan:0.1")
+    model, x, y = _toy()
+    with pytest.raises(UserError, match="more than 1000"):
+        robustness_curve(model, x, y, "fgsm", [0.0] * (MAX_EPS_POINTS + 1), progress=False)
+    with pytest.raises(UserError, match="no values"):
+        robustness_curve(model, x, y, "fgsm", [], progress=False)
+
+
+# -- output paths ------------------------------------------------------------------------------
+
+
+def test_check_output_file_and_dir(tmp_path, readonly_dir):
+    assert check_output_file(tmp_path / "new" / "deeper" / "a.json") == \
+        tmp_path / "new" / "deeper" / "a.json"
+    assert not (tmp_path / "new").exists()  # the check leaves nothing behind
+    check_output_dir(tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+    (tmp_path / "f").write_text("x")
+    cases = [
+        (check_output_file, tmp_path, "is a directory"),
+        (check_output_file, tmp_path / "f" / "a.json", "is a file, not a directory"),
+        (check_output_file, readonly_dir / "a.json", "cannot write in"),
+        (check_output_file, readonly_dir / "sub" / "a.json", "cannot write in"),
+        (check_output_dir, tmp_path / "f", "is a file"),
+        (check_output_dir, readonly_dir, "cannot write in"),
+        (check_output_dir, readonly_dir / "run", "cannot write in"),
+    ]
+    for fn, path, words in cases:
+        with pytest.raises(UserError, match=words) as e:
+            fn(path, "out")
+        assert e.value.param == "out"
+    assert os.listdir(readonly_dir) == []
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from cvgr.models import build
+
+    d = tmp_path_factory.mktemp("runs") / "mlp"
+    torch.manual_seed(0)
+    save_model(build("MNISTMLP"), d / "model.safetensors",
+               {"arch": "MNISTMLP", "complex": False, "dataset": "fashion-mnist", "seed": 0})
+    return d
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if an attack or an evaluation starts."""
+    import cvgr.evaluate
+
+    def boom(*a, **k):
+        raise AssertionError("work started before the bad input was refused")
+
+    for name in ("robustness_curve", "transfer_matrix", "accuracy", "autoattack"):
+        monkeypatch.setattr(cvgr.evaluate, name, boom)
+
+
+@needs_fashion
+@pytest.mark.parametrize("argv, words", [
+    (["--step-size", "-1"], "step_size must be a finite number > 0, got -1.0"),
+    (["--step-size", "0"], "step_size must be a finite number > 0"),
+    (["--step-size", "nan"], "step_size must be a finite number > 0, got nan"),
+    (["--steps", "0"], "steps must be >= 1"),
+    (["--restarts", "0"], "restarts must be >= 1"),
+    (["--attack", "nes", "--sigma", "0"], "sigma must be a finite number > 0, got 0.0"),
+    (["--attack", "nes", "--queries", "0"], "queries must be >= 1"),
+    (["--eps", "0:1e-9:1e-15"], "more than 1000"),
+    (["--eps", "nan"], "not finite"),
+    (["--check-limit", "0"], "check_limit must be >= 1"),
+])
+def test_attack_cli_bad_parameter(run_dir, tmp_path, no_work, argv, words, capsys):
+    out = tmp_path / "a.json"
+    rc, _, err = cli("attack", run_dir, "--eps", "0,0.05,0.1", *argv, "--out", out,
+                     capsys=capsys)
+    assert rc == 2 and words in err and one_line(err), err
+    assert not out.exists()
+
+
+@needs_fashion
+def test_output_checked_before_work(run_dir, tmp_path, readonly_dir, no_work, capsys):
+    (tmp_path / "file").write_text("x")
+    bad_files = [readonly_dir / "a.json", tmp_path, tmp_path / "file" / "a.json"]
+    for out in bad_files:
+        rc, _, err = cli("attack", run_dir, "--eps", "0.1", "--out", out, capsys=capsys)
+        assert rc == 2 and one_line(err) and "out " in err, err
+        rc, _, err = cli("attack", run_dir, "--eps", "0.1", "--out", tmp_path / "ok.json",
+                         "--save-examples", out, capsys=capsys)
+        assert rc == 2 and one_line(err) and "save_examples" in err, err
+        rc, _, err = cli("eval", run_dir, "--out", out, capsys=capsys)
+        assert rc == 2 and one_line(err), err
+        rc, _, err = cli("transfer", run_dir, run_dir, "--eps", "0.1", "--out", out,
+                         capsys=capsys)
+        assert rc == 2 and one_line(err), err
+    # the default output beside a run in a read-only directory
+    rc, _, err = cli("attack", readonly_dir, "--eps", "0.1", capsys=capsys)
+    assert rc == 2 and one_line(err)
+
+
+@needs_fashion
+def test_autoattack_output_checked_before_work(run_dir, readonly_dir, no_work, capsys):
+    pytest.importorskip("art")
+    rc, _, err = cli("autoattack", run_dir, "--eps", "0.1", "--out", readonly_dir / "a.json",
+                     capsys=capsys)
+    assert rc == 2 and one_line(err) and "cannot write in" in err, err
+
+
+@needs_fashion
+def test_late_write_failure_is_one_line(run_dir, tmp_path, monkeypatch, capsys):
+    import cvgr.cli.evaluate
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(cvgr.cli.evaluate, "write_json", full)
+    rc, text, err = cli("eval", run_dir, "--limit", 20, "--out", tmp_path / "e.json",
+                        capsys=capsys)
+    assert rc == 1 and one_line(err) and "No space left on device" in err, err
+    assert "clean accuracy" in text  # the result was printed before the write failed
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    """Weights files (safetensors replaces its temporary file) get 0666 & ~umask."""
+    from cvgr.io import write_json
+
+    old = os.umask(0o022)
+    try:
+        m = save_model(nn.Linear(2, 2), tmp_path / "m.safetensors",
+                       {"arch": "x", "complex": False})
+        j = write_json(tmp_path / "a.json", {"a": 1})
+        os.umask(0o077)
+        k = write_json(tmp_path / "b.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(m.stat().st_mode) == 0o644
+    assert stat.S_IMODE(j.stat().st_mode) == 0o644
+    assert stat.S_IMODE(k.stat().st_mode) == 0o600
+
+
+@needs_fashion
+def test_train_and_reproduce_refuse_readonly_out(readonly_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for out in (readonly_dir / "run", readonly_dir, tmp_path / "file", tmp_path / "file" / "r"):
+        rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP",
+                         "--epochs", 1, "--limit-train", 64, "--out", out, "--device", "cpu",
+                         capsys=capsys)
+        assert rc == 2 and one_line(err) and f"out {out}" in err, err
+        rc, _, err = cli("reproduce", "--budget", "tiny", "--out", out, "--device", "cpu",
+                         capsys=capsys)
+        assert rc == 2 and one_line(err) and f"out {out}" in err, err
+    rc, _, err = cli("reproduce", "--report-only", "--out", readonly_dir, capsys=capsys)
+    assert rc == 2 and one_line(err), err
