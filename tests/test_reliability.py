@@ -293,3 +293,94 @@ def test_train_and_reproduce_refuse_readonly_out(readonly_dir, tmp_path, capsys)
         assert rc == 2 and one_line(err) and f"out {out}" in err, err
     rc, _, err = cli("reproduce", "--report-only", "--out", readonly_dir, capsys=capsys)
     assert rc == 2 and one_line(err), err
+
+
+# -- checkpoints and example files -------------------------------------------------------------
+
+
+def _weights_file(path: Path, record: str, nan: bool = False) -> Path:
+    """A safetensors file written without cvgr, holding an MNISTMLP's weights and `record`."""
+    from safetensors.torch import save_file
+
+    from cvgr.models import build
+
+    state = {k: v.clone().contiguous() for k, v in build("MNISTMLP").state_dict().items()}
+    if nan:
+        next(iter(state.values()))[0].fill_(float("nan"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={"cvgr": record})
+    return path
+
+
+GOOD_RECORD = '{"arch": "MNISTMLP", "complex": false, "dataset": "fashion-mnist"}'
+
+
+@pytest.mark.parametrize("record, nan, words", [
+    (GOOD_RECORD, True, "holds NaN"),
+    ('{"arch": "ResNet9000", "complex": false}', False, "does not know"),
+    ('{"arch": "MNISTMLP", "complex": fals', False, "record is not JSON"),
+    ('["MNISTMLP"]', False, "lacks 'arch'"),
+    ('{"arch": "MNISTMLP", "complex": false, "normalize": 3}', False, "do not build a model"),
+])
+def test_bad_checkpoints_refused(tmp_path, record, nan, words, capsys):
+    import cvgr
+
+    p = _weights_file(tmp_path / "run" / "model.safetensors", record, nan)
+    with pytest.raises(UserError, match=words):
+        cvgr.load(p)
+    rc, _, err = cli("eval", p.parent, capsys=capsys)
+    assert rc == 2 and words in err and one_line(err), err
+
+
+def test_good_checkpoint_still_loads(tmp_path):
+    import cvgr
+
+    p = _weights_file(tmp_path / "model.safetensors", GOOD_RECORD)
+    assert cvgr.load(p).record["arch"] == "MNISTMLP"
+
+
+def _examples(path: Path, **fields) -> Path:
+    import numpy as np
+
+    base = {"x": np.full((1, 3, 1, 28, 28), 0.5, np.float32), "y": np.array([0, 1, 2]),
+            "eps": np.array([0.1]), "dataset": np.array("fashion-mnist"),
+            "attack": np.array("pgd"), "norm": np.array("linf"), "source": np.array("{}")}
+    base.update(fields)
+    with open(path, "wb") as f:
+        np.savez(f, **{k: v for k, v in base.items() if v is not None})
+    return path
+
+
+def test_bad_example_files_refused(tmp_path, run_dir, capsys):
+    import numpy as np
+
+    from cvgr.evaluate import load_examples
+
+    nan_x = np.full((1, 3, 1, 28, 28), 0.5, np.float32)
+    nan_x[0, 1, 0, 3, 3] = np.nan
+    cases = {
+        "nan.npz": ({"x": nan_x}, "NaN or inf"),
+        "labels.npz": ({"y": np.array([0, 1, 10])}, "labels outside the classes 0..9"),
+        "negative.npz": ({"y": np.array([0, -1, 2])}, "labels outside the classes"),
+        "float-labels.npz": ({"y": np.array([0.0, 1.0, 2.0])}, "expected integers"),
+        "none.npz": ({"x": np.zeros((1, 0, 1, 28, 28), np.float32), "y": np.zeros(0, int)},
+                     "holds no images"),
+        "source.npz": ({"source": np.array("{not json")}, "'source' is not JSON"),
+        "source-list.npz": ({"source": np.array("[1]")}, "not a JSON object"),
+        "eps.npz": ({"eps": np.array([np.nan])}, "eps [nan] are not all finite"),
+    }
+    for name, (fields, words) in cases.items():
+        p = _examples(tmp_path / name, **fields)
+        with pytest.raises(UserError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            load_examples(p)
+        rc, _, err = cli("eval", run_dir, "--examples", p, capsys=capsys)
+        assert rc == 2 and one_line(err) and words in err, (name, err)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.savez(tmp_path / "nothing.npz")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    for name, words in (("empty.npz", "not a readable .npz"), ("nothing.npz", "lacks"),
+                        ("array.npy", "not a readable .npz")):
+        rc, _, err = cli("eval", run_dir, "--examples", tmp_path / name, capsys=capsys)
+        assert rc == 2 and one_line(err) and words in err, (name, err)
+    ok = load_examples(_examples(tmp_path / "ok.npz"))
+    assert ok["x"].shape == (1, 3, 1, 28, 28) and ok["y"].tolist() == [0, 1, 2]

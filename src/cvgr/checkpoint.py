@@ -20,8 +20,8 @@ from torch import nn
 from cvgr.errors import UserError
 from cvgr.io import atomic_write
 
-__all__ = ["MODEL_FILE", "CheckpointError", "load", "model_path", "read_record", "save_model",
-           "versions"]
+__all__ = ["MODEL_FILE", "CheckpointError", "check_finite", "load", "model_path", "read_record",
+           "save_model", "versions"]
 
 MODEL_FILE = "model.safetensors"
 _KEY = "cvgr"
@@ -73,7 +73,16 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{p}: not a readable safetensors file ({e})") from None
     if _KEY not in meta:
         raise CheckpointError(f"{p}: safetensors file without a cvgr record; not a cvgr model")
-    return json.loads(meta[_KEY])
+    try:
+        record = json.loads(meta[_KEY])
+    except ValueError as e:
+        raise CheckpointError(f"{p}: the cvgr record is not JSON ({e}); the file is damaged, "
+                              "train the model again") from None
+    if not isinstance(record, dict) or not isinstance(record.get("arch"), str) \
+            or not isinstance(record.get("complex"), bool):
+        raise CheckpointError(f"{p}: the cvgr record lacks 'arch' (a name) and 'complex' (true "
+                              "or false); not a cvgr model")
+    return record
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -86,18 +95,29 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
 
     p = model_path(path)
     record = read_record(p)
-    if arch is not None and resolve(arch).name != resolve(record["arch"]).name:
+    try:
+        spec = resolve(record["arch"])
+    except ValueError as e:
+        raise CheckpointError(f"{p}: the record names an architecture this cvgr does not know "
+                              f"({str(e).split(';')[0]}); load it with the cvgr version that "
+                              "made it") from None
+    if arch is not None and resolve(arch).name != spec.name:
         raise CheckpointError(f"{p}: checkpoint is {record['arch']}, expected {arch}")
     if complex is not None and bool(complex) != bool(record["complex"]):
         kind = "complex" if record["complex"] else "real"
         raise CheckpointError(f"{p}: checkpoint is a {kind} network, expected the other kind")
     norm = record.get("normalize")
-    model = build(record["arch"], complex=record["complex"],
-                  normalize=tuple(map(tuple, norm)) if norm else None)
+    try:
+        model = build(record["arch"], complex=record["complex"],
+                      normalize=tuple(map(tuple, norm)) if norm else None)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{p}: the record's settings do not build a model "
+                              f"({str(e)[:200]}); the file is damaged") from None
     try:
         state = load_file(str(p))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{p}: corrupt weights ({e})") from None
+    check_finite(state, p)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatch
@@ -110,6 +130,15 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
         )
     model.record = record  # type: ignore[attr-defined]
     return model.to(device).eval()
+
+
+def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Refuse weights holding NaN or inf: such a model answers, but every number is noise."""
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            kind = "NaN" if bool(t.isnan().any()) else "inf"
+            raise CheckpointError(f"{path}: weight {name} holds {kind}; the run that wrote it "
+                                  "diverged or the file is damaged; train it again")
 
 
 def _json_default(obj: Any) -> Any:
