@@ -384,3 +384,79 @@ def test_bad_example_files_refused(tmp_path, run_dir, capsys):
         assert rc == 2 and one_line(err) and words in err, (name, err)
     ok = load_examples(_examples(tmp_path / "ok.npz"))
     assert ok["x"].shape == (1, 3, 1, 28, 28) and ok["y"].tolist() == [0, 1, 2]
+
+
+# -- data roots and data files -----------------------------------------------------------------
+
+
+def _idx_dataset(d: Path, size: int = 28, n: int = 6) -> Path:
+    import numpy as np
+
+    from cvgr.data.readers import write_idx
+
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for img, lab in (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")):
+        write_idx(d / img, rng.integers(0, 256, (n, size, size), dtype=np.uint8))
+        write_idx(d / lab, rng.integers(0, 10, n, dtype=np.uint8))
+    return d
+
+
+@needs_fashion
+def test_named_data_root_must_hold_the_data(tmp_path, capsys):
+    """Fashion-MNIST is installed system-wide, yet a root the user names is the only place."""
+    from cvgr.data import find, load, locate
+
+    assert find("fashion-mnist")[0] is not None  # the copy a fallback would have taken
+    for root, words in ((tmp_path / "typo", "does not exist"),
+                        (tmp_path, "not found in"),
+                        (_idx_dataset(tmp_path / "x" / "mnist").parent, "not found in")):
+        with pytest.raises(UserError, match=words) as e:
+            locate("fashion-mnist", root)
+        assert e.value.param == "data_root"
+        rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP",
+                         "--epochs", 1, "--out", tmp_path / "r", "--data-root", root,
+                         capsys=capsys)
+        assert rc == 2 and one_line(err) and words in err, err
+        assert not (tmp_path / "r").exists()
+    mine = _idx_dataset(tmp_path / "mine" / "fashion-mnist")
+    assert locate("fashion-mnist", tmp_path / "mine") == mine
+    assert load("fashion-mnist", "test", tmp_path / "mine")[0].shape == (6, 1, 28, 28)
+
+
+def test_directory_where_a_data_file_belongs(tmp_path, capsys):
+    from cvgr.data import locate
+
+    d = _idx_dataset(tmp_path / "fashion-mnist")
+    (d / "t10k-images-idx3-ubyte").unlink()
+    (d / "t10k-images-idx3-ubyte").mkdir()
+    with pytest.raises(UserError, match="is a directory"):
+        locate("fashion-mnist", tmp_path)
+    rc, _, err = cli("data", "list", "--data-root", tmp_path, capsys=capsys)
+    assert rc == 2 and one_line(err) and "t10k-images-idx3-ubyte is a directory" in err, err
+
+
+def test_idx_file_of_another_image_size(tmp_path, capsys):
+    from cvgr.data import Loader
+
+    _idx_dataset(tmp_path / "fashion-mnist", size=32)
+    with pytest.raises(UserError, match=r"images are \(1, 32, 32\), but fashion-mnist images "
+                                        r"are \(1, 28, 28\)"):
+        Loader("fashion-mnist", "test", 4, train=False, root=tmp_path)
+    rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
+                     "--out", tmp_path / "r", "--data-root", tmp_path, capsys=capsys)
+    assert rc == 2 and one_line(err) and "train-images-idx3-ubyte" in err, err
+
+
+def test_config_records_the_data_really_used(tmp_path, capsys):
+    import json
+
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
+    rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
+                     "--batch-size", 4, "--out", tmp_path / "r", "--data-root", tmp_path / "data",
+                     "--device", "cpu", "--no-progress", capsys=capsys)
+    assert rc == 0, err
+    env = json.loads((tmp_path / "r" / "config.json").read_text())["environment"]
+    assert env["data_root"] == str(tmp_path / "data")
+    assert env["data_dir"] == str(tmp_path / "data" / "fashion-mnist")

@@ -46,6 +46,11 @@ def load(name: str, split: str, root: str | os.PathLike | None = None
         images, labels = _CACHE[key]
     else:
         images, labels = _read(name, files)
+        shape = get_spec(name).stored_shape
+        if images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape):
+            raise UserError(f"{files[0]}: images are {tuple(images.shape[1:])}, but {name} images "
+                            f"are {tuple(shape)}; this file is not {name}: replace it with a good "
+                            f"copy (`cvgr data fetch {name}`)")
         _CACHE[key] = (images, labels)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)

@@ -101,15 +101,20 @@ def destination(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def search_dirs(name: str, root: str | os.PathLike | None = None) -> list[Path]:
-    """Candidate directories for NAME's files, in search order (they need not exist)."""
+    """Candidate directories for NAME's files, in search order (they need not exist).
+
+    A `root` the user names is the only place looked in (ROOT/NAME, then ROOT): a typo must
+    not silently fall back to another copy of the data.
+    """
     get_spec(name)
     bases: list[Path] = []
     if root:
         bases += [Path(root) / name, Path(root)]
-    if os.environ.get("CVGR_DATA"):
-        bases.append(Path(os.environ["CVGR_DATA"]) / name)
-    bases.append(cache_root() / name)
-    bases += [d / name for d in SYSTEM_DIRS]
+    else:
+        if os.environ.get("CVGR_DATA"):
+            bases.append(Path(os.environ["CVGR_DATA"]) / name)
+        bases.append(cache_root() / name)
+        bases += [d / name for d in SYSTEM_DIRS]
     subdir = get_spec(name).reader.subdir
     out: list[Path] = []
     for b in bases:
@@ -129,6 +134,9 @@ def _present(directory: Path, fname: str) -> Path | None:
         p = directory / cand
         if p.is_file():
             return p
+        if p.exists():
+            raise UserError(f"{p} is a directory (or another non-file) where a data file "
+                            "belongs; remove it or put the file there", param="data_root")
     return None
 
 
@@ -138,6 +146,10 @@ def _missing(name: str, directory: Path) -> list[str]:
 
 def find(name: str, root: str | os.PathLike | None = None) -> tuple[Path | None, str]:
     """(directory, "") when found, else (None, one-line reason naming where we looked)."""
+    if root and not Path(root).is_dir():
+        what = "is not a directory" if Path(root).exists() else "does not exist"
+        return None, (f"not found: the data root {root} {what}; check the path, or run "
+                      f"`cvgr data fetch {name} --data-root {root}`")
     partial = []
     dirs = search_dirs(name, root)
     for d in dirs:
@@ -152,6 +164,8 @@ def find(name: str, root: str | os.PathLike | None = None) -> tuple[Path | None,
     why = f"not found in {', '.join(str(d) for d in dirs)}"
     if partial:
         why += f" ({'; '.join(partial)})"
+    if root:
+        return None, f"{why}; run `cvgr data fetch {name} --data-root {root}`"
     return None, f"{why}; run `cvgr data fetch {name}`{hint} or set CVGR_DATA"
 
 
@@ -159,7 +173,7 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
     """Directory holding NAME's files, or a UserError saying where we looked and the fix."""
     directory, why = find(name, root)
     if directory is None:
-        raise UserError(f"dataset {name!r} {why}")
+        raise UserError(f"dataset {name!r} {why}", param="data_root" if root else None)
     return directory
 
 
@@ -260,7 +274,7 @@ def _mkdir(p: Path) -> Path:
 
 
 def _fetch_fashion(dest: Path, root: str | os.PathLike | None, log: Log) -> Path:
-    if _apt_install(log) and find("fashion-mnist", root)[0] is not None:
+    if root is None and _apt_install(log) and find("fashion-mnist", root)[0] is not None:
         return locate("fashion-mnist", root)
     return _fetch_files("fashion-mnist", dest, _FASHION_MD5, log)
 

@@ -59,7 +59,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     if done_metrics is not None:
         return done_metrics
 
-    from cvgr.data import Loader, channel_stats, get_spec
+    from cvgr.data import Loader, channel_stats, get_spec, locate
     from cvgr.io import check_output_dir
 
     check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
@@ -75,7 +75,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         mean, std = channel_stats(cfg.dataset, root)
         normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
-    done = run.prepare(cfg, resume, {"device": str(dev), "data_root": root})
+    environment = {"device": str(dev), "data_root": root,
+                   "data_dir": str(locate(cfg.dataset, root))}  # where the files were read
+    done = run.prepare(cfg, resume, environment)
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # the caller's global RNG state is left as it was
