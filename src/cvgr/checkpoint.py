@@ -59,6 +59,12 @@ def save_model(model: nn.Module, path: str | os.PathLike, record: dict[str, Any]
         if k not in record:
             raise ValueError(f"checkpoint record needs {k!r}")
     record = {**record, "versions": record.get("versions") or versions()}
+    if "arch_source" not in record:
+        from cvgr.models import _lookup
+
+        spec = _lookup(str(record["arch"]))
+        if spec is not None:  # which builder made it: named when a later load cannot find it
+            record["arch_source"] = spec.module
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {_KEY: json.dumps(record, default=_json_default)}
     return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
@@ -91,16 +97,21 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
 
     If `arch`/`complex` are given, a checkpoint of another architecture is refused.
     """
-    from cvgr.models import build, resolve
+    from cvgr.models import build, list_models, resolve
 
     p = model_path(path)
     record = read_record(p)
     try:
-        spec = resolve(record["arch"])
-    except ValueError as e:
-        raise CheckpointError(f"{p}: the record names an architecture this cvgr does not know "
-                              f"({str(e).split(';')[0]}); load it with the cvgr version that "
-                              "made it") from None
+        spec = resolve(str(record.get("arch")))
+    except ValueError:
+        source = record.get("arch_source")
+        where = f", saved from {source}" if source else ""
+        raise CheckpointError(
+            f"{p}: the record names an architecture this cvgr does not know "
+            f"({record.get('arch')!r}{where}): if it is your own, import the module that "
+            "registers it first (Python: import it; CLI: cvgr --import MODULE_OR_FILE ...), "
+            f"else load it with the cvgr version that made it; registered: "
+            f"{', '.join(list_models())}") from None
     if arch is not None and resolve(arch).name != spec.name:
         raise CheckpointError(f"{p}: checkpoint is {record['arch']}, expected {arch}")
     if complex is not None and bool(complex) != bool(record["complex"]):

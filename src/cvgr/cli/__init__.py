@@ -21,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gradient-regularized complex-valued networks: train, attack, reproduce.",
     )
     parser.add_argument("--version", action="version", version=f"cvgr {__version__}")
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="import a module (dotted name) or a .py file first, e.g. one that "
+                             "registers your own architectures; repeatable")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -38,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.imports:
+            from cvgr.models import import_models
+
+            import_models(args.imports)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"cvgr {args.command}: error: {e}", file=sys.stderr)

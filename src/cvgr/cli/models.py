@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cvgr.models import ARCHITECTURES, build, count_macs, count_parameters
+from cvgr.models import build, count_macs, count_parameters, list_models, resolve
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def table() -> list[dict]:
     rows = []
-    for spec in ARCHITECTURES.values():
+    for name in list_models():
+        spec = resolve(name)
         for cplx in (False, True):
             m = build(spec.name, complex=cplx)
             rows.append({"arch": spec.name, "reference": spec.reference_name,
