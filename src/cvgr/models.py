@@ -105,27 +105,29 @@ class _Parts:
         return mods
 
 
-def _mnist_cnn(p: _Parts, c: int, k: int) -> list[nn.Module]:
-    return [*p.entry(), p.conv(c, 32), *p.act(), nn.AvgPool2d(2),
+def _mnist_cnn(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
+    return [*p.entry(normalize=normalize), p.conv(c, 32), *p.act(), nn.AvgPool2d(2),
             p.conv(32, 64), *p.act(), nn.AvgPool2d(2), nn.Flatten(),
             p.fc(3136, 128), *p.act(), p.fc(128, k)]
 
 
-def _mnist_cnn_gs(p: _Parts, c: int, k: int) -> list[nn.Module]:
-    return [*p.entry(), p.conv(c, 16), *p.act(), GroupSum(2), nn.AvgPool2d(2),
+def _mnist_cnn_gs(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
+    return [*p.entry(normalize=normalize), p.conv(c, 16), *p.act(), GroupSum(2),
+            nn.AvgPool2d(2),
             p.conv(8, 32), *p.act(), GroupSum(2), nn.AvgPool2d(2), nn.Flatten(),
             p.fc(784, 128), *p.act(), p.fc(128, k)]
 
 
-def _mnist_cnn_hybrid(p: _Parts, c: int, k: int) -> list[nn.Module]:
-    return [*p.entry(), p.conv(c, 64), *p.act(), GroupSum(8), nn.AvgPool2d(2),
+def _mnist_cnn_hybrid(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
+    return [*p.entry(normalize=normalize), p.conv(c, 64), *p.act(), GroupSum(8),
+            nn.AvgPool2d(2),
             p.conv(8, 32), *p.act(), nn.AvgPool2d(2), nn.Flatten(),
             nn.Linear(1568, 64), nn.ReLU(), nn.Linear(64, k)]
 
 
-def _mnist_mlp(p: _Parts, c: int, k: int) -> list[nn.Module]:
-    return [*p.entry(), nn.Flatten(), p.fc(c * 784, 256), *p.act(), p.fc(256, 256), *p.act(),
-            p.fc(256, k)]
+def _mnist_mlp(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
+    return [*p.entry(normalize=normalize), nn.Flatten(), p.fc(c * 784, 256), *p.act(),
+            p.fc(256, 256), *p.act(), p.fc(256, k)]
 
 
 def _cifar_cnn(widths: tuple[int, int, int], shaping: bool,
