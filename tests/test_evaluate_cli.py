@@ -119,13 +119,24 @@ def test_transfer_matrix_cli(run_dir, tmp_path, capsys):
 
 def test_autoattack_cli(run_dir, tmp_path, capsys, monkeypatch):
     pytest.importorskip("art")
+    pytest.importorskip("pyautoattack")
     out = tmp_path / "aa.json"
-    rc, text, err = cli("autoattack", run_dir, "--eps", 0.1, "--limit", 40, "--apgd-steps", 5,
-                        "--square-queries", 20, "--out", out, "--quiet", capsys=capsys)
+    rc, text, err = cli("autoattack", run_dir, "--eps", 0.1, "--limit", 40, "--version",
+                        "custom", "--attacks", "apgd-ce:steps=5,art-square:queries=20",
+                        "--out", out, "--quiet", capsys=capsys)
     assert rc == 0, err
     r = json.loads(out.read_text())
     assert r["n"] == 40 and r["robust_accuracy"] <= r["clean_accuracy"]
-    assert "worst case per image" in text
+    assert r["version"] == "custom" and [a["attack"] for a in r["attacks"]] == \
+        ["apgd-ce", "art-square"]
+    assert r["attacks"][0]["settings"]["n_iter"] == 5 and r["model"]["arch"] == "MNISTMLP"
+    assert len(r["robust_indices"]) == round(r["robust_accuracy"] * 40)
+    assert "worst case per image" in text and "AutoAttack custom" in text
+    rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, "--attacks", "apgd-ce", capsys=capsys)
+    assert rc == 2 and "--version custom" in err
     monkeypatch.setitem(sys.modules, "art", None)
-    rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, capsys=capsys)
+    rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, "--version", "art", capsys=capsys)
     assert rc == 2 and "pip install cvgr[attack]" in err
+    monkeypatch.setitem(sys.modules, "pyautoattack", None)
+    rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, capsys=capsys)
+    assert rc == 2 and "pip install cvgr[autoattack]" in err

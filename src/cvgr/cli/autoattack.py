@@ -1,6 +1,11 @@
-"""`cvgr autoattack`: independent evaluation with ART's APGD-CE, APGD-DLR and Square attacks.
+"""`cvgr autoattack`: AutoAttack on a trained model, by version.
 
-Needs the optional extra: `pip install cvgr[attack]`.
+  standard  the authors' AutoAttack (APGD-CE, APGD-T, FAB-T, Square 5000 queries); needs
+            `pip install cvgr[autoattack]`
+  art       ART's APGD-CE, APGD-DLR and Square (1000 queries), an independent second opinion;
+            needs `pip install cvgr[attack]`
+  custom    --attacks 'apgd-ce:steps=20,square:queries=100' (names: apgd-ce, apgd-dlr, apgd-t,
+            fab, fab-t, square, art-apgd-ce, art-apgd-dlr, art-square)
 """
 
 from __future__ import annotations
@@ -21,18 +26,21 @@ from cvgr.io import check_output_file, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("autoattack", help="AutoAttack-grade evaluation with ART (optional extra)",
-                       description=__doc__)
+    p = sub.add_parser("autoattack", help="AutoAttack: the authors' standard version, ART's, "
+                       "or a custom list", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", metavar="RUN_DIR", help="run directory (or model.safetensors file)")
     p.add_argument("--eps", type=float, required=True, help="attack radius")
     p.add_argument("--norm", choices=("linf", "l2"), default="linf")
-    p.add_argument("--parts", default="apgd-ce,apgd-dlr,square",
-                   help="comma list of apgd-ce, apgd-dlr, square (default all)")
-    p.add_argument("--apgd-steps", type=int, default=100)
-    p.add_argument("--square-queries", type=int, default=1000)
+    p.add_argument("--version", choices=("standard", "art", "custom"), default="standard",
+                   help="which attacks (default standard)")
+    p.add_argument("--attacks", default=None, metavar="LIST",
+                   help="with --version custom: NAME[:KEY=VALUE...] comma list, e.g. "
+                        "apgd-ce:steps=20,square:queries=100")
     add_data_options(p)
+    p.set_defaults(batch_size=250)
     p.add_argument("--out", metavar="FILE.json", default=None,
-                   help="default RUN_DIR/autoattack-NORM-EPS.json")
+                   help="default RUN_DIR/autoattack-VERSION-NORM-EPS.json")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_device(p)
     p.set_defaults(func=run)
@@ -41,28 +49,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cvgr import evaluate
     from cvgr.attacks import check_eps
-    from cvgr.evaluate.art_bridge import require_art
+    from cvgr.evaluate.autoattack import version_attacks
 
-    require_art()
     check_batch(args.batch_size)
     check_eps(args.eps, args.norm)
-    if args.apgd_steps < 1 or args.square_queries < 1:
-        raise UserError("--apgd-steps and --square-queries must be >= 1")
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    out = args.out or default_out(args.run, f"autoattack-{args.norm}-{args.eps:g}")
+    if args.version != "custom" and args.attacks is not None:
+        raise UserError("--attacks goes with --version custom")
+    version_attacks(args.version, args.attacks)
+    out = args.out or default_out(args.run, f"autoattack-{args.version}-{args.norm}-{args.eps:g}")
     check_output_file(out, "out")
     model = load_run(args.run, pick_device(args.device))
     x, y, dataset = test_images(model, args.dataset, args.limit)
-    res = evaluate.autoattack(model, x, y, args.eps, norm=args.norm, parts=parts,
-                              apgd_steps=args.apgd_steps, square_queries=args.square_queries,
-                              batch_size=args.batch_size, seed=args.seed,
+    res = evaluate.autoattack(model, x, y, args.eps, norm=args.norm, version=args.version,
+                              attacks=args.attacks, batch_size=args.batch_size, seed=args.seed,
                               progress=not args.quiet)
+    assert isinstance(res, dict)
     res = {"model": model_summary(model, args.run), "dataset": dataset, **res}
-    print(f"autoattack ({res['library']}) at eps={args.eps:g} ({args.norm}) on {len(x)} "
+    libs = ", ".join(f"{k} {v}" for k, v in res["libraries"].items()
+                     if k in ("pyautoattack", "adversarial-robustness-toolbox"))
+    print(f"AutoAttack {args.version} ({libs}) at eps={args.eps:g} ({args.norm}) on {len(x)} "
           f"{dataset} images: clean {res['clean_accuracy']:.4f}")
     for r in res["attacks"]:
-        print(f"  after {r['attack']:<9} robust accuracy {r['robust_accuracy']:.4f}")
+        print(f"  after {r['attack']:<12} robust accuracy {r['robust_accuracy']:.4f} "
+              f"({r['attacked']} attacked, {r['seconds']:.1f} s)")
     print(f"worst case per image: robust accuracy {res['robust_accuracy']:.4f}")
+    for f in res["flags"]:
+        print(f"  AutoAttack check: {f}")
     write_json(out, res)
     print(f"wrote {out}")
     return 0

@@ -1,11 +1,12 @@
-"""Robustness evaluation: curves, transfer matrices, gradient-masking checks, ART bridge, plots.
+"""Robustness evaluation: curves, transfer matrices, gradient-masking checks, AutoAttack, plots.
 
 Works on a model and tensors; the CLI and the reproduce command load data and checkpoints.
 """
 
 from __future__ import annotations
 
-from cvgr.evaluate.art_bridge import AUTOATTACK_PARTS, art_classifier, art_pgd, autoattack
+from cvgr.evaluate.art_bridge import art_classifier, art_pgd
+from cvgr.evaluate.autoattack import ATTACKS, VERSIONS, autoattack, parse_attacks
 from cvgr.evaluate.curves import (
     MAX_EPS_POINTS,
     accuracy,
@@ -21,8 +22,9 @@ from cvgr.evaluate.plots import plot_curves, plot_matrix
 from cvgr.evaluate.transfer import transfer_matrix
 
 __all__ = [
-    "AUTOATTACK_PARTS",
+    "ATTACKS",
     "MAX_EPS_POINTS",
+    "VERSIONS",
     "accuracy",
     "art_classifier",
     "art_pgd",
@@ -32,6 +34,7 @@ __all__ = [
     "load_examples",
     "masking_checks",
     "mean_loss",
+    "parse_attacks",
     "parse_eps",
     "plot_curves",
     "plot_matrix",

@@ -77,7 +77,7 @@ def _masking(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _autoattack(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
-    """ART's APGD/Square worst case beside our PGD(8) on the same images and eps."""
+    """An AutoAttack version (per-image worst case) beside our PGD(8) on the same images."""
     from cvgr.evaluate import accuracy, attack_batched, autoattack
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
@@ -86,11 +86,12 @@ def _autoattack(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     x_pgd = attack_batched(model, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=8)
     pgd_acc = accuracy(model, x_pgd, y, _BATCH)
     try:
-        res = autoattack(model, x, y, cfg["eps"], parts=cfg["parts"],
-                         apgd_steps=cfg["apgd_steps"], square_queries=cfg["square_queries"],
-                         batch_size=128, progress=ctx["progress"])
-    except UserError as e:  # ART not installed: say so in the report, do not fail the run
-        return {"skipped": str(e), "eps": cfg["eps"], "n": len(x), "pgd_accuracy": pgd_acc}
+        res = autoattack(model, x, y, cfg["eps"], version=cfg["version"],
+                         attacks=cfg.get("attacks"), progress=ctx["progress"])
+    except UserError as e:  # library not installed: say so in the report, do not fail the run
+        return {"skipped": str(e), "eps": cfg["eps"], "n": len(x), "pgd_accuracy": pgd_acc,
+                "version": cfg["version"], "attacks_asked": cfg.get("attacks")}
+    assert isinstance(res, dict)
     res["pgd_accuracy"] = pgd_acc
     return res
 

@@ -1,0 +1,178 @@
+"""One-call robustness benchmark of any model, in the spirit of RobustBench's `benchmark`.
+
+    result = cvgr.benchmark(model, dataset="fashion-mnist", threat_model="Linf", eps=0.1,
+                            n_examples=1000, version="standard")
+    result.robust_accuracy; result.save("bench.json")
+
+`model` is any `nn.Module` mapping a batch of [0, 1] images to logits (not only cvgr's); it is
+attacked on the first `n_examples` test images of the dataset with an AutoAttack version
+(`cvgr.evaluate.autoattack`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cvgr.errors import UserError
+from cvgr.io import write_json
+
+__all__ = ["THREAT_MODELS", "BenchmarkResult", "benchmark", "claim_eps"]
+
+THREAT_MODELS = {"linf": "linf", "l2": "l2"}
+
+
+@dataclass
+class BenchmarkResult:
+    """What `benchmark` measured; `to_dict()` / `save()` give the same as JSON."""
+
+    dataset: str
+    threat_model: str
+    eps: float
+    n_examples: int
+    version: str
+    clean_accuracy: float
+    robust_accuracy: float
+    attacks: list[dict[str, Any]]  # per attack: name, settings, robust accuracy after it
+    images: dict[str, Any]  # which test images: split, first index, count
+    robust_indices: list[int]  # images (0-based in the test set) no attack fooled
+    seconds: float
+    device: str
+    versions: dict[str, str]
+    seed: int
+    flags: list[str] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the result as JSON (atomically)."""
+        return write_json(path, self.to_dict())
+
+    def summary(self) -> str:
+        per = ", ".join(f"{a['attack']} {a['robust_accuracy']:.4f}" for a in self.attacks)
+        return (f"{self.dataset} {self.threat_model} eps={self.eps:g}, {self.n_examples} "
+                f"images, AutoAttack {self.version}: clean {self.clean_accuracy:.4f}, robust "
+                f"{self.robust_accuracy:.4f} (after each attack: {per}; {self.seconds:.1f} s "
+                f"on {self.device})")
+
+
+def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: str = "Linf",
+              eps: float = 0.1, n_examples: int = 1000, version: str = "standard",
+              device: str | torch.device | None = None, *, attacks: Any = None,
+              batch_size: int = 250, seed: int = 0, data_root: str | os.PathLike | None = None,
+              progress: bool = False, save: str | os.PathLike | None = None
+              ) -> BenchmarkResult:
+    """Clean and AutoAttack robust accuracy of `model` on the first `n_examples` test images.
+
+    `threat_model` is "Linf" or "L2"; `version` "standard" (the authors' AutoAttack), "art" or
+    "custom" (with `attacks`, see `cvgr.evaluate.autoattack`). `device` defaults to CUDA when
+    present; the model is moved there. With `save`, the result is also written as JSON.
+    """
+    from cvgr.attacks import check_eps
+    from cvgr.evaluate.autoattack import version_attacks
+
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    norm = THREAT_MODELS.get(str(threat_model).lower())
+    if norm is None:
+        raise UserError(f"unknown threat_model {threat_model!r}; choose Linf or L2")
+    if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
+        raise UserError(f"n_examples must be a whole number >= 1, got {n_examples!r}")
+    check_eps(eps, norm)
+    version_attacks(version, attacks)  # a bad version or attack list fails before any work
+    dev = _device(device)
+    x, y, spec_classes = _test_images(dataset, n_examples, data_root)
+    model = model.to(dev).eval()
+    _check_model(model, x, spec_classes, dataset)
+    from cvgr.evaluate import autoattack
+
+    t0 = time.perf_counter()
+    res = autoattack(model, x, y, eps, norm=norm, version=version, attacks=attacks,
+                     batch_size=batch_size, seed=seed, progress=progress)
+    assert isinstance(res, dict)
+    out = BenchmarkResult(
+        dataset=dataset, threat_model="Linf" if norm == "linf" else "L2", eps=float(eps),
+        n_examples=len(x), version=version, clean_accuracy=res["clean_accuracy"],
+        robust_accuracy=res["robust_accuracy"], attacks=res["attacks"],
+        images={"split": "test", "first": 0, "count": len(x)},
+        robust_indices=res["robust_indices"], seconds=round(time.perf_counter() - t0, 3),
+        device=_device_name(dev), versions=res["libraries"], seed=int(seed),
+        flags=res["flags"], model=_describe(model))
+    if save is not None:
+        out.save(save)
+    return out
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda asked for, but this machine has no CUDA GPU; use cpu")
+    return dev
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+           f"{torch.get_num_threads()} threads)"
+
+
+def _test_images(dataset: str, n: int, root: str | os.PathLike | None
+                 ) -> tuple[Tensor, Tensor, int]:
+    from cvgr.data import DATASETS, Loader
+
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(sorted(DATASETS))}")
+    loader = Loader(dataset, "test", 1000, train=False, limit=n, device="cpu", root=root)
+    xs, ys = zip(*loader.epoch(0), strict=True)
+    return torch.cat(xs), torch.cat(ys), int(DATASETS[dataset].num_classes)
+
+
+def _check_model(model: nn.Module, x: Tensor, classes: int, dataset: str) -> None:
+    """One forward pass on two images: logits of the dataset's class count, or a clear error."""
+    from cvgr.evaluate.curves import model_device
+
+    try:
+        with torch.no_grad():
+            out = model(x[:2].to(model_device(model)))
+    except Exception as e:  # noqa: BLE001 - any failure of a user's model becomes one line
+        raise UserError(f"the model failed on {dataset} images shaped {tuple(x.shape[1:])} "
+                        f"in [0, 1]: {type(e).__name__}: {str(e)[:200]}") from None
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[1] != classes:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise UserError(f"the model must return logits shaped (N, {classes}) for {dataset}; "
+                        f"it returned {shape}")
+
+
+def _describe(model: nn.Module) -> dict[str, Any]:
+    rec = getattr(model, "record", None) or {}
+    d: dict[str, Any] = {"class": type(model).__name__,
+                         "parameters": sum(p.numel() for p in model.parameters())}
+    for k in ("arch", "complex", "dataset", "defense", "seed", "zoo_name"):
+        if k in rec:
+            d[k] = rec[k]
+    return d
+
+
+def claim_eps(dataset: str) -> float:
+    """The L-inf radius at which the reproduction judges the paper's claims on `dataset`."""
+    from cvgr.data.specs import DATASETS
+
+    spec = DATASETS.get(dataset)
+    if spec is None or getattr(spec, "settings", None) is None:
+        raise UserError(f"no claim eps for dataset {dataset!r}; pass eps explicitly")
+    return float(spec.settings.claim_eps)

@@ -1,0 +1,70 @@
+"""`cvgr benchmark`: clean and AutoAttack robust accuracy of one model in one call.
+
+MODEL is a run directory, a .safetensors file or a zoo entry (zoo:fashion-mnist/complex-gr).
+The dataset defaults to the one in the model's record; eps to the dataset's claim radius.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cvgr.cli._common import add_device, pick_device
+from cvgr.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="one-call robustness benchmark (clean + AutoAttack)",
+                       description=__doc__)
+    p.add_argument("model", metavar="MODEL", help="RUN_DIR, FILE.safetensors or zoo:NAME")
+    p.add_argument("--dataset", default=None, help="default: the model's dataset")
+    p.add_argument("--threat-model", choices=("Linf", "L2"), default="Linf")
+    p.add_argument("--eps", type=float, default=None,
+                   help="default: the dataset's claim eps (Linf) - required for L2")
+    p.add_argument("--n", type=int, default=1000, help="first N test images (default 1000)")
+    p.add_argument("--version", choices=("standard", "art", "custom"), default="standard")
+    p.add_argument("--attacks", default=None, metavar="LIST",
+                   help="with --version custom, e.g. apgd-ce:steps=20,square:queries=100")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="FILE.json", default=None, help="also save the result here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import cvgr
+    from cvgr.benchmarking import claim_eps
+    from cvgr.evaluate.autoattack import version_attacks
+
+    if args.n < 1:
+        raise UserError(f"--n must be >= 1, got {args.n}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    version_attacks(args.version, args.attacks)
+    dev = pick_device(args.device)
+    model = cvgr.load(args.model, dev)
+    dataset = args.dataset or model.record.get("dataset")
+    if not dataset:
+        raise UserError("the model's record names no dataset; pass --dataset NAME")
+    eps = args.eps
+    if eps is None:
+        if args.threat_model != "Linf":
+            raise UserError("--eps is required with --threat-model L2")
+        eps = claim_eps(dataset)
+    res = cvgr.benchmark(model, dataset, args.threat_model, eps, args.n, args.version, dev,
+                         attacks=args.attacks, batch_size=args.batch_size, seed=args.seed,
+                         progress=not (args.quiet or args.json), save=args.out)
+    res.model["source"] = args.model
+    if args.out:
+        res.save(args.out)
+    if args.json:
+        print(json.dumps(res.to_dict()))
+    else:
+        print(res.summary())
+        if args.out:
+            print(f"wrote {args.out}")
+    return 0
+
