@@ -41,7 +41,11 @@ def versions() -> dict[str, str]:
 
 
 def model_path(path: str | os.PathLike) -> Path:
-    """A run directory or a .safetensors file -> the weights file."""
+    """A run directory, a .safetensors file or "zoo:NAME" -> the weights file."""
+    if isinstance(path, str) and path.startswith("zoo:"):
+        from cvgr.zoo import locate
+
+        return locate(path)
     p = Path(path)
     if p.is_dir():
         p = p / MODEL_FILE
@@ -94,6 +98,8 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
 def load(path: str | os.PathLike, device: str | torch.device = "cpu",
          arch: str | None = None, complex: bool | None = None) -> nn.Module:
     """Rebuild a model from its checkpoint alone; returned in eval mode with `.record` set.
+
+    `path` is a run directory, a .safetensors file or a zoo model ("zoo:fashion-mnist/complex-gr").
 
     If `arch`/`complex` are given, a checkpoint of another architecture is refused.
     """

@@ -1,0 +1,149 @@
+"""`cvgr zoo`: the shipped models (the paper's, at the paper's budget) and their numbers.
+
+  cvgr zoo [list]                          the table (untrained / unevaluated entries say so)
+  cvgr zoo train [NAMES] --root DIR        train entries into DIR/<dataset>/<name>, resumable
+  cvgr zoo publish RUN_DIR... | --root DIR copy finished runs into the zoo (alias: add)
+  cvgr zoo evaluate [NAMES] --n 500        clean, PGD(8), standard AutoAttack; JSON per model
+  cvgr zoo doc --out docs/zoo.md           the zoo page, from the stored numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cvgr.cli._common import add_device, pick_device
+from cvgr.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("zoo", help="the model zoo: table, train, publish, evaluate, doc",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    zoo_dir = argparse.ArgumentParser(add_help=False)
+    zoo_dir.add_argument("--zoo-dir", default=None, metavar="DIR",
+                         help="zoo weights directory (default: the package's, or $CVGR_ZOO_DIR)")
+    p.set_defaults(func=run_list, json=False, zoo_dir=None)
+    s = p.add_subparsers(dest="zoo_command", metavar="ACTION")
+
+    q = s.add_parser("list", parents=[zoo_dir], help="the zoo table (the default action)")
+    q.add_argument("--json", action="store_true", help="print the rows as JSON")
+    q.set_defaults(func=run_list)
+
+    q = s.add_parser("train", help="train zoo entries (resumable run directories)")
+    q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all)")
+    q.add_argument("--root", default="zoo-runs", metavar="DIR",
+                   help="runs go to DIR/<dataset>/<name> (default zoo-runs)")
+    q.add_argument("--data-root", default=None, help="directory holding the datasets")
+    q.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(q)
+    q.set_defaults(func=run_train)
+
+    for action in ("publish", "add"):
+        q = s.add_parser(action, parents=[zoo_dir],
+                         help="copy finished runs into the zoo" + (" (as publish)"
+                                                                   if action == "add" else ""))
+        q.add_argument("runs", nargs="*", metavar="RUN_DIR", help="finished run directories")
+        q.add_argument("--root", default=None, metavar="DIR",
+                       help="publish every finished entry found in DIR/<dataset>/<name>")
+        q.add_argument("--name", default=None, help="the entry (default: found from the run)")
+        q.add_argument("--hardware", default=None,
+                       help="what the runs trained on (default: detected here)")
+        q.set_defaults(func=run_publish)
+
+    q = s.add_parser("evaluate", parents=[zoo_dir], help="measure the table's numbers")
+    q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all shipped)")
+    q.add_argument("--n", type=int, default=500, help="first N test images (default 500)")
+    q.add_argument("--version", choices=("standard", "art", "custom"), default="standard")
+    q.add_argument("--attacks", default=None, help="with --version custom")
+    q.add_argument("--force", action="store_true", help="measure again even if stored")
+    q.add_argument("--data-root", default=None, help="directory holding the datasets")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(q)
+    q.set_defaults(func=run_evaluate)
+
+    q = s.add_parser("doc", parents=[zoo_dir], help="write the zoo page (markdown)")
+    q.add_argument("--out", default="docs/zoo.md", help="default docs/zoo.md")
+    q.set_defaults(func=run_doc)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from cvgr import zoo
+
+    rs = zoo.rows(args.zoo_dir)
+    if args.json:
+        print(json.dumps(rs))
+        return 0
+    head, body = zoo.table(rs)
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    for r in body:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    shipped = sum(r["shipped"] for r in rs)
+    print(f"{shipped} of {len(rs)} models shipped in {zoo.root_dir(args.zoo_dir)}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from cvgr import zoo
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    dev = pick_device(args.device)
+    done = zoo.train(args.names, args.root, device=str(dev), data_root=args.data_root,
+                     progress=not args.no_progress)
+    print(f"trained {len(done)} zoo model(s) under {args.root}; copy them into the zoo with "
+          f"`cvgr zoo publish --root {args.root}`")
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from cvgr import zoo
+
+    if bool(args.runs) == bool(args.root):
+        raise UserError("give run directories or --root DIR, not both or neither")
+    if args.name and len(args.runs) != 1:
+        raise UserError("--name goes with exactly one run directory")
+    if args.root:
+        found = zoo.publishable_runs(args.root)
+        if not found:
+            print(f"no finished zoo run under {args.root}", file=sys.stderr)
+            return 1
+        targets = [(str(d), e.name) for e, d in found]
+    else:
+        targets = [(r, args.name) for r in args.runs]
+    for run_dir, name in targets:
+        path = zoo.publish(run_dir, name, root=args.zoo_dir, hardware=args.hardware)
+        print(f"published {run_dir} -> {path}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from cvgr import zoo
+
+    if args.version != "custom" and args.attacks is not None:
+        raise UserError("--attacks goes with --version custom")
+    dev = pick_device(args.device)
+    res = zoo.evaluate(args.names, args.n, root=args.zoo_dir, device=str(dev),
+                       version=args.version, attacks=args.attacks, force=args.force,
+                       data_root=args.data_root, progress=not args.quiet)
+    if not res:
+        print("no zoo model is shipped yet: nothing to evaluate", file=sys.stderr)
+        return 1
+    print(f"evaluated {len(res)} zoo model(s); `cvgr zoo` shows the table")
+    return 0
+
+
+def run_doc(args: argparse.Namespace) -> int:
+    from cvgr.zoo import doc
+
+    path = doc.write(args.out, args.zoo_dir,
+                     command="cvgr zoo doc" + (f" --out {args.out}"
+                                               if args.out != "docs/zoo.md" else ""))
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,213 @@
+"""The model zoo's machinery on a tiny model published into a temporary zoo: catalogue, train,
+publish, load, evaluate, table, doc; and the benchmark on the same model."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import torch
+
+import cvgr
+from cvgr import zoo
+from cvgr.cli import build_parser, main
+from cvgr.cli.train import config_from_args
+from cvgr.errors import UserError
+from cvgr.zoo import doc
+
+TINY = "mnist-10k/tiny-mlp"
+CHEAP = "apgd-ce:steps=5,square:queries=20"
+
+
+def test_catalogue_is_the_issue_list():
+    fm = {"arch": "mnist-cnn-groupsum", "complex": True, "beta": 64.0, "noise": 0.05}
+    want = {
+        "fashion-mnist/complex-gr": fm,
+        "fashion-mnist/real-gr": {"arch": "mnist-cnn", "beta": 64.0, "noise": 0.05},
+        "mnist-10k/complex-gr": {"arch": "mnist-cnn-groupsum", "complex": True, "beta": 512.0},
+        "mnist-10k/real-gr": {"arch": "mnist-cnn", "beta": 512.0},
+        "mnist-10k/complex-none": {"arch": "mnist-cnn-groupsum", "complex": True},
+        "mnist-10k/real-none": {"arch": "mnist-cnn"},
+        "fashion-mnist/real-none": {"arch": "mnist-cnn"},
+        "fashion-mnist/complex-none": {"arch": "mnist-cnn-groupsum", "complex": True},
+        "fashion-mnist/real-pgd4": {"arch": "mnist-cnn", "adv_eps": 0.1, "adv_steps": 4},
+        "fashion-mnist/complex-gr-reference": {**fm, "gr_mode": "reference"},
+        "fashion-mnist/complex-gr-fd": {**fm, "gr_mode": "fd"},
+        "fashion-mnist/complex-gr-seed1": {**fm, "seed": 1},
+        "fashion-mnist/complex-gr-seed2": {**fm, "seed": 2},
+    }
+    assert list(zoo.CATALOGUE) == list(want)
+    for name, fields in want.items():
+        cfg = zoo.entry(name).config()
+        assert cfg.dataset == name.split("/")[0]
+        # the dataset recipe everywhere else
+        assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.milestones, cfg.lr_gamma) == \
+            (30, 0.005, 64, (20,), 0.2)
+        assert cfg.limit_train is None and cfg.limit_test is None
+        default = {"complex": False, "beta": 0.0, "noise": 0.0, "adv_eps": 0.0, "seed": 0,
+                   "gr_mode": "exact", "adv_steps": 4}
+        for k, v in {**default, **fields}.items():
+            assert getattr(cfg, k) == v, (name, k)
+        # the printed command, parsed by the real CLI, makes the same run
+        argv = shlex.split(zoo.entry(name).command("runs/x"))[1:]
+        assert config_from_args(build_parser().parse_args(argv)).resolved() == cfg
+
+
+@pytest.fixture()
+def tiny(monkeypatch, tmp_path):
+    """A tiny catalogue entry (2 epochs, 128 images), a temporary zoo and runs root."""
+    e = zoo.ZooEntry(TINY, "tiny test MLP", {"arch": "mnist-mlp", "epochs": 2,
+                                              "limit_train": 128, "limit_test": 64})
+    monkeypatch.setitem(zoo.CATALOGUE, TINY, e)
+    monkeypatch.setenv(zoo.ENV, str(tmp_path / "zoo"))
+    return tmp_path
+
+
+def test_train_publish_load_evaluate(tiny, capsys):
+    pytest.importorskip("pyautoattack")
+    runs = tiny / "runs"
+    with pytest.raises(UserError, match=rf"zoo:{TINY} is not shipped yet.*cvgr zoo train {TINY}"):
+        cvgr.load(f"zoo:{TINY}")
+    with pytest.raises(UserError, match="no zoo model 'nope'"):
+        cvgr.load("zoo:nope")
+    # an interrupted run is refused, then resumed by `zoo train`
+    from cvgr.train import train
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        raise Stop
+
+    e = zoo.entry(TINY)
+    with pytest.raises(Stop):
+        train(e.config(), runs / "mnist-10k" / "tiny-mlp", progress=False, callback=stop,
+              quiet=True)
+    with pytest.raises(UserError, match="not finished"):
+        zoo.publish(runs / "mnist-10k" / "tiny-mlp")
+    assert main(["zoo", "train", TINY, "--root", str(runs), "--no-progress"]) == 0
+    run_dir = runs / "mnist-10k" / "tiny-mlp"
+    assert zoo.publishable_runs(runs) == [(e, run_dir)]
+    assert main(["zoo", "publish", "--root", str(runs), "--hardware", "test box"]) == 0
+    wf = zoo.weights_file(TINY)
+    assert wf == tiny / "zoo" / "mnist-10k" / "tiny-mlp.safetensors" and wf.is_file()
+    rec = cvgr.checkpoint.read_record(wf)
+    metrics = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rec["zoo"]["train_seconds_per_epoch"] == [m["train_seconds"] for m in metrics]
+    assert rec["zoo"]["device"] == "cpu" and rec["zoo"]["hardware"] == "test box"
+    assert rec["zoo"]["name"] == TINY and rec["finished"]
+    model = cvgr.load(f"zoo:{TINY}")
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), cvgr.load(run_dir)(x))
+
+    # evaluate: stored beside the weights, checked against an independent computation
+    (res,) = zoo.evaluate([TINY], 16, version="custom", attacks=CHEAP, progress=False)
+    stored = json.loads(zoo.eval_file(TINY).read_text())
+    assert stored["autoattack"]["robust_accuracy"] == res["autoattack"]["robust_accuracy"]
+    from cvgr.benchmarking import _test_images
+
+    xs, ys, _ = _test_images("mnist-10k", 16, None)
+    with torch.no_grad():
+        clean = (model(xs).argmax(1) == ys).float().mean().item()
+    assert res["clean_accuracy"] == clean and res["eps"] == 0.2 and res["n"] == 16
+    assert res["pgd8"]["accuracy"] <= clean
+    assert res["autoattack"]["robust_accuracy"] <= clean
+    # resumable: a second call measures nothing; --force measures again
+    logs: list[str] = []
+    zoo.evaluate([TINY], 16, version="custom", attacks=CHEAP, progress=False, log=logs.append)
+    assert "already measured" in logs[0]
+    logs.clear()
+    zoo.evaluate([TINY], 16, version="custom", attacks=CHEAP, progress=False, force=True,
+                 log=logs.append)
+    assert "already measured" not in " ".join(logs)
+
+    # the table: the tiny model measured, the real entries shown as not trained
+    rows = {r["name"]: r for r in zoo.rows()}
+    assert rows[TINY]["clean_accuracy"] == clean and rows[TINY]["version"] == "custom"
+    assert not rows["fashion-mnist/complex-gr"]["shipped"]
+    capsys.readouterr()
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    tiny_line = next(ln for ln in out.splitlines() if ln.startswith(TINY))
+    assert f"{clean:.3f}" in tiny_line and "(custom)" in tiny_line and "cpu: test box" in tiny_line
+    assert "not trained yet" in next(ln for ln in out.splitlines()
+                                     if ln.startswith("fashion-mnist/complex-gr "))
+    # published again (a new record, the same weights): the evaluation still counts
+    zoo.publish(run_dir, hardware="other box")
+    assert zoo.rows()[-1]["clean_accuracy"] == clean
+    assert zoo.rows()[-1]["hardware"] == "other box"
+
+    # the page
+    page = tiny / "zoo.md"
+    assert main(["zoo", "doc", "--out", str(page)]) == 0
+    text = page.read_text()
+    assert TINY in text and "not yet measured" in text and "| 253 | 1.00 |" in text
+
+    # the benchmark on a zoo model, through the CLI
+    capsys.readouterr()
+    assert main(["benchmark", f"zoo:{TINY}", "--n", "16", "--version", "custom",
+                 "--attacks", CHEAP, "--json", "--out", str(tiny / "b.json")]) == 0
+    b = json.loads(capsys.readouterr().out)
+    assert b["clean_accuracy"] == clean and b["eps"] == 0.2 and b["n_examples"] == 16
+    assert json.loads((tiny / "b.json").read_text())["robust_accuracy"] == b["robust_accuracy"]
+    assert b["model"]["source"] == f"zoo:{TINY}"
+
+    # other weights under the same name: the old evaluation no longer counts
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    cvgr.checkpoint.save_model(model, wf, rec)
+    row = zoo.rows()[-1]
+    assert row["shipped"] and row["clean_accuracy"] is None
+
+
+def test_publish_refusals(tiny):
+    from cvgr.train import train
+    from cvgr.train.config import TrainConfig
+
+    other = tiny / "other"
+    train(TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, limit_train=64,
+                      limit_test=32, seed=5), other, progress=False, quiet=True)
+    with pytest.raises(UserError, match="match no zoo entry"):
+        zoo.publish(other)
+    with pytest.raises(UserError, match=f"not trained as zoo:{TINY}"):
+        zoo.publish(other, TINY)
+    with pytest.raises(UserError, match="not a cvgr run directory"):
+        zoo.publish(tiny / "missing")
+    assert main(["zoo", "publish"]) == 2
+
+
+def _row(name, aa, clean, spe=10.0, n=500, version="standard"):
+    return {"name": name, "autoattack": aa, "clean_accuracy": clean, "n": n, "eps": 0.1,
+            "version": version, "seconds_per_epoch": spe, "device": "cpu", "hardware": "x"}
+
+
+def test_comparison_sentences_follow_the_numbers():
+    fm = "fashion-mnist"
+    rs = [_row(f"{fm}/complex-gr", 0.40, 0.80), _row(f"{fm}/real-gr", 0.30, 0.75)]
+    s = doc.complex_vs_real(rs, fm)
+    # difference 0.10; two standard errors of it at n=500: 2*sqrt(.4*.6/500+.3*.7/500)=0.060
+    assert "beats" in s and "+0.100" in s and "0.060" in s and "0.800 against 0.750" in s
+    rs[0]["autoattack"] = 0.32
+    assert "ties with" in doc.complex_vs_real(rs, fm)
+    rs[0]["autoattack"] = 0.20
+    assert "does not beat" in doc.complex_vs_real(rs, fm)
+    rs[1]["version"] = "custom"  # only the standard version counts
+    assert "not yet measured" in doc.complex_vs_real(rs, fm)
+    assert "not yet measured" in doc.complex_vs_real(rs, "mnist-10k")
+
+    modes = [_row(f"{fm}/complex-gr", 0.40, 0.8, 30.0),
+             _row(f"{fm}/complex-gr-reference", 0.35, 0.8, 20.0),
+             _row(f"{fm}/complex-gr-fd", 0.38, 0.8, 15.0),
+             _row(f"{fm}/complex-none", 0.05, 0.85, 5.0)]
+    g = doc.gr_modes(modes)
+    assert "Most robust: exact; fastest to train: fd" in g
+    assert "+1.17 points per s/epoch" in g  # (0.40 - 0.05) / 30 * 100
+    assert "not yet measured" in doc.gr_modes(modes[:2])
+
+    seeds = [_row(f"{fm}/complex-gr", 0.40, 0.80), _row(f"{fm}/complex-gr-seed1", 0.30, 0.78),
+             _row(f"{fm}/complex-gr-seed2", 0.35, 0.79)]
+    sp = doc.seed_spread(seeds)
+    assert "mean 0.350" in sp and "standard deviation 0.050" in sp and "range 0.100" in sp
+    assert "not yet measured" in doc.seed_spread(seeds[:2])
