@@ -81,12 +81,15 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
     from cvgr.evaluate.autoattack import version_attacks
 
     if not isinstance(model, nn.Module):
-        raise UserError(f"model must be a torch nn.Module, got {type(model).__name__}")
+        raise UserError(f"model must be a torch nn.Module, got {type(model).__name__}",
+                        param="model")
     norm = THREAT_MODELS.get(str(threat_model).lower())
     if norm is None:
-        raise UserError(f"unknown threat_model {threat_model!r}; choose Linf or L2")
+        raise UserError(f"unknown threat_model {threat_model!r}; choose Linf or L2",
+                        param="threat_model")
     if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
-        raise UserError(f"n_examples must be a whole number >= 1, got {n_examples!r}")
+        raise UserError(f"n_examples must be a whole number >= 1, got {n_examples!r}",
+                        param="n_examples")
     check_eps(eps, norm)
     version_attacks(version, attacks)  # a bad version or attack list fails before any work
     dev = _device(device)
@@ -118,9 +121,11 @@ def _device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N",
+                        param="device") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda asked for, but this machine has no CUDA GPU; use cpu")
+        raise UserError("device cuda asked for, but this machine has no CUDA GPU; use cpu",
+                        param="device")
     return dev
 
 
@@ -136,7 +141,8 @@ def _test_images(dataset: str, n: int, root: str | os.PathLike | None
     from cvgr.data import DATASETS, Loader
 
     if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(sorted(DATASETS))}")
+        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(sorted(DATASETS))}",
+                        param="dataset")
     loader = Loader(dataset, "test", 1000, train=False, limit=n, device="cpu", root=root)
     xs, ys = zip(*loader.epoch(0), strict=True)
     return torch.cat(xs), torch.cat(ys), int(DATASETS[dataset].num_classes)

@@ -125,17 +125,17 @@ def version_attacks(version: str, attacks: Any = None) -> list[dict[str, Any]] |
     """The attack list of a version (None for `standard`: the authors' own configuration)."""
     if version not in VERSIONS:
         raise UserError(f"unknown AutoAttack version {version!r}; choose from "
-                        f"{', '.join(VERSIONS)}")
+                        f"{', '.join(VERSIONS)}", param="version")
     if version != "custom" and attacks is not None:
         raise UserError(f"attacks are chosen by version={version!r}; pass them with "
-                        "version='custom'")
+                        "version='custom'", param="attacks")
     if version == "standard":
         return None
     if version == "art":
         return parse_attacks(list(_ART_VERSION))
     if attacks is None:
         raise UserError("version='custom' needs attacks, e.g. "
-                        "'apgd-ce:steps=20,square:queries=100'")
+                        "'apgd-ce:steps=20,square:queries=100'", param="attacks")
     return parse_attacks(attacks)
 
 
@@ -167,10 +167,10 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str 
     norm = check_norm(norm)
     check_inputs(x, y)
     if len(x) == 0:
-        raise UserError("autoattack got no images; check --limit / n_examples")
+        raise UserError("autoattack got no images", param="x")
     eps = check_eps(eps, norm, x[0].numel())
     if batch_size < 1:
-        raise UserError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}", param="batch_size")
     specs = version_attacks(version, attacks)
     libs = {s["library"] for s in specs} if specs is not None else {"autoattack"}
     if "autoattack" in libs:
