@@ -8,6 +8,7 @@ from __future__ import annotations
 import array
 import errno
 import fcntl
+import math
 import os
 import stat
 from pathlib import Path
@@ -460,3 +461,130 @@ def test_config_records_the_data_really_used(tmp_path, capsys):
     env = json.loads((tmp_path / "r" / "config.json").read_text())["environment"]
     assert env["data_root"] == str(tmp_path / "data")
     assert env["data_dir"] == str(tmp_path / "data" / "fashion-mnist")
+
+
+# -- one process per output directory ----------------------------------------------------------
+
+_HOLD = """
+import sys, time
+from cvgr.io import locked_dir
+with locked_dir(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def _holder(path: Path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_lock_refuses_a_second_process_and_dies_with_its_holder(tmp_path, capsys):
+    import signal
+    import socket
+
+    from cvgr.io import locked_dir
+
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
+    train = ["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
+             "--batch-size", 4, "--out", tmp_path / "run", "--data-root", tmp_path / "data",
+             "--device", "cpu", "--no-progress"]
+    repro = ["reproduce", "--budget", "tiny", "--out", tmp_path / "rep", "--data-root",
+             tmp_path / "data", "--device", "cpu"]
+    procs = [_holder(tmp_path / "run"), _holder(tmp_path / "rep")]
+    try:
+        for argv, proc in ((train, procs[0]), (repro, procs[1])):
+            rc, _, err = cli(*argv, capsys=capsys)
+            assert rc == 2 and one_line(err), err
+            assert f"in use by another cvgr process (pid {proc.pid} on " \
+                   f"{socket.gethostname()} since 20" in err
+        assert not (tmp_path / "run" / "config.json").exists()  # the loser wrote nothing
+        assert not (tmp_path / "rep" / "plan.json").exists()
+        with pytest.raises(UserError, match=f"pid {procs[0].pid}"):
+            with locked_dir(tmp_path / "run"):
+                pass
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    # the kernel dropped the killed holder's lock: no stale lock blocks the next run
+    rc, _, err = cli(*train, capsys=capsys)
+    assert rc == 0, err
+    with locked_dir(tmp_path / "rep"):
+        pass
+
+
+def test_lock_file_does_not_make_a_directory_foreign(tmp_path):
+    from cvgr.io import LOCK_FILE, locked_dir
+
+    with locked_dir(tmp_path / "r") as d:
+        assert (d / LOCK_FILE).is_file()
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
+    rc = main(["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", "1",
+               "--batch-size", "4", "--out", str(tmp_path / "r"), "--data-root",
+               str(tmp_path / "data"), "--device", "cpu", "--no-progress"])
+    assert rc == 0
+
+
+# -- recovery ----------------------------------------------------------------------------------
+
+
+def _train_argv(tmp_path: Path, out: Path, *extra) -> list:
+    return ["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--batch-size", 4,
+            "--out", out, "--data-root", tmp_path / "data", "--device", "cpu", "--no-progress",
+            *extra]
+
+
+def test_corrupt_model_file_is_rebuilt_from_the_state(tmp_path, capsys):
+    import cvgr
+    from cvgr.train import TrainConfig, train
+
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
+    out = tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        raise Stop
+
+    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTMLP", epochs=2, batch_size=4)
+    with pytest.raises(Stop):
+        train(cfg, out, progress=False, quiet=True, device="cpu", data_root=tmp_path / "data",
+              callback=stop)
+    (out / "model.safetensors").write_bytes(b"\0garbage")
+    with pytest.raises(UserError, match="not a readable safetensors"):
+        cvgr.load(out)
+    rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 2, "--resume"), capsys=capsys)
+    assert rc == 0, err
+    assert cvgr.load(out).record["epochs_completed"] == 2
+    # a finished run whose model file is damaged: the same command rebuilds it
+    (out / "model.safetensors").write_bytes(b"")
+    rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 2), capsys=capsys)
+    assert rc == 0, err
+    assert cvgr.load(out).record["finished"]
+
+
+def test_divergence_advice_is_actionable(tmp_path, capsys):
+    import json
+
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=16)
+    out = tmp_path / "run"
+    rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 2, "--lr", 1e30), capsys=capsys)
+    assert rc == 2 and one_line(err) and "new run in another output directory" in err, err
+    assert "lower lr" in err
+    # the advice works: a run's settings are fixed, so the same directory refuses a lower lr ...
+    rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 2, "--lr", 1e-3, "--resume"),
+                     capsys=capsys)
+    assert rc == 2 and one_line(err) and "holds a different run" in err and "lr" in err, err
+    # ... and a new run with it trains
+    rc, _, err = cli(*_train_argv(tmp_path, tmp_path / "run2", "--epochs", 2, "--lr", 1e-3),
+                     capsys=capsys)
+    assert rc == 0, err
+    rows = [json.loads(x) for x in (tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)

@@ -40,7 +40,8 @@ def test_gr_noise_run_writes_everything(tmp_path):
     cfg = tiny(arch="MNISTNetV1", complex=True, beta=1.0, noise=0.05, epochs=2, seed=3)
     final = run(cfg, out)
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl",
-                                               "model.safetensors", "state.safetensors"}
+                                               "model.safetensors", "state.safetensors",
+                                               ".cvgr.lock"}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and rows[-1] == final
     for r in rows:

@@ -3,17 +3,70 @@ checks that an output path can be written, made before any long work starts."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import socket
+import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cvgr.errors import UserError
 
 __all__ = ["atomic_write", "write_json", "read_json", "append_jsonl", "read_jsonl",
-           "check_output_dir", "check_output_file"]
+           "check_output_dir", "check_output_file", "LOCK_FILE", "locked_dir"]
+
+LOCK_FILE = ".cvgr.lock"
+"""Held (a POSIX record lock) by the process writing into a run or reproduction directory."""
+
+
+@contextmanager
+def locked_dir(path: str | os.PathLike, param: str = "out") -> Iterator[Path]:
+    """Create directory `path` if needed and hold its lock for the block; refuse if held.
+
+    The lock is an fcntl record lock on PATH/.cvgr.lock: the kernel drops it when the holder
+    exits or is killed, so it never outlives its process (no stale pid file to clean up), and
+    it is not inherited by forked children. The file holds who has the lock (pid, host, since,
+    command), so the refusal says who to wait for. The file is left in place (removing it
+    would race with a process about to lock it); directory checks ignore it.
+    """
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    f = open(p / LOCK_FILE, "a+")  # noqa: SIM115 -- closed below; closing releases the lock
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        if e.errno not in (errno.EACCES, errno.EAGAIN):
+            raise
+        raise UserError(f"{param} {p} is in use by another cvgr process ({_holder(holder)}); "
+                        f"wait for it to finish, or give another {param}", param=param) from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "command": " ".join(sys.argv[:1] + sys.argv[1:])[:300]}) + "\n")
+        f.flush()
+        yield p
+    finally:
+        f.close()
+
+
+def _holder(text: str) -> str:
+    try:
+        h = json.loads(text)
+        return (f"pid {h['pid']} on {h['host']} since {h['since']}"
+                + (f": {h['command']}" if h.get("command") else ""))
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"
 
 
 def check_output_file(path: str | os.PathLike, param: str = "out") -> Path:

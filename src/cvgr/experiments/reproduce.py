@@ -12,14 +12,14 @@ from cvgr.errors import UserError
 from cvgr.experiments.plan import build_plan
 from cvgr.experiments.report import collect, write_report
 from cvgr.experiments.runner import format_seconds, run_jobs
-from cvgr.io import check_output_dir, read_json, write_json
+from cvgr.io import LOCK_FILE, check_output_dir, locked_dir, read_json, write_json
 
 __all__ = ["reproduce", "report_only"]
 
 PLAN_FILE = "plan.json"
 
 
-def _claim_dir(out: Path, plan: dict[str, Any]) -> None:
+def _claim_dir(out: Path, plan: dict[str, Any], write: bool = True) -> None:
     """Refuse a directory holding another reproduction or other files; write plan.json."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a directory")
@@ -34,10 +34,11 @@ def _claim_dir(out: Path, plan: dict[str, Any]) -> None:
             raise UserError(f"--out {out} holds another reproduction ({what}, or one made by "
                             "another cvgr version); give another --out or delete it")
         return
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(f.name != LOCK_FILE for f in out.iterdir()):
         raise UserError(f"--out {out} is not empty and holds no reproduction; "
                         "give a new or empty directory")
-    write_json(pfile, plan)
+    if write:
+        write_json(pfile, plan)
 
 
 def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int = 1,
@@ -56,7 +57,15 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
     plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch)
     out = check_output_dir(out, "out")
     locate(dataset, data_root)  # a missing dataset: one clear message before any work
-    _claim_dir(out, plan)
+    _claim_dir(out, plan, write=False)  # refuse a foreign directory before touching it
+    with locked_dir(out, "out"):  # one reproduction per directory at a time
+        _claim_dir(out, plan)
+        return _reproduce(dataset, budget, out, plan, workers, device, data_root, progress, say)
+
+
+def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any], workers: int,
+               device: str | None, data_root: str | os.PathLike | None,
+               progress: bool | None, say: Callable[[str], None]) -> dict[str, Any]:
     if progress is None:
         progress = workers == 1 and sys.stderr.isatty()
     device = device or _default_device()
@@ -80,8 +89,9 @@ def report_only(out: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{out} holds no reproduction ({PLAN_FILE} missing)")
     plan = read_json(pfile)
     check_output_dir(out, "out")
-    res = collect(out, plan)
-    return {"verdicts": write_report(res, out), "report": out / "report.md"}
+    with locked_dir(out, "out"):
+        res = collect(out, plan)
+        return {"verdicts": write_report(res, out), "report": out / "report.md"}
 
 
 def _default_device() -> str:

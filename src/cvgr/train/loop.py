@@ -39,6 +39,10 @@ CHECK_EVERY = 50
 VAL_BATCH = 500
 
 
+RETRY = ("training stopped, the last finished epoch's checkpoint is kept; a run's settings are "
+         "fixed, so retry with a lower lr (or beta) as a new run in another output directory")
+
+
 class TrainingDiverged(UserError):
     """The loss or the weights became NaN/inf; the last good checkpoint is kept."""
 
@@ -60,7 +64,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         return done_metrics
 
     from cvgr.data import Loader, channel_stats, get_spec, locate
-    from cvgr.io import check_output_dir
+    from cvgr.io import check_output_dir, locked_dir
 
     check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
     dev = _device(device)
@@ -77,10 +81,13 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
 
     environment = {"device": str(dev), "data_root": root,
                    "data_dir": str(locate(cfg.dataset, root))}  # where the files were read
-    done = run.prepare(cfg, resume, environment)
+    run.check(cfg, resume)  # refuse a foreign directory before creating anything in it
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # the caller's global RNG state is left as it was
+    # One process per run directory: a second one is refused, saying who holds it.
+    with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
+        # The caller's global RNG state is left as it was.
+        done = run.prepare(cfg, resume, environment)
         return _train(cfg, run, done, dev, train_loader, val_loader, normalize, progress, quiet,
                       callback)
 
@@ -203,7 +210,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
     if bad:
         raise TrainingDiverged(f"weights became non-finite ({bad[0]}) in epoch {epoch + 1}, "
-                               f"by batch {len(per_batch)}; lower --lr (or --beta)")
+                               f"by batch {len(per_batch)}; {RETRY}")
     s = torch.stack(per_batch).double()
     n = torch.tensor(sizes, dtype=torch.float64, device=s.device)
     sums = (s[:, :3] * n[:, None]).sum(0) / n.sum()
@@ -260,8 +267,7 @@ def _check(per_batch: list[Tensor], start: int, epoch: int) -> float:
         first = start + int((~finite).nonzero()[0, 0])
         kind = "nan" if bool(recent[first - start, :3].isnan().any()) else "inf"
         raise TrainingDiverged(f"loss became {kind} in epoch {epoch + 1}, batch {first + 1}; "
-                               "training stopped and the last good checkpoint kept; "
-                               "lower --lr (or --beta)")
+                               f"{RETRY}")
     return float(recent[-1, 0])
 
 

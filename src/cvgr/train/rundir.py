@@ -25,7 +25,7 @@ from torch import nn
 
 from cvgr.checkpoint import CheckpointError, read_record, save_model
 from cvgr.errors import UserError
-from cvgr.io import atomic_write, read_json, write_json
+from cvgr.io import LOCK_FILE, atomic_write, read_json, write_json
 from cvgr.train.config import TrainConfig
 
 __all__ = ["RunDir"]
@@ -68,7 +68,10 @@ class RunDir:
         """Final metrics if this directory holds `cfg`'s run, finished and saved; else None."""
         if self.stored_config() != cfg or not self.model_file.is_file():
             return None
-        rec = read_record(self.model_file)
+        try:
+            rec = read_record(self.model_file)
+        except CheckpointError:  # damaged: not finished; resuming rebuilds it from the state
+            return None
         if rec.get("finished") and rec.get("epochs_completed") == cfg.epochs:
             return rec.get("metrics")
         return None
@@ -79,11 +82,28 @@ class RunDir:
         Refuses (UserError, nothing written) a directory that holds a different run, a
         non-empty directory that is not a run, and an unfinished run without `resume`.
         """
+        stored, meta, done = self.check(cfg, resume)
+        if stored is None or meta is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json(self.config_file, {
+                "config": cfg.to_dict(),
+                "command": "cvgr train " + " ".join(cfg.argv()) + f" --out {self.path}",
+                "defense": cfg.defense_settings(),
+                "environment": environment,
+            })
+            if self.metrics_file.exists():
+                self.metrics_file.unlink()
+            return 0
+        return done
+
+    def check(self, cfg: TrainConfig, resume: bool
+              ) -> tuple[TrainConfig | None, dict[str, Any] | None, int]:
+        """What `prepare` would find, read only: (stored config, resume state, epochs done)."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {self.path} is a file; give a directory")
         stored = self.stored_config()
         if stored is None:
-            if self.path.is_dir() and any(self.path.iterdir()):
+            if self.path.is_dir() and any(f.name != LOCK_FILE for f in self.path.iterdir()):
                 raise UserError(f"--out {self.path} is not empty and holds no cvgr run; "
                                 "give a new or empty directory")
         elif stored != cfg:
@@ -97,18 +117,7 @@ class RunDir:
         if 0 < done < int(cfg.epochs or 0) and not resume:
             raise UserError(f"--out {self.path} holds this run, stopped after epoch "
                             f"{done}/{cfg.epochs}; add --resume to continue it")
-        if stored is None or meta is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            write_json(self.config_file, {
-                "config": cfg.to_dict(),
-                "command": "cvgr train " + " ".join(cfg.argv()) + f" --out {self.path}",
-                "defense": cfg.defense_settings(),
-                "environment": environment,
-            })
-            if self.metrics_file.exists():
-                self.metrics_file.unlink()
-            return 0
-        return done
+        return stored, meta, done
 
     def _check_arch(self, meta: dict[str, Any], cfg: TrainConfig) -> None:
         if meta.get("arch") != cfg.arch or bool(meta.get("complex")) != cfg.complex:
