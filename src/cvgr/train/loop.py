@@ -39,7 +39,7 @@ CHECK_EVERY = 50
 VAL_BATCH = 500
 
 
-RETRY = ("training stopped, the last finished epoch's checkpoint is kept; a run's settings are "
+RETRY = ("training stopped and the last good checkpoint kept; a run's settings are "
          "fixed, so retry with a lower lr (or beta) as a new run in another output directory")
 
 
