@@ -12,3 +12,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (2 CPUs, small object store) for the whole test session,
+    started by the first test that asks for it and shut down at the end."""
+    import ray
+
+    ray.init(num_cpus=2, object_store_memory=100 * 1024**2, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

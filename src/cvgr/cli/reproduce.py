@@ -1,13 +1,14 @@
 """`cvgr reproduce`: run the paper's experiments on one dataset and write a report.
 
-Resumable: rerunning the same command skips finished runs and evaluations.
+Resumable: rerunning the same command skips finished runs and evaluations. Jobs run in this
+process, in N local processes (--jobs N), or as tasks on a Ray cluster (--executor ray).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from cvgr.cli._common import add_device, pick_device
+from cvgr.cli._common import add_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how much to run (default quick); 'tiny' exists for tests")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="run N jobs at once in local processes (default 1)")
+                   help="local executor: run N jobs at once in local processes (default 1)")
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="where datasets are looked for first")
     p.add_argument("--real-arch", default=None, help="real architecture (default: the paper's)")
@@ -35,7 +36,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from finished results; run nothing")
     add_device(p)
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic PyTorch kernels (matters on GPU; see docs/cluster.md)")
+    _add_ray(p)
     p.set_defaults(func=run)
+
+
+def _add_ray(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster (docs/cluster.md; needs pip install 'cvgr[cluster]')")
+    g.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local processes (default) or one Ray task per job")
+    g.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="join this Ray cluster (default: start a local Ray instance)")
+    g.add_argument("--cpus-per-job", type=float, default=1.0, metavar="N",
+                   help="CPUs Ray reserves per job (default 1; also its PyTorch threads)")
+    g.add_argument("--gpus-per-job", type=float, default=None, metavar="F",
+                   help="GPU share per job with --device cuda, fractions allowed "
+                        "(default 1 with --device cuda, else 0)")
+    g.add_argument("--ray-shared-fs", default="auto", choices=["auto", "yes", "no"],
+                   help="do all nodes see --out at the same path? auto tests it (default); "
+                        "no: workers send their files back")
+    g.add_argument("--ray-retries", type=int, default=3, metavar="N",
+                   help="restarts of a job whose worker died (default 3)")
+    g.add_argument("--ray-cpus", type=int, default=None, metavar="N",
+                   help="CPUs of the local Ray instance (default: all; not with --ray-address)")
+
+
+# parameter names of the core -> the flags that set them, for error messages
+FLAGS = {"workers": "--jobs", "cpus_per_job": "--cpus-per-job", "gpus_per_job": "--gpus-per-job",
+         "shared_fs": "--ray-shared-fs", "max_retries": "--ray-retries",
+         "num_cpus": "--ray-cpus"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,13 +87,46 @@ def run(args: argparse.Namespace) -> int:
             print(f"{job['id']:<34} {job['kind']:<8}{deps}")
         print(f"{len(plan['jobs'])} jobs")
         return 0
-    device = None if args.device is None else str(pick_device(args.device))
-    res = reproduce(args.dataset, args.budget, args.out, workers=args.jobs, device=device,
-                    data_root=args.data_root, real_arch=args.real_arch,
-                    complex_arch=args.complex_arch)
+    try:
+        res = reproduce(args.dataset, args.budget, args.out, workers=args.jobs,
+                        device=args.device, data_root=args.data_root,
+                        real_arch=args.real_arch, complex_arch=args.complex_arch,
+                        deterministic=args.deterministic, executor=args.executor,
+                        ray=_ray_options(args))
+    except UserError as e:
+        raise UserError(_flag_names(str(e))) from None
     _print_verdicts(res["verdicts"])
     failed = res["outcome"]["failed"]
     return 1 if failed else 0
+
+
+def _ray_options(args: argparse.Namespace):  # -> RayOptions | None
+    if args.executor != "ray":
+        for flag, value, default in (("--ray-address", args.ray_address, None),
+                                     ("--gpus-per-job", args.gpus_per_job, None),
+                                     ("--ray-cpus", args.ray_cpus, None)):
+            if value != default:
+                from cvgr.errors import UserError
+
+                raise UserError(f"{flag} needs --executor ray")
+        return None
+    from cvgr.experiments.ray_executor import RayOptions
+
+    gpus = args.gpus_per_job
+    if gpus is None:
+        gpus = 1.0 if (args.device or "").startswith("cuda") else 0.0
+    return RayOptions(address=args.ray_address, cpus_per_job=args.cpus_per_job,
+                      gpus_per_job=gpus, shared_fs=args.ray_shared_fs,
+                      max_retries=args.ray_retries, num_cpus=args.ray_cpus)
+
+
+def _flag_names(msg: str) -> str:
+    """A core message names parameters; on the command line, name the flags instead."""
+    import re
+
+    for name, flag in FLAGS.items():
+        msg = re.sub(rf"(?<![\w-]){name}(?![\w-])", flag, msg, count=1)
+    return msg
 
 
 def _print_verdicts(verdicts: dict) -> None:

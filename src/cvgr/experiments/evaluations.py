@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from cvgr.errors import UserError
+from cvgr.experiments.options import RunOptions
 
 __all__ = ["EVALUATIONS", "run_evaluation", "unit_modulus_check"]
 
@@ -61,11 +62,12 @@ def _transfer(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
 def _masking(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """The three masking checks, with transfer from an undefended surrogate as a black box."""
     from cvgr.evaluate import accuracy, attack_batched, masking_checks
+    from cvgr.evaluate.curves import seeded_generator
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
     surrogate = _load(ctx["root"], cfg["surrogate"], ctx["device"])
     x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
-    gen = torch.Generator().manual_seed(1)
+    gen = seeded_generator(surrogate, 1)
     x_tr = attack_batched(surrogate, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=cfg["steps"])
     name = f"transfer from {cfg['surrogate'].removeprefix('train-')}"
     res = masking_checks(model, x, y, cfg["eps"], steps=cfg["steps"], batch_size=_BATCH,
@@ -79,10 +81,11 @@ def _masking(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
 def _autoattack(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """An AutoAttack version (per-image worst case) beside our PGD(8) on the same images."""
     from cvgr.evaluate import accuracy, attack_batched, autoattack
+    from cvgr.evaluate.curves import seeded_generator
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
     x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
-    gen = torch.Generator().manual_seed(2)
+    gen = seeded_generator(model, 2)
     x_pgd = attack_batched(model, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=8)
     pgd_acc = accuracy(model, x_pgd, y, _BATCH)
     try:
@@ -114,7 +117,8 @@ def unit_modulus_check(model: nn.Module, x: Tensor, samples: int = 8) -> list[di
         for n, m in layers]
     try:
         with torch.no_grad():
-            model.eval()(x[:samples])
+            dev = next(model.parameters()).device
+            model.eval()(x[:samples].to(dev))
     finally:
         for h in hooks:
             h.remove()
@@ -145,7 +149,9 @@ def _double_copy(layer: nn.Module) -> nn.Module:
 
 
 def _identity(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
-    model = _load(ctx["root"], cfg["model"], "cpu")
+    # float64 runs anywhere but on MPS, which has no float64
+    dev = ctx["device"] if torch.device(ctx["device"]).type != "mps" else "cpu"
+    model = _load(ctx["root"], cfg["model"], dev)
     x, _ = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
     layers = unit_modulus_check(model, x, samples=cfg["n"])
     return {"model": cfg["model"], "layers": layers,
@@ -170,11 +176,16 @@ EVALUATIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]
 }
 
 
-def run_evaluation(cfg: dict[str, Any], root: str | os.PathLike, *,
-                   device: str | torch.device = "cpu", data_root: str | None = None,
-                   progress: bool = False) -> dict[str, Any]:
+def run_evaluation(cfg: dict[str, Any], root: str | os.PathLike,
+                   options: RunOptions | None = None) -> dict[str, Any]:
+    """Compute the evaluation `cfg` on the models under ROOT/runs with `options` (device,
+    data root, progress); the device is checked and defaults as in `cvgr.devices`."""
+    from cvgr.devices import resolve_device
+
+    options = options or RunOptions()
     what = cfg.get("what")
     if what not in EVALUATIONS:
         raise ValueError(f"unknown evaluation {what!r}")
-    ctx = {"root": Path(root), "device": device, "data_root": data_root, "progress": progress}
+    ctx = {"root": Path(root), "device": resolve_device(options.device),
+           "data_root": options.data_root, "progress": options.progress}
     return EVALUATIONS[what](cfg, ctx)

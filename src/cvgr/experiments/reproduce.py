@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from cvgr.errors import UserError
+from cvgr.experiments.options import RunOptions
 from cvgr.experiments.plan import build_plan
+from cvgr.experiments.ray_executor import RayOptions
 from cvgr.experiments.report import collect, write_report
 from cvgr.experiments.runner import format_seconds, run_jobs
 from cvgr.io import LOCK_FILE, check_output_dir, locked_dir, read_json, write_json
 
-__all__ = ["reproduce", "report_only"]
+__all__ = ["EXECUTORS", "RayOptions", "RunOptions", "report_only", "reproduce"]
 
 PLAN_FILE = "plan.json"
+EXECUTORS = ("local", "ray")
 
 
 def _claim_dir(out: Path, plan: dict[str, Any], write: bool = True) -> None:
@@ -44,41 +47,70 @@ def _claim_dir(out: Path, plan: dict[str, Any], write: bool = True) -> None:
 def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int = 1,
               device: str | None = None, data_root: str | os.PathLike | None = None,
               real_arch: str | None = None, complex_arch: str | None = None,
-              progress: bool | None = None,
+              progress: bool | None = None, deterministic: bool = False,
+              executor: str = "local", ray: RayOptions | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or resume) the reproduction into OUT and write its report.
 
+    `executor` "local" runs the jobs in this process (`workers` 1) or in `workers` local
+    processes; "ray" runs each as a Ray task (`ray`: address, resources, shared filesystem).
     Returns {"outcome": the runner's summary, "verdicts", "report": path of report.md}.
     Finished runs and evaluations are skipped, so calling it again only redoes the report.
     """
     from cvgr.data import locate
 
+    if executor not in EXECUTORS:
+        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "ray":
+        (ray or RayOptions()).check()
+        if workers != 1:
+            raise UserError("workers applies to the local executor; on Ray the number of "
+                            "jobs at once follows cpus_per_job and gpus_per_job")
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch)
+    options = _run_options(device, data_root, progress, deterministic, executor, workers)
     out = check_output_dir(out, "out")
     locate(dataset, data_root)  # a missing dataset: one clear message before any work
     _claim_dir(out, plan, write=False)  # refuse a foreign directory before touching it
     with locked_dir(out, "out"):  # one reproduction per directory at a time
         _claim_dir(out, plan)
-        return _reproduce(dataset, budget, out, plan, workers, device, data_root, progress, say)
+        return _reproduce(dataset, budget, out, plan, options, workers, executor, ray, say)
 
 
-def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any], workers: int,
-               device: str | None, data_root: str | os.PathLike | None,
-               progress: bool | None, say: Callable[[str], None]) -> dict[str, Any]:
-    if progress is None:
-        progress = workers == 1 and sys.stderr.isatty()
-    device = device or _default_device()
-    options = {"device": device, "data_root": None if data_root is None else str(data_root),
-               "progress": progress, "quiet": workers > 1}
+def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any],
+               options: RunOptions, workers: int, executor: str, ray: RayOptions | None,
+               say: Callable[[str], None]) -> dict[str, Any]:
     say(f"reproducing on {dataset}, budget {budget}: {len(plan['jobs'])} jobs into {out}")
-    outcome = run_jobs(plan["jobs"], out, workers, options=options, log=say)
+    if executor == "ray":
+        from cvgr.experiments.ray_executor import run_jobs_ray
+
+        outcome = run_jobs_ray(plan["jobs"], out, ray, options=options, log=say)
+    else:
+        outcome = run_jobs(plan["jobs"], out, workers, options=options, log=say)
     res = collect(out, plan, outcome)
     vs = write_report(res, out)
     say(f"finished in {format_seconds(outcome['seconds'])}: {len(outcome['ran'])} run, "
         f"{len(outcome['skipped'])} already done, {len(outcome['failed'])} failed; "
         f"report: {out / 'report.md'} and {out / 'report.html'}")
     return {"outcome": outcome, "verdicts": vs, "report": out / "report.md"}
+
+
+def _run_options(device: str | None, data_root: str | os.PathLike | None,
+                 progress: bool | None, deterministic: bool, executor: str,
+                 workers: int) -> RunOptions:
+    """The options every job gets. Locally the device is checked (and defaulted) here,
+    before any work; on Ray the driver's machine may have no GPU, so the Ray executor
+    checks it against the cluster and each task resolves it on its node."""
+    from cvgr.devices import resolve_device
+
+    local = executor == "local"
+    if local:
+        device = str(resolve_device(device))
+    if progress is None:
+        progress = local and workers == 1 and sys.stderr.isatty()
+    return RunOptions(device=device, data_root=None if data_root is None else str(data_root),
+                      progress=progress, quiet=not local or workers > 1,
+                      deterministic=deterministic)
 
 
 def report_only(out: str | os.PathLike) -> dict[str, Any]:
@@ -92,9 +124,3 @@ def report_only(out: str | os.PathLike) -> dict[str, Any]:
     with locked_dir(out, "out"):
         res = collect(out, plan)
         return {"verdicts": write_report(res, out), "report": out / "report.md"}
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

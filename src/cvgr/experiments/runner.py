@@ -5,13 +5,15 @@ directory holds that run, finished; an evaluate job: ``evals/<id>.json`` stores 
 Outputs are written atomically, so an interrupted call loses only the jobs in flight, and
 a train job in flight resumes from its last finished epoch. The functions `execute` and
 `is_done` are the whole contract with an executor: any engine that can call
-``execute(job, root, options)`` on a machine seeing ROOT can run the plan.
+``execute(job, root, options)`` on a machine seeing ROOT can run the plan
+(`cvgr.experiments.ray_executor` runs it on a Ray cluster, with or without a shared ROOT).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -26,11 +28,15 @@ from concurrent.futures import (
 from pathlib import Path
 from typing import Any
 
+from cvgr.errors import UserError
+from cvgr.experiments.options import RunOptions
 from cvgr.io import append_jsonl, read_json, write_json
 
-__all__ = ["execute", "format_seconds", "is_done", "job_output", "run_jobs"]
+__all__ = ["Progress", "RunOptions", "execute", "format_seconds", "is_done", "job_output",
+           "run_jobs"]
 
 Job = dict[str, Any]
+ExecuteFn = Callable[[Job, Any, RunOptions], dict[str, Any]]
 
 
 def job_output(job: Job, root: str | os.PathLike) -> Path:
@@ -58,34 +64,118 @@ def is_done(job: Job, root: str | os.PathLike) -> bool:
         return False
 
 
-def execute(job: Job, root: str | os.PathLike, options: dict[str, Any]) -> dict[str, Any]:
-    """Run one job to completion and write its output; return a short summary.
+def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
+            ) -> dict[str, Any]:
+    """Run one job to completion and write its output under ROOT; return a short summary.
 
-    `options`: device, data_root, progress (inner progress bars), quiet. Top-level and
-    picklable, so a process pool (or a cluster engine) can call it.
+    Top-level, and `options` is a frozen dataclass, so a process pool or a Ray task can call
+    it. The device is resolved here, on the machine that runs the job.
     """
+    import torch
+
+    from cvgr.devices import deterministic, resolve_device
+
+    options = options or RunOptions()
     t0 = time.perf_counter()
     out = job_output(job, root)
-    if job["kind"] == "train":
-        from cvgr.train import TrainConfig, train
+    dev = resolve_device(options.device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    with deterministic(options.deterministic):
+        if job["kind"] == "train":
+            from cvgr.train import TrainConfig, train
 
-        metrics = train(TrainConfig.from_dict(job["config"]), out, resume=True,
-                        progress=bool(options.get("progress")), device=options.get("device"),
-                        data_root=options.get("data_root"), quiet=bool(options.get("quiet")))
-        summary = {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
-    else:
-        import torch
+            metrics = train(TrainConfig.from_dict(job["config"]), out, resume=True,
+                            progress=options.progress, device=dev,
+                            data_root=options.data_root, quiet=options.quiet)
+            summary = {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
+        else:
+            from cvgr.experiments.evaluations import run_evaluation
 
-        from cvgr.experiments.evaluations import run_evaluation
+            result = run_evaluation(job["config"], root, options.replace(device=str(dev)))
+            write_json(out, {"id": job["id"], "config": job["config"], "deps": job["deps"],
+                             "seconds": round(time.perf_counter() - t0, 3), "result": result})
+            summary = {}
+    return {"id": job["id"], "seconds": time.perf_counter() - t0, "summary": summary,
+            "device": str(dev)}
 
-        device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        result = run_evaluation(job["config"], root, device=device,
-                                data_root=options.get("data_root"),
-                                progress=bool(options.get("progress")))
-        write_json(out, {"id": job["id"], "config": job["config"], "deps": job["deps"],
-                         "seconds": round(time.perf_counter() - t0, 3), "result": result})
-        summary = {}
-    return {"id": job["id"], "seconds": time.perf_counter() - t0, "summary": summary}
+
+def format_seconds(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def error_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}".splitlines()[0][:300]
+
+
+class Progress:
+    """The bookkeeping every executor shares: which jobs ran, failed or were skipped, the
+    progress lines with the time estimate, ROOT/log.jsonl and ROOT/failures.json."""
+
+    def __init__(self, jobs: list[Job], root: Path, done_fn: Callable[[Job, Any], bool],
+                 say: Callable[[str], None], where: str, workers: int) -> None:
+        self.root, self.say, self.workers = root, say, workers
+        self.t_start = time.perf_counter()
+        self.finished = {j["id"] for j in jobs if done_fn(j, root)}
+        self.todo = [j for j in jobs if j["id"] not in self.finished]
+        self.skipped = [j["id"] for j in jobs if j["id"] in self.finished]
+        self.total_cost = sum(float(j.get("cost", 1.0)) for j in self.todo) or 1.0
+        self.done_cost = 0.0
+        self.started = 0
+        self.failed: dict[str, str] = {}
+        self.blocked: list[str] = []
+        self.ran: list[str] = []
+        say(f"{len(jobs)} jobs: {len(self.skipped)} already finished, {len(self.todo)} to run"
+            + (f" {where}" if where and self.todo else ""))
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def dead(self, job_id: str) -> bool:
+        """True if the job failed or was skipped (its dependents cannot run)."""
+        return job_id in self.failed or job_id in self.blocked
+
+    def start(self, job: Job) -> None:
+        self.started += 1
+        self.say(f"[run {self.started}/{len(self.todo)}] {job['id']} ...")
+
+    def block(self, job: Job, why: str = "a job it needs failed") -> None:
+        self.blocked.append(job["id"])
+        self.say(f"  skip {job['id']}: {why}")
+
+    def fail(self, job: Job, e: BaseException, tb: str | None = None) -> None:
+        self.done_cost += float(job.get("cost", 1.0))
+        msg = error_line(e)
+        self.failed[job["id"]] = msg
+        append_jsonl(self.root / "log.jsonl", {
+            "id": job["id"], "status": "failed", "error": msg, "time": time.time(),
+            "traceback": (tb or "".join(traceback.format_exception(e)))[-4000:]})
+        self.say(f"  FAILED {job['id']}: {msg}")
+
+    def done(self, job: Job, res: dict[str, Any], **extra: Any) -> None:
+        self.done_cost += float(job.get("cost", 1.0))
+        self.finished.add(job["id"])
+        self.ran.append(job["id"])
+        append_jsonl(self.root / "log.jsonl", {"id": job["id"], "status": "done",
+                                               "seconds": round(res["seconds"], 3),
+                                               "workers": self.workers,
+                                               "device": res.get("device"), **extra,
+                                               "time": time.time()})
+        elapsed = self.elapsed()
+        eta = elapsed / self.done_cost * max(0.0, self.total_cost - self.done_cost)
+        self.say(f"  done {job['id']} in {format_seconds(res['seconds'])} "
+                 f"({len(self.ran)}/{len(self.todo)} finished, elapsed "
+                 f"{format_seconds(elapsed)}, ETA {format_seconds(eta)})")
+
+    def outcome(self) -> dict[str, Any]:
+        """Write (or remove) failures.json; the summary `run_jobs` returns."""
+        if self.failed:
+            write_json(self.root / "failures.json", self.failed)
+        else:
+            (self.root / "failures.json").unlink(missing_ok=True)
+        return {"ran": self.ran, "skipped": self.skipped, "failed": self.failed,
+                "blocked": self.blocked, "seconds": self.elapsed()}
 
 
 class _Inline(Executor):
@@ -102,20 +192,30 @@ class _Inline(Executor):
         return f
 
 
-def _init_worker(threads: int) -> None:
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Set up a pool worker: its thread count, and a watchdog that ends it when the parent
+    process is gone (killed, even with SIGKILL), so no orphan goes on computing for nobody.
+    Finished epochs are on disk already; the job resumes when the command is run again."""
     import torch
 
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
+                     name="cvgr-parent-watch").start()
 
 
-def format_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+def _exit_with_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:  # reparented: the process that started us has died
+            os._exit(1)
 
 
 def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
-             options: dict[str, Any] | None = None,
-             execute_fn: Callable[[Job, Any, dict[str, Any]], dict[str, Any]] = execute,
+             options: RunOptions | None = None,
+             execute_fn: ExecuteFn = execute,
              done_fn: Callable[[Job, Any], bool] = is_done,
              log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every unfinished job of `jobs` (in dependency order) with `workers` processes.
@@ -124,105 +224,69 @@ def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
     {"ran", "skipped", "failed": {id: message}, "blocked", "seconds"}; each outcome is also
     appended to ROOT/log.jsonl.
     """
-    if workers < 1:
-        from cvgr.errors import UserError
-
-        raise UserError(f"--jobs must be >= 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UserError(f"jobs must be a whole number >= 1, got {workers!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    options = dict(options or {})
+    options = options or RunOptions()
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    t_start = time.perf_counter()
-    finished = {j["id"] for j in jobs if done_fn(j, root)}
-    todo = [j for j in jobs if j["id"] not in finished]
-    skipped = [j["id"] for j in jobs if j["id"] in finished]
-    total_cost = sum(float(j.get("cost", 1.0)) for j in todo) or 1.0
-    say(f"{len(jobs)} jobs: {len(skipped)} already finished, {len(todo)} to run"
-        + (f" in {workers} processes" if workers > 1 and todo else ""))
-    failed: dict[str, str] = {}
-    blocked: list[str] = []
-    ran: list[str] = []
-    if not todo:
-        (root / "failures.json").unlink(missing_ok=True)
-        return {"ran": ran, "skipped": skipped, "failed": failed, "blocked": blocked,
-                "seconds": time.perf_counter() - t_start}
+    prog = Progress(jobs, root, done_fn, say,
+                    f"in {workers} processes" if workers > 1 else "", workers)
+    if prog.todo:
+        _run_local(prog, workers, options, execute_fn)
+    return prog.outcome()
 
-    def make_pool() -> Executor:
-        if workers == 1:
-            return _Inline()
-        import multiprocessing as mp
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(threads,))
+def _make_pool(workers: int) -> Executor:
+    if workers == 1:
+        return _Inline()
+    import multiprocessing as mp
 
-    pool = make_pool()
-    done_cost = 0.0
-    started = 0
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads, os.getpid()))
+
+
+def _run_local(prog: Progress, workers: int, options: RunOptions,
+               execute_fn: ExecuteFn) -> None:
+    root = str(prog.root)
+    pool = _make_pool(workers)
     running: dict[Future, Job] = {}
-    waiting = list(todo)
+    waiting = list(prog.todo)
     try:
         while waiting or running:
             for job in list(waiting):
-                if any(d in failed or d in blocked for d in job["deps"]):
+                if any(prog.dead(d) for d in job["deps"]):
                     waiting.remove(job)
-                    blocked.append(job["id"])
-                    say(f"  skip {job['id']}: a job it needs failed")
+                    prog.block(job)
                     continue
-                if len(running) >= workers or not all(d in finished for d in job["deps"]):
+                if len(running) >= workers or not all(d in prog.finished for d in job["deps"]):
                     continue
                 waiting.remove(job)
-                started += 1
-                say(f"[run {started}/{len(todo)}] {job['id']} ...")
+                prog.start(job)
                 try:
-                    fut = pool.submit(execute_fn, job, str(root), options)
+                    fut = pool.submit(execute_fn, job, root, options)
                 except BrokenExecutor:  # a worker died (killed, out of memory): start afresh
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pool = make_pool()
-                    fut = pool.submit(execute_fn, job, str(root), options)
+                    pool = _make_pool(workers)
+                    fut = pool.submit(execute_fn, job, root, options)
                 running[fut] = job
             if not running:
-                if waiting:  # deps that are neither planned nor done: nothing can start
-                    for job in waiting:
-                        blocked.append(job["id"])
-                        say(f"  skip {job['id']}: its dependencies are not in the plan")
-                    waiting.clear()
+                for job in waiting:  # deps that are neither planned nor done: nothing can start
+                    prog.block(job, "its dependencies are not in the plan")
                 break
             done_now, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done_now:
                 job = running.pop(fut)
-                done_cost += float(job.get("cost", 1.0))
-                elapsed = time.perf_counter() - t_start
                 try:
                     res = fut.result()
                 except KeyboardInterrupt:
                     raise
                 except BaseException as e:  # noqa: BLE001 - one failed job must not stop the rest
-                    msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-                    failed[job["id"]] = msg
-                    append_jsonl(root / "log.jsonl", {
-                        "id": job["id"], "status": "failed", "error": msg, "time": time.time(),
-                        "traceback": "".join(traceback.format_exception(e))[-4000:]})
-                    say(f"  FAILED {job['id']}: {msg}")
+                    prog.fail(job, e)
                     continue
-                finished.add(job["id"])
-                ran.append(job["id"])
-                append_jsonl(root / "log.jsonl", {"id": job["id"], "status": "done",
-                                                  "seconds": round(res["seconds"], 3),
-                                                  "workers": workers,
-                                                  "device": options.get("device"),
-                                                  "time": time.time()})
-                eta = elapsed / done_cost * max(0.0, total_cost - done_cost)
-                say(f"  done {job['id']} in {format_seconds(res['seconds'])} "
-                    f"({len(ran)}/{len(todo)} finished, elapsed {format_seconds(elapsed)}, "
-                    f"ETA {format_seconds(eta)})")
+                prog.done(job, res)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    if failed:
-        write_json(root / "failures.json", failed)
-    elif (root / "failures.json").exists():
-        (root / "failures.json").unlink()
-    return {"ran": ran, "skipped": skipped, "failed": failed, "blocked": blocked,
-            "seconds": time.perf_counter() - t_start}

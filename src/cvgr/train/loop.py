@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from cvgr.devices import resolve_device
 from cvgr.errors import UserError
 from cvgr.rng import TRAINER_STREAM, epoch_seed
 from cvgr.train.config import TrainConfig
@@ -66,8 +67,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     from cvgr.data import Loader, channel_stats, get_spec, locate
     from cvgr.io import check_output_dir, locked_dir
 
+    dev = resolve_device(device)
     check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
-    dev = _device(device)
     root = None if data_root is None else str(data_root)
     # Data first: a missing dataset is reported before anything is written.
     train_loader = Loader(cfg.dataset, "train", cfg.batch_size, train=True, seed=cfg.seed,
@@ -282,14 +283,6 @@ def _cosine(a: tuple[Tensor | None, ...], b: list[Tensor | None]) -> Tensor:
         sq_a = na if sq_a is None else sq_a + na
         sq_b = nb if sq_b is None else sq_b + nb
     if dot is None:
-        return torch.tensor(math.nan)
+        dev = next((g.device for g in (*a, *b) if g is not None), None)
+        return torch.tensor(math.nan, device=dev)
     return (dot / (sq_a.sqrt() * sq_b.sqrt()).clamp_min(1e-30)).detach()
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None

@@ -1,0 +1,96 @@
+"""Which device a computation runs on: the one place where the default is chosen and a
+device name is checked.
+
+    resolve_device(None)      # cuda when a CUDA GPU is present, else cpu
+    resolve_device("cuda:1")  # checked: UserError naming `device` if there is no such GPU
+
+`deterministic(True)` asks PyTorch for deterministic kernels (see docs/cluster.md, Seeds).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from cvgr.errors import UserError
+
+__all__ = ["default_device", "deterministic", "resolve_device"]
+
+
+def default_device() -> torch.device:
+    """cuda (the current CUDA device) when PyTorch sees a CUDA GPU, else cpu.
+
+    MPS is never chosen by default: these nets run fine on CPU and float64 (the unit-modulus
+    check) is missing on MPS; ask for it with ``device="mps"``.
+    """
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device` parsed and checked against this machine; None gives `default_device()`.
+
+    Raises UserError (one line, naming `device`) for an unknown name, a CUDA device when
+    PyTorch sees no CUDA GPU or fewer GPUs than the index, and MPS where it is absent.
+    """
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"device {device!r} is not a device name; use cpu, cuda, cuda:N "
+                        "or mps") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        return _check_cuda(dev)
+    if dev.type == "mps":
+        if not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
+            raise UserError("device 'mps' asked for, but this machine has no Apple MPS "
+                            "device; use cpu")
+        return dev
+    raise UserError(f"device {str(dev)!r} is not supported; use cpu, cuda, cuda:N or mps")
+
+
+def _check_cuda(dev: torch.device) -> torch.device:
+    if not torch.cuda.is_available():
+        why = ("this PyTorch is a CPU-only build" if torch.version.cuda is None
+               else "PyTorch sees no CUDA GPU")
+        raise UserError(f"device {str(dev)!r} asked for, but {why}; use cpu")
+    n = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= n:
+        raise UserError(f"device {str(dev)!r} does not exist: this machine has {n} CUDA "
+                        f"GPU{'s' if n != 1 else ''} (cuda:0 .. cuda:{n - 1})")
+    return dev
+
+
+@contextmanager
+def deterministic(enabled: bool = True) -> Iterator[None]:
+    """Within the block, PyTorch uses deterministic kernels where it has them and raises
+    where it has none (`torch.use_deterministic_algorithms`); cuDNN autotuning is off.
+
+    On CPU our runs are already deterministic run to run; on CUDA this removes the
+    atomics-based reductions (e.g. in convolution backward and index_add) that make two runs
+    of one seed differ in the last bits. CUBLAS needs CUBLAS_WORKSPACE_CONFIG=:4096:8 for
+    deterministic matrix products; it is set here if unset (it must be set before CUDA starts,
+    so a process that already used cuBLAS may still raise). The previous settings are
+    restored on exit.
+    """
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = before[2]
+        torch.backends.cudnn.deterministic = before[3]

@@ -1,0 +1,37 @@
+"""The options that travel with every job, from `reproduce` through the executor to
+`execute` and `run_evaluation`: one frozen, picklable object (a Ray task or a spawned
+process receives it as is)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+__all__ = ["RunOptions"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a job runs (not what it computes: that is the job's config).
+
+    device: "cpu", "cuda", "cuda:N", "mps" or None (the default device of the machine that
+        runs the job, chosen there by `cvgr.devices.default_device`).
+    data_root: where datasets are looked for first (None: the usual places).
+    progress: inner progress bars (per epoch / per attack).
+    quiet: no messages from inside a job (several jobs share one terminal).
+    deterministic: deterministic PyTorch kernels (`cvgr.devices.deterministic`).
+    threads: PyTorch threads inside the job (None: leave PyTorch's setting).
+    """
+
+    device: str | None = None
+    data_root: str | None = None
+    progress: bool = False
+    quiet: bool = False
+    deterministic: bool = False
+    threads: int | None = None
+
+    def replace(self, **changes: Any) -> RunOptions:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
