@@ -213,7 +213,7 @@ def test_runner_survives_a_dying_worker(tmp_path):
 
 
 def test_runner_rejects_zero_jobs(tmp_path):
-    with pytest.raises(UserError, match="jobs must be"):
+    with pytest.raises(UserError, match="workers must be"):
         run_jobs(_jobs(), tmp_path, 0, execute_fn=fake_execute)
 
 

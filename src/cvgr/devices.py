@@ -41,7 +41,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise UserError(f"device {device!r} is not a device name; use cpu, cuda, cuda:N "
-                        "or mps") from None
+                        "or mps", param="device") from None
     if dev.type == "cpu":
         return dev
     if dev.type == "cuda":
@@ -49,20 +49,22 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "mps":
         if not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
             raise UserError("device 'mps' asked for, but this machine has no Apple MPS "
-                            "device; use cpu")
+                            "device; use cpu", param="device")
         return dev
-    raise UserError(f"device {str(dev)!r} is not supported; use cpu, cuda, cuda:N or mps")
+    raise UserError(f"device {str(dev)!r} is not supported; use cpu, cuda, cuda:N or mps",
+                    param="device")
 
 
 def _check_cuda(dev: torch.device) -> torch.device:
     if not torch.cuda.is_available():
         why = ("this PyTorch is a CPU-only build" if torch.version.cuda is None
                else "PyTorch sees no CUDA GPU")
-        raise UserError(f"device {str(dev)!r} asked for, but {why}; use cpu")
+        raise UserError(f"device {str(dev)!r} asked for, but {why}; use cpu",
+                        param="device")
     n = torch.cuda.device_count()
     if dev.index is not None and dev.index >= n:
         raise UserError(f"device {str(dev)!r} does not exist: this machine has {n} CUDA "
-                        f"GPU{'s' if n != 1 else ''} (cuda:0 .. cuda:{n - 1})")
+                        f"GPU{'s' if n != 1 else ''} (cuda:0 .. cuda:{n - 1})", param="device")
     return dev
 
 

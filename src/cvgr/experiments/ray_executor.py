@@ -74,22 +74,24 @@ class RayOptions:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
                     or v < 0:
-                raise UserError(f"{name} must be a finite number >= 0, got {v!r}")
+                raise UserError(f"{name} must be a finite number >= 0, got {v!r}", param=name)
         if self.cpus_per_job <= 0:
-            raise UserError(f"cpus_per_job must be > 0, got {self.cpus_per_job!r}")
+            raise UserError(f"cpus_per_job must be > 0, got {self.cpus_per_job!r}",
+                            param="cpus_per_job")
         if self.gpus_per_job > 1 and self.gpus_per_job != int(self.gpus_per_job):
             raise UserError("gpus_per_job above 1 must be a whole number, got "
-                            f"{self.gpus_per_job!r}")
+                            f"{self.gpus_per_job!r}", param="gpus_per_job")
         if self.shared_fs not in SHARED_FS_CHOICES:
             raise UserError(f"shared_fs must be one of {', '.join(SHARED_FS_CHOICES)}, "
-                            f"got {self.shared_fs!r}")
+                            f"got {self.shared_fs!r}", param="shared_fs")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) \
                 or self.max_retries < 0:
             raise UserError(f"max_retries must be a whole number >= 0, got "
-                            f"{self.max_retries!r}")
+                            f"{self.max_retries!r}", param="max_retries")
         if self.num_cpus is not None and (not isinstance(self.num_cpus, int)
                                           or self.num_cpus < 1):
-            raise UserError(f"num_cpus must be a whole number >= 1, got {self.num_cpus!r}")
+            raise UserError(f"num_cpus must be a whole number >= 1, got {self.num_cpus!r}",
+                            param="num_cpus")
 
 
 def import_ray() -> Any:

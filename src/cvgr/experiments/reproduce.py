@@ -60,12 +60,14 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
     from cvgr.data import locate
 
     if executor not in EXECUTORS:
-        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}",
+                        param="executor")
     if executor == "ray":
         (ray or RayOptions()).check()
         if workers != 1:
             raise UserError("workers applies to the local executor; on Ray the number of "
-                            "jobs at once follows cpus_per_job and gpus_per_job")
+                            "jobs at once follows cpus_per_job and gpus_per_job",
+                            param="workers")
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch)
     options = _run_options(device, data_root, progress, deterministic, executor, workers)

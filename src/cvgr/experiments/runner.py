@@ -225,7 +225,8 @@ def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
     appended to ROOT/log.jsonl.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UserError(f"jobs must be a whole number >= 1, got {workers!r}")
+        raise UserError(f"workers must be a whole number >= 1, got {workers!r}",
+                        param="workers")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     options = options or RunOptions()
