@@ -56,7 +56,7 @@ def test_benchmark_any_module(tmp_path):
     (dict(eps=-0.1), "eps"),
     (dict(dataset="imagenet"), "unknown dataset"),
     (dict(version="strongest"), "unknown AutoAttack version"),
-    (dict(device="tpu"), "unknown device"),
+    (dict(device="tpu"), "device 'tpu' is not"),
 ])
 def test_benchmark_refusals(kw, msg):
     with pytest.raises(UserError, match=msg):

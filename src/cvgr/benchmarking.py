@@ -116,17 +116,9 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
 
 
 def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N",
-                        param="device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda asked for, but this machine has no CUDA GPU; use cpu",
-                        param="device")
-    return dev
+    from cvgr.devices import resolve_device
+
+    return resolve_device(device)
 
 
 def _device_name(dev: torch.device) -> str:
