@@ -184,6 +184,7 @@ def test_refusals(model, data):
         (dict(version="custom", attacks="square:queries=0"), "out of range"),
         (dict(version="custom", attacks="apgd-ce:steps=x"), "must be a number"),
         (dict(version="custom", attacks="apgd-t:targets=10"), "targets <= 9"),
+        (dict(version="custom", attacks="fab-t:restarts=2"), "no setting"),
     ]
     for kw, msg in cases:
         with pytest.raises(UserError, match=msg):
