@@ -154,10 +154,11 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc") -> str:
         f"on the first {n_text} test images: clean, white-box PGD(8) (one random start, step "
         "1.85 eps / 8) and the standard AutoAttack (the authors' implementation: APGD-CE, "
         "APGD-T and FAB-T with 9 target classes, Square with 5000 queries; per-image worst "
-        "case). The standard AutoAttack takes 1-2 s per robust image on 2 CPU cores, so "
-        "without a GPU the zoo is measured on 500 images rather than the 1,000 of the paper's "
-        "evaluations. Training seconds per epoch are from each run's own log, with the device "
-        "it trained on.",
+        "case). The standard AutoAttack is slow on a CPU (FAB-T and Square's 5000 queries "
+        "dominate; docs/benchmarks.md has measured figures), so without a GPU the zoo is "
+        "measured on 500 images rather than the 1,000 of the paper's evaluations; the "
+        "images column says which. Training seconds per epoch are from each run's own log, "
+        "with the device it trained on.",
         "",
         markdown_table(rs),
         "",
