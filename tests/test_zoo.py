@@ -211,3 +211,22 @@ def test_comparison_sentences_follow_the_numbers():
     sp = doc.seed_spread(seeds)
     assert "mean 0.350" in sp and "standard deviation 0.050" in sp and "range 0.100" in sp
     assert "not yet measured" in doc.seed_spread(seeds[:2])
+
+
+def test_shipped_weights_are_zoo_models_within_the_size_budget():
+    """Whatever is shipped in the package: under 25 MB in all, each file a finished zoo model
+    of the entry its path names, each evaluation beside weights."""
+    from cvgr.checkpoint import read_record
+
+    files = sorted(p for p in zoo.PACKAGE_ROOT.rglob("*") if p.is_file())
+    assert sum(p.stat().st_size for p in files) < 25 * 2**20
+    for p in files:
+        name = f"{p.parent.name}/{p.name.split('.')[0]}"
+        assert name in zoo.CATALOGUE, p
+        if p.suffix == ".safetensors":
+            rec = read_record(p)
+            assert rec["finished"] and rec["zoo"]["name"] == name
+            assert rec["config"] == zoo.entry(name).config().to_dict()
+        else:
+            assert p.name.endswith(".eval.json"), p
+            assert zoo.weights_file(name, zoo.PACKAGE_ROOT).is_file(), p
