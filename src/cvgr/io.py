@@ -53,7 +53,8 @@ def locked_dir(path: str | os.PathLike, param: str = "out") -> Iterator[Path]:
         f.truncate()
         f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            "command": " ".join(sys.argv[:1] + sys.argv[1:])[:300]}) + "\n")
+                            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]})
+                + "\n")
         f.flush()
         yield p
     finally:
