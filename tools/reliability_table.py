@@ -19,13 +19,12 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 CVGR = [str(Path(sys.executable).parent / "cvgr")]
-HOLD = ("import sys, time\nfrom cvgr.io import locked_dir\nwith locked_dir(sys.argv[1]):\n"
-        "    print('locked', flush=True)\n    time.sleep(600)\n")
 
 
 def run(argv: list[str]) -> tuple[int, str]:
@@ -33,6 +32,17 @@ def run(argv: list[str]) -> tuple[int, str]:
                        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     err = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
     return p.returncode, (err[-1] if err else "")
+
+
+def hold(argv: list[str], d: Path) -> subprocess.Popen:
+    """Start `cvgr ARGV` and wait until it holds D's lock."""
+    p = subprocess.Popen([*CVGR, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(1200):
+        f = d / ".cvgr.lock"
+        if f.is_file() and f.read_text().strip():
+            return p
+        time.sleep(0.5)
+    raise SystemExit(f"cvgr {shlex.join(argv)} never took the lock")
 
 
 def immutable(d: Path, on: bool) -> None:
@@ -166,25 +176,22 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
     for what, argv in cases:
         rc, err = run(argv)
         rows.append((what, argv, rc, err))
-    # two processes, one directory: a live holder, then the same command after it is killed
-    holders = {}
-    for d in ("busy-run", "busy-rep"):
-        p = subprocess.Popen([sys.executable, "-c", HOLD, d], stdout=subprocess.PIPE, text=True)
-        assert p.stdout is not None and p.stdout.readline().strip() == "locked"
-        holders[d] = p
-    lock_cases = [("train into a directory another process is training in",
-                   [*train, "--epochs", "1", "--limit-train", "64", "--out", "busy-run"]),
-                  ("reproduce into a directory another reproduction holds",
-                   ["reproduce", "--budget", "tiny", "--out", "busy-rep"])]
-    for what, argv in lock_cases:
-        rc, err = run(argv)
-        rows.append((what, argv, rc, err))
-    for p in holders.values():
+    # two processes, one directory: a real holder, then the same command after it is killed
+    held = [*train, "--epochs", "2", "--limit-train", "20000", "--limit-test", "500", "--out",
+            "busy-run"]
+    repro = ["reproduce", "--budget", "tiny", "--out", "busy-rep"]
+    holders = [hold(held, Path("busy-run"))]
+    rows.append(("a second `cvgr train` into a directory a running `cvgr train` holds", held,
+                 *run(held)))
+    holders.append(hold(repro, Path("busy-rep")))
+    rows.append(("a second `cvgr reproduce` into a directory a running reproduction holds",
+                 repro, *run(repro)))
+    for p in holders:
         p.send_signal(signal.SIGKILL)
         p.wait()
-    rc, err = run(lock_cases[0][1])
-    rows.append(("the same train after the holder was killed (kill -9)", lock_cases[0][1], rc,
-                 err or "(trains; no stale lock)"))
+    rc, err = run([*held, "--resume"])
+    rows.append(("the same command with `--resume` after the holder was killed (kill -9)",
+                 [*held, "--resume"], rc, err or "(takes the lock and finishes the run)"))
     # recovery: a damaged model file beside an intact state
     Path("run/model.safetensors").write_bytes(b"\0garbage")
     rc, err = run([*train, "--epochs", "1", "--limit-train", "512", "--limit-test", "200",
