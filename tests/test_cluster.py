@@ -18,7 +18,7 @@ from cvgr.errors import UserError
 from cvgr.experiments import build_plan, run_jobs
 from cvgr.experiments.ray_executor import RayOptions, run_jobs_ray
 from cvgr.experiments.runner import RunOptions, execute, job_output
-from cvgr.io import read_json, read_jsonl, write_json
+from cvgr.io import LOCK_FILE, read_json, read_jsonl, write_json
 
 # the wrappers below travel to Ray workers by value (the tests directory is not importable there)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -51,7 +51,7 @@ def _tiny_subset():
 
 def _files(root):
     return sorted(p.relative_to(root).as_posix() for p in Path(root).rglob("*")
-                  if p.is_file() and p.name not in ("log.jsonl",))
+                  if p.is_file() and p.name not in ("log.jsonl", LOCK_FILE))
 
 
 def _no_times(obj):
