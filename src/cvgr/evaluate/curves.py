@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from cvgr import progress as _progress
 from cvgr.attacks import check_eps, check_norm, check_options, get
 from cvgr.attacks.common import check_count, eval_mode, loss_per_image
 from cvgr.errors import UserError
@@ -81,7 +81,7 @@ def _resolve(attack: AttackArg) -> tuple[str, Callable[..., Tensor]]:
 
 def attack_batched(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg, eps: float,
                    batch_size: int = 256, generator: torch.Generator | None = None,
-                   bar: tqdm | None = None, **kw: Any) -> Tensor:
+                   bar: _progress.Bar | None = None, **kw: Any) -> Tensor:
     """Run `attack` batch by batch on the model's device; adversarial images on x's device.
 
     `generator` is passed only to attacks that take one (random starts, NES probes).
@@ -117,8 +117,8 @@ def robustness_curve(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg,
     batch_size = check_count(batch_size, "batch_size")
     gen = seeded_generator(model, seed)
     accs, losses, examples = [], [], []
-    bar = tqdm(total=len(x) * len(eps_list), desc=f"{name} curve", unit="img",
-               disable=not progress, leave=False)
+    bar = _progress.bar(total=len(x) * len(eps_list), desc=f"{name} curve", unit="img",
+                        progress=progress)
     try:
         for e in eps_list:
             bar.set_postfix(eps=f"{e:g}")

@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from cvgr import progress as _progress
 from cvgr.attacks import check_eps, check_norm
 from cvgr.attacks.common import check_count, check_scale
 from cvgr.evaluate.curves import accuracy, attack_batched, mean_loss, predict, seeded_generator
 
-__all__ = ["masking_checks", "print_checks", "transfer_flags"]
+__all__ = ["format_checks", "masking_checks", "print_checks", "transfer_flags"]
 
 
 def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "linf",
@@ -58,8 +58,8 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
     gen = seeded_generator(model, seed)
     pgd_kw = {"steps": steps, "norm": norm}
     n_nes = 0 if nes_limit == 0 else min(len(x), nes_limit or len(x))
-    bar = tqdm(total=2 + (n_nes > 0) + len(loss_steps), desc="masking checks", unit="attack",
-               disable=not progress, leave=False)
+    bar = _progress.bar(total=2 + (n_nes > 0) + len(loss_steps), desc="masking checks",
+                        unit="attack", progress=progress)
     checks: dict[str, dict[str, Any]] = {}
     try:
         x_wb = attack_batched(model, x, y, "pgd", eps, batch_size, gen, **pgd_kw)
@@ -134,6 +134,11 @@ def transfer_flags(matrix: Mapping[str, Any], tolerance: float = 0.01) -> dict[s
 
 def print_checks(result: Mapping[str, Any], file: Any = None) -> None:
     """Terminal summary: one line per check, FLAG or ok, with its numbers."""
+    print("\n".join(format_checks(result)), file=file)
+
+
+def format_checks(result: Mapping[str, Any]) -> list[str]:
+    """The lines of `print_checks`."""
     c = result["checks"]
     lines = [f"gradient-masking checks at eps={result['eps']:g} ({result['norm']}, "
              f"{result['n']} images):"]
@@ -152,7 +157,7 @@ def print_checks(result: Mapping[str, Any], file: Any = None) -> None:
         lines.append(f"  [{_mark(b)}] PGD loss by steps: clean {b['clean_loss']:.3f}, {pairs}")
     lines.append("  => possible gradient masking: " + ", ".join(result["flagged"])
                  if result["flagged"] else "  => no sign of gradient masking")
-    print("\n".join(lines), file=file)
+    return lines
 
 
 def _mark(check: Mapping[str, Any]) -> str:

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from cvgr import progress as _progress
 from cvgr.attacks import check_eps, check_norm, check_options
 from cvgr.attacks.common import check_count
 from cvgr.evaluate.curves import AttackArg, accuracy, attack_batched, seeded_generator
@@ -37,7 +37,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, eps: 
         opts["steps"] = steps
     gen = seeded_generator(next(iter(models.values())), seed)
     rows = []
-    for src in tqdm(names, desc="transfer sources", disable=not progress, leave=False):
+    for src in _progress.bar(names, desc="transfer sources", progress=progress):
         xa = attack_batched(models[src], x, y, attack, eps, batch_size, gen, **opts)
         rows.append([accuracy(models[t], xa, y, batch_size) for t in names])
     result: dict[str, Any] = {

@@ -109,7 +109,7 @@ def _run_options(device: str | None, data_root: str | os.PathLike | None,
     if local:
         device = str(resolve_device(device))
     if progress is None:
-        progress = local and workers == 1 and sys.stderr.isatty()
+        progress = local and workers == 1  # bars show only on a terminal (cvgr.progress)
     return RunOptions(device=device, data_root=None if data_root is None else str(data_root),
                       progress=progress, quiet=not local or workers > 1,
                       deterministic=deterministic)

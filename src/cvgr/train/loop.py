@@ -26,10 +26,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
+from cvgr import progress as _progress
 from cvgr.devices import resolve_device
-from cvgr.errors import UserError
+from cvgr.errors import RunError, UserError
 from cvgr.rng import TRAINER_STREAM, epoch_seed
 from cvgr.train.config import TrainConfig
 from cvgr.train.rundir import RunDir
@@ -44,7 +44,7 @@ RETRY = ("training stopped and the last good checkpoint kept; a run's settings a
          "fixed, so retry with a lower lr (or beta) as a new run in another output directory")
 
 
-class TrainingDiverged(UserError):
+class TrainingDiverged(RunError):
     """The loss or the weights became NaN/inf; the last good checkpoint is kept."""
 
 
@@ -119,7 +119,7 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
         run.write_metrics(history)
         run.save_model(model, record(history))
         if not quiet and done < cfg.epochs:
-            tqdm.write(f"resuming {run.path} after epoch {done}/{cfg.epochs}")
+            _progress.note(f"resuming {run.path} after epoch {done}/{cfg.epochs}")
     else:
         run.save_state(model, opt, cfg, 0, history)
         run.write_metrics(history)
@@ -141,7 +141,7 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
         run.write_metrics(history)
         run.save_model(model, record(history))
         if not quiet:
-            tqdm.write(format_row(row, cfg.epochs))  # type: ignore[arg-type]
+            _progress.note(format_row(row, cfg.epochs))  # type: ignore[arg-type]
         if callback is not None:
             callback(row)
     return history[-1] if history else {}
@@ -169,8 +169,8 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     sizes: list[int] = []
     cosines: list[Tensor] = []
     checked = 0
-    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-               disable=not progress, mininterval=0.5, dynamic_ncols=True)
+    bar = _progress.bar(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                        progress=progress, mininterval=0.5)
     try:
         for i, (x, y) in enumerate(loader.epoch(epoch)):
             if cfg.noise > 0:
