@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sys
@@ -63,11 +64,14 @@ def test_attack_eval_round_trip(run_dir, tmp_path, capsys):
     # the saved examples reproduce the curve
     with np.load(ex, allow_pickle=False) as z:
         assert z["x"].shape == (3, 150, 1, 28, 28) and str(z["dataset"]) == "fashion-mnist"
-    rc, text, _ = cli("eval", run_dir, "--examples", ex, "--out", tmp_path / "e.json",
+    rc, text, _ = cli("eval", run_dir, "--examples", ex, "--out", tmp_path / "e.json", "--json",
                       capsys=capsys)
     assert rc == 0
-    assert json.loads((tmp_path / "e.json").read_text())["accuracy"] == pytest.approx(
-        curve["accuracy"])
+    doc = json.loads(text)  # --json: stdout is exactly the result written to --out
+    assert doc == json.loads((tmp_path / "e.json").read_text())
+    assert doc["accuracy"] == pytest.approx(curve["accuracy"])
+    rc, text, _ = cli("eval", run_dir, "--limit", 150, "--json", capsys=capsys)
+    assert rc == 0 and json.loads(text)["clean_accuracy"] == pytest.approx(acc)
 
 
 def test_eval_refuses_foreign_examples(run_dir, tmp_path, capsys):
@@ -100,19 +104,33 @@ def test_run_dir_without_model(tmp_path, capsys):
         assert rc == 2 and "no model" in err and "Traceback" not in err
 
 
-def test_transfer_matrix_cli(run_dir, tmp_path, capsys):
+def test_transfer_matrix_cli(run_dir, tmp_path, capsys, monkeypatch):
+    from cvgr.cli import transfer
+
     other = tmp_path / "mlp-b"
     shutil.copytree(run_dir, other)
-    out = tmp_path / "t.json"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     rc, text, err = cli("transfer", run_dir, other, "--eps", 0.1, "--steps", 3, "--limit", 60,
-                        "--out", out, "--quiet", capsys=capsys)
+                        "--json", capsys=capsys)
     assert rc == 0, err
+    out = run_dir / "transfer-pgd-linf-0.1.json"  # default: in the first run's directory
+    assert not any(cwd.iterdir())  # never into the current directory
     m = json.loads(out.read_text())
+    assert json.loads(text) == m and m["outputs"]["json"] == str(out)
     assert m["sources"] == ["mlp-a", "mlp-b"] and len(m["accuracy"]) == 2
     a = m["accuracy"]
     assert a[0][0] == pytest.approx(a[1][1]) and a[0][1] == pytest.approx(a[0][0])  # same model
     assert a[0][0] < m["clean_accuracy"]["mlp-a"]
-    assert out.with_suffix(".png").is_file() and "no transfer attack beats" in text
+    assert out.with_suffix(".png").is_file()
+    assert f"wrote {out}" in err  # progress messages on stderr
+    printed = "\n".join(transfer.lines(m))  # what the command prints without --json
+    assert "no transfer attack beats" in printed and "mlp-b" in printed
+    out.unlink()
+    rc, _, _ = cli("transfer", run_dir, other, "--eps", 0.1, "--steps", 1, "--limit", 5,
+                   "--out", tmp_path / "t.json", "--quiet", capsys=capsys)
+    assert rc == 0 and (tmp_path / "t.json").is_file() and not out.exists()
     rc, _, err = cli("transfer", run_dir, other, "--eps", 2, capsys=capsys)
     assert rc == 2 and "eps" in err
 
@@ -120,23 +138,68 @@ def test_transfer_matrix_cli(run_dir, tmp_path, capsys):
 def test_autoattack_cli(run_dir, tmp_path, capsys, monkeypatch):
     pytest.importorskip("art")
     pytest.importorskip("pyautoattack")
+    from cvgr.cli import autoattack
+
     out = tmp_path / "aa.json"
     rc, text, err = cli("autoattack", run_dir, "--eps", 0.1, "--limit", 40, "--version",
                         "custom", "--attacks", "apgd-ce:steps=5,art-square:queries=20",
-                        "--out", out, "--quiet", capsys=capsys)
+                        "--out", out, "--quiet", "--json", capsys=capsys)
     assert rc == 0, err
     r = json.loads(out.read_text())
+    assert json.loads(text) == r and err == ""  # --quiet: nothing on stderr
     assert r["n"] == 40 and r["robust_accuracy"] <= r["clean_accuracy"]
     assert r["version"] == "custom" and [a["attack"] for a in r["attacks"]] == \
         ["apgd-ce", "art-square"]
     assert r["attacks"][0]["settings"]["n_iter"] == 5 and r["model"]["arch"] == "MNISTMLP"
     assert len(r["robust_indices"]) == round(r["robust_accuracy"] * 40)
-    assert "worst case per image" in text and "AutoAttack custom" in text
+    printed = "\n".join(autoattack.lines(r))  # what the command prints without --json
+    assert "worst case per image" in printed and "AutoAttack custom" in printed
     rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, "--attacks", "apgd-ce", capsys=capsys)
-    assert rc == 2 and "--version custom" in err
+    assert rc == 2 and err.startswith("cvgr autoattack: error: --attacks ") and "custom" in err
     monkeypatch.setitem(sys.modules, "art", None)
     rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, "--version", "art", capsys=capsys)
     assert rc == 2 and "pip install cvgr[attack]" in err
     monkeypatch.setitem(sys.modules, "pyautoattack", None)
     rc, _, err = cli("autoattack", run_dir, "--eps", 0.1, capsys=capsys)
     assert rc == 2 and "pip install cvgr[autoattack]" in err
+
+
+class FakeTerminal(io.StringIO):
+    """A stderr that says it is a terminal, so progress bars are drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_attack_json_and_progress_bars(run_dir, tmp_path, capsys, monkeypatch):
+    args = ("attack", run_dir, "--attack", "fgsm", "--eps", "0,0.1", "--limit", 30,
+            "--no-checks", "--out", tmp_path / "f.json")
+    rc, text, err = cli(*args, "--json", capsys=capsys)  # stderr captured: not a terminal
+    assert rc == 0
+    doc = json.loads(text)
+    assert doc == json.loads((tmp_path / "f.json").read_text())
+    assert doc["curve"]["eps"] == [0.0, 0.1] and doc["outputs"]["png"] == str(tmp_path / "f.png")
+    assert "fgsm curve" not in err and "\r" not in err and f"wrote {tmp_path / 'f.json'}" in err
+
+    tty = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    rc, text, _ = cli(*args, capsys=capsys)
+    assert rc == 0 and "fgsm curve" in tty.getvalue()  # a terminal: a bar
+    assert "eps 0.1" in text and "fgsm curve" not in text  # never on stdout
+
+    tty = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    for flag in ("--quiet", "--no-progress"):  # --no-progress: the old spelling, still accepted
+        rc, text, _ = cli(*args, flag, capsys=capsys)
+        assert rc == 0 and "eps 0.1" in text
+    assert tty.getvalue() == ""  # --quiet: no bar and no progress messages, even on a terminal
+
+
+def test_exit_codes_of_real_failures(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    rc, _, err = cli("eval", bad, capsys=capsys)  # a corrupt checkpoint: a run-time error
+    assert rc == 1 and "not a readable safetensors file" in err and "Traceback" not in err
+    rc, _, err = cli("eval", tmp_path / "nothing", capsys=capsys)  # nothing there: usage
+    assert rc == 2 and "no model here" in err

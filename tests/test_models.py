@@ -96,12 +96,22 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
         cvgr.load(tmp_path)
 
 
-def test_models_command_prints_every_architecture(capsys):
+def test_models_command_prints_every_architecture(capsys, monkeypatch):
+    from cvgr.cli import models as models_cli
+
+    rows = models_cli.table()
+    monkeypatch.setattr(models_cli, "table", lambda: rows)  # build every model once
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     for spec in ARCHITECTURES.values():
         assert spec.name in out and spec.reference_name in out
     assert "208,532" in out and "421,642" in out
+    assert main(["models", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # stdout holds one JSON document, nothing else
+    assert doc == rows and len(doc) == 2 * len(ARCHITECTURES)
+    by = {(r["reference"], r["kind"]): r for r in doc}
+    assert by[("MNISTNetV1", "complex")]["params"] == 208532
+    assert by[("MNISTNetV0", "real")]["params"] == 421642
 
 
 def test_record_is_plain_json(tmp_path):

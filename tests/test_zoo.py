@@ -86,7 +86,7 @@ def test_train_publish_load_evaluate(tiny, capsys):
               quiet=True)
     with pytest.raises(UserError, match="not finished"):
         zoo.publish(runs / "mnist-10k" / "tiny-mlp")
-    assert main(["zoo", "train", TINY, "--root", str(runs), "--no-progress"]) == 0
+    assert main(["zoo", "train", TINY, "--root", str(runs), "--quiet"]) == 0
     run_dir = runs / "mnist-10k" / "tiny-mlp"
     assert zoo.publishable_runs(runs) == [(e, run_dir)]
     assert main(["zoo", "publish", "--root", str(runs), "--hardware", "test box"]) == 0

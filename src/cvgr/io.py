@@ -19,7 +19,7 @@ from typing import Any
 from cvgr.errors import UserError
 
 __all__ = ["atomic_write", "write_json", "read_json", "append_jsonl", "read_jsonl",
-           "check_output_dir", "check_output_file", "LOCK_FILE", "locked_dir"]
+           "check_output_dir", "check_output_file", "LOCK_FILE", "locked_dir", "to_json"]
 
 LOCK_FILE = ".cvgr.lock"
 """Held (a POSIX record lock) by the process writing into a run or reproduction directory."""
@@ -153,6 +153,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
             f.write("\n")
 
     return atomic_write(path, w)
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """`obj` as JSON text, with tensors, arrays and paths converted as `write_json` does."""
+    return json.dumps(obj, indent=indent, default=_jsonable)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -18,6 +18,7 @@ import pkgutil
 import sys
 
 from cvgr import __version__
+from cvgr.cli._common import error_text
 from cvgr.errors import UserError
 
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             import_models(args.imports)
         return int(args.func(args) or 0)
     except UserError as e:  # RunError included: the type carries the exit code
-        print(f"cvgr {args.command}: error: {e}", file=sys.stderr)
+        print(f"cvgr {args.command}: error: {error_text(e)}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # stdout closed early (`cvgr ... | head`): no message to write
         _silence_stdout()

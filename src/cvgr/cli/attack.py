@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor, nn
-
-from cvgr.cli._common import add_device, pick_device
-from cvgr.errors import UserError
-from cvgr.io import write_json
-
-DEFAULT_EPS = {"linf": "0:0.3:0.02", "l2": "0:10:1"}
+from cvgr.cli._common import (
+    add_data_root,
+    add_device,
+    add_output,
+    emit,
+    note,
+    pick_device,
+    progress,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,128 +44,53 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="images used by the masking checks (default 1000)")
     p.add_argument("--nes-limit", type=int, default=100,
                    help="images attacked by NES in the masking checks (default 100; 0 skips)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_output(p)
     add_device(p)
     p.set_defaults(func=run)
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
+    """Which test images: shared by attack, eval, transfer and autoattack."""
     p.add_argument("--limit", type=int, default=None, help="first N test images (default all)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--dataset", default=None,
                    help="test set to use (default: the dataset in the model's record)")
+    add_data_root(p)
     p.add_argument("--seed", type=int, default=0, help="seed of random starts and probes")
 
 
-def load_run(path: str, device: torch.device) -> nn.Module:
-    """A run directory or weights file -> model; a UserError when there is no model."""
-    from cvgr.checkpoint import load
+def inputs(args: argparse.Namespace) -> Any:
+    """The core's `Inputs` from the shared options."""
+    from cvgr.evaluate.tasks import Inputs
 
-    return load(path, device)
-
-
-def test_images(model: nn.Module, dataset: str | None, limit: int | None
-                ) -> tuple[Tensor, Tensor, str]:
-    """The model's test set on the CPU: (x float [0, 1], y, dataset name)."""
-    from cvgr.data import Loader
-
-    record = getattr(model, "record", {}) or {}
-    name = dataset or record.get("dataset")
-    if not name:
-        raise UserError("the model's record names no dataset; pass --dataset NAME")
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit must be >= 1, got {limit}")
-    loader = Loader(name, "test", 1000, train=False, limit=limit, device="cpu")
-    xs, ys = zip(*loader.epoch(0), strict=True)
-    x, y = torch.cat(xs), torch.cat(ys)
-    shape = getattr(model, "input_shape", None)
-    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        raise UserError(f"dataset {name} has images {tuple(x.shape[1:])} but the model takes "
-                        f"{tuple(shape)}; pick the dataset the model was trained on")
-    return x, y, name
-
-
-def model_summary(model: nn.Module, path: str) -> dict[str, Any]:
-    r = getattr(model, "record", {}) or {}
-    return {"path": str(path), **{k: r[k] for k in ("arch", "complex", "dataset", "defense",
-                                                     "seed") if k in r}}
-
-
-def default_out(run: str, stem: str) -> Path:
-    base = Path(run)
-    return (base if base.is_dir() else base.parent) / f"{stem}.json"
-
-
-def check_batch(batch_size: int) -> None:
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-
-
-def attack_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options the chosen attack takes, checked (a bad value fails before any work)."""
-    from cvgr.attacks import check_options
-
-    kw: dict[str, Any] = {"norm": args.norm}
-    if args.attack in ("pgd", "nes"):
-        kw.update(steps=args.steps, step_size=args.step_size)
-    if args.attack == "pgd":
-        kw.update(restarts=args.restarts, random_start=not args.no_random_start)
-    if args.attack == "nes":
-        kw.update(queries=args.queries, sigma=args.sigma)
-    return check_options(**kw)
+    return Inputs(dataset=args.dataset, limit=args.limit, batch_size=args.batch_size,
+                  seed=getattr(args, "seed", 0), data_root=args.data_root,
+                  device=pick_device(args.device), progress=progress(args))
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvgr import evaluate
-    from cvgr.attacks.common import check_count, check_eps
-    from cvgr.io import check_output_file
+    from cvgr.evaluate.tasks import attack_task
 
-    check_batch(args.batch_size)
-    eps_list = evaluate.check_eps_list(evaluate.parse_eps(args.eps or DEFAULT_EPS[args.norm]),
-                                       args.norm)
-    kw = attack_options(args)
-    if not args.no_checks:
-        check_count(args.check_limit, "check_limit")
-        check_count(args.nes_limit, "nes_limit", minimum=0)
-        if args.check_eps is not None:
-            check_eps(args.check_eps, args.norm)
-    out = Path(args.out) if args.out else default_out(args.run, f"attack-{args.attack}-{args.norm}")
-    check_output_file(out, "out")
-    check_output_file(out.with_suffix(".png"), "out")
-    if args.save_examples:
-        check_output_file(args.save_examples, "save_examples")
-    dev = pick_device(args.device)
-    model = load_run(args.run, dev)
-    x, y, dataset = test_images(model, args.dataset, args.limit)
-    res = evaluate.robustness_curve(model, x, y, args.attack, eps_list, args.batch_size,
-                                    seed=args.seed, progress=not args.quiet,
-                                    return_examples=bool(args.save_examples), **kw)
-    curve, examples = res if isinstance(res, tuple) else (res, None)
-    result: dict[str, Any] = {"model": model_summary(model, args.run), "dataset": dataset,
-                              "curve": curve}
-    print(f"{args.attack} ({args.norm}) on {len(x)} {dataset} test images:")
-    for e, a in zip(curve["eps"], curve["accuracy"], strict=True):
-        print(f"  eps {e:<8g} accuracy {a:.4f}")
-    if not args.no_checks:
-        nonzero = [e for e in eps_list if e > 0]
-        ce = args.check_eps if args.check_eps is not None else (
-            nonzero[(len(nonzero) - 1) // 2] if nonzero else None)
-        if ce is not None:
-            n = min(len(x), args.check_limit)
-            checks = evaluate.masking_checks(model, x[:n], y[:n], ce, norm=args.norm,
-                                             steps=args.steps, batch_size=args.batch_size,
-                                             nes_limit=args.nes_limit, seed=args.seed,
-                                             progress=not args.quiet)
-            result["masking"] = checks
-            evaluate.print_checks(checks)
-    write_json(out, result)
-    png = out.with_suffix(".png")
-    label = f"{model_summary(model, args.run).get('arch', 'model')} {args.attack}"
-    evaluate.plot_curves({label: curve}, png, title=f"{dataset}: {args.attack} ({args.norm})")
-    print(f"wrote {out} and {png}")
-    if args.save_examples and examples is not None:
-        evaluate.save_examples(args.save_examples, examples, y, curve["eps"], dataset=dataset,
-                               attack=args.attack, norm=args.norm,
-                               source=model_summary(model, args.run), options=curve["options"])
-        print(f"wrote {args.save_examples} ({len(examples)} eps x {len(y)} images)")
+    res = attack_task(args.run, inputs(args), attack=args.attack, eps=args.eps, norm=args.norm,
+                      steps=args.steps, step_size=args.step_size, restarts=args.restarts,
+                      random_start=not args.no_random_start, queries=args.queries,
+                      sigma=args.sigma, checks=not args.no_checks, check_eps=args.check_eps,
+                      check_limit=args.check_limit, nes_limit=args.nes_limit, out=args.out,
+                      save_examples=args.save_examples)
+    emit(args, res, lines(res))
+    for f in res["outputs"].values():
+        note(args, f"wrote {f}")
     return 0
+
+
+def lines(res: dict[str, Any]) -> list[str]:
+    from cvgr.evaluate.masking import format_checks
+
+    curve = res["curve"]
+    out = [f"{curve['attack']} ({curve['options'].get('norm', 'linf')}) on {curve['n']} "
+           f"{res['dataset']} test images:"]
+    out += [f"  eps {e:<8g} accuracy {a:.4f}"
+            for e, a in zip(curve["eps"], curve["accuracy"], strict=True)]
+    if "masking" in res:
+        out += format_checks(res["masking"])
+    return out

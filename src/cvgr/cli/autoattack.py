@@ -11,18 +11,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from cvgr.cli._common import add_device, pick_device
-from cvgr.cli.attack import (
-    add_data_options,
-    check_batch,
-    default_out,
-    load_run,
-    model_summary,
-    test_images,
-)
-from cvgr.errors import UserError
-from cvgr.io import check_output_file, write_json
+from cvgr.cli._common import add_device, add_output, emit, note
+from cvgr.cli.attack import add_data_options, inputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,40 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(batch_size=250)
     p.add_argument("--out", metavar="FILE.json", default=None,
                    help="default RUN_DIR/autoattack-VERSION-NORM-EPS.json")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_output(p)
     add_device(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvgr import evaluate
-    from cvgr.attacks import check_eps
-    from cvgr.evaluate.autoattack import version_attacks
+    from cvgr.evaluate.tasks import autoattack_task
 
-    check_batch(args.batch_size)
-    check_eps(args.eps, args.norm)
-    if args.version != "custom" and args.attacks is not None:
-        raise UserError("--attacks goes with --version custom")
-    version_attacks(args.version, args.attacks)
-    out = args.out or default_out(args.run, f"autoattack-{args.version}-{args.norm}-{args.eps:g}")
-    check_output_file(out, "out")
-    model = load_run(args.run, pick_device(args.device))
-    x, y, dataset = test_images(model, args.dataset, args.limit)
-    res = evaluate.autoattack(model, x, y, args.eps, norm=args.norm, version=args.version,
-                              attacks=args.attacks, batch_size=args.batch_size, seed=args.seed,
-                              progress=not args.quiet)
-    assert isinstance(res, dict)
-    res = {"model": model_summary(model, args.run), "dataset": dataset, **res}
+    res = autoattack_task(args.run, inputs(args), eps=args.eps, norm=args.norm,
+                          version=args.version, attacks=args.attacks, out=args.out,
+                          show=lambda r: emit(args, r, lines(r)))
+    note(args, f"wrote {res['outputs']['json']}")
+    return 0
+
+
+def lines(res: dict[str, Any]) -> list[str]:
     libs = ", ".join(f"{k} {v}" for k, v in res["libraries"].items()
                      if k in ("pyautoattack", "adversarial-robustness-toolbox"))
-    print(f"AutoAttack {args.version} ({libs}) at eps={args.eps:g} ({args.norm}) on {len(x)} "
-          f"{dataset} images: clean {res['clean_accuracy']:.4f}")
-    for r in res["attacks"]:
-        print(f"  after {r['attack']:<12} robust accuracy {r['robust_accuracy']:.4f} "
-              f"({r['attacked']} attacked, {r['seconds']:.1f} s)")
-    print(f"worst case per image: robust accuracy {res['robust_accuracy']:.4f}")
-    for f in res["flags"]:
-        print(f"  AutoAttack check: {f}")
-    write_json(out, res)
-    print(f"wrote {out}")
-    return 0
+    return [f"AutoAttack {res['version']} ({libs}) at eps={res['eps']:g} ({res['norm']}) on "
+            f"{res['n']} {res['dataset']} images: clean {res['clean_accuracy']:.4f}",
+            *(f"  after {r['attack']:<12} robust accuracy {r['robust_accuracy']:.4f} "
+              f"({r['attacked']} attacked, {r['seconds']:.1f} s)" for r in res["attacks"]),
+            f"worst case per image: robust accuracy {res['robust_accuracy']:.4f}",
+            *(f"  AutoAttack check: {f}" for f in res["flags"])]

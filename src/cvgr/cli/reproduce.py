@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from cvgr.cli._common import add_device
+from cvgr.cli._common import add_device, add_quiet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic PyTorch kernels (matters on GPU; see docs/cluster.md)")
     _add_ray(p)
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -92,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                         device=args.device, data_root=args.data_root,
                         real_arch=args.real_arch, complex_arch=args.complex_arch,
                         deterministic=args.deterministic, executor=args.executor,
-                        ray=_ray_options(args))
+                        ray=_ray_options(args),
+                        **({"progress": False, "log": _silent} if args.quiet else {}))
     except UserError as e:
         raise UserError(_flag_names(str(e))) from None
     _print_verdicts(res["verdicts"])
@@ -127,6 +129,10 @@ def _flag_names(msg: str) -> str:
     for name, flag in FLAGS.items():
         msg = re.sub(rf"(?<![\w-]){name}(?![\w-])", flag, msg, count=1)
     return msg
+
+
+def _silent(message: str) -> None:
+    """--quiet: no progress messages."""
 
 
 def _print_verdicts(verdicts: dict) -> None:

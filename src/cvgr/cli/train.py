@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from cvgr.cli._common import add_device, pick_device
+from cvgr.cli._common import add_data_root, add_device, add_output, emit, pick_device, progress
 from cvgr.train.config import TrainConfig
 
 EPILOG = """\
@@ -23,6 +22,9 @@ defaults: each dataset's recipe (docs/method.md, "Recipes"), SGD with lr x0.2 at
 example:
   cvgr train --dataset fashion-mnist --arch MNISTNetV1 --complex --beta 64 --noise 0.05 \\
       --epochs 30 --out runs/c64
+
+Epoch lines and the progress bar go to stderr (--quiet: neither); stdout gets the result, with
+--json the final epoch's metrics as one JSON document.
 
 RUN holds config.json, metrics.jsonl (one JSON line per epoch), model.safetensors (load with
 cvgr.load(RUN)) and state.safetensors (resume state, rewritten after every epoch).
@@ -116,13 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--cos-batches", type=int, default=1, metavar="N",
                    help="batches per epoch on which the cosine between the CE and full-"
                         "objective parameter gradients is measured (default 1, 0 = off)")
-    g.add_argument("--data-root", default=None,
-                   help="directory of the dataset files (default: the data module's search)")
+    add_data_root(g)
     add_device(g)
     g.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in RUN (same settings required)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    add_output(g)
     p.set_defaults(func=run)
 
 
@@ -143,10 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     device = pick_device(args.device)
-    metrics = train(cfg, args.out, resume=args.resume, progress=not args.no_progress,
-                    device=device, data_root=args.data_root)
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(f"done: {args.out}  val acc {100 * metrics.get('val_acc', float('nan')):.2f}%")
+    metrics = train(cfg, args.out, resume=args.resume, progress=progress(args),
+                    quiet=args.quiet, device=device, data_root=args.data_root)
+    emit(args, metrics,
+         [f"done: {args.out}  val acc {100 * metrics.get('val_acc', float('nan')):.2f}%"])
     return 0

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from cvgr.cli._common import add_device, pick_device
+from cvgr.cli._common import add_device, add_quiet, pick_device
 from cvgr.errors import UserError
 
 
@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     zoo_dir = argparse.ArgumentParser(add_help=False)
     zoo_dir.add_argument("--zoo-dir", default=None, metavar="DIR",
                          help="zoo weights directory (default: the package's, or $CVGR_ZOO_DIR)")
-    p.set_defaults(func=run_list, json=False, zoo_dir=None)
+    add_quiet(zoo_dir)
+    p.set_defaults(func=run_list, json=False, zoo_dir=None, quiet=False)
     s = p.add_subparsers(dest="zoo_command", metavar="ACTION")
 
     q = s.add_parser("list", parents=[zoo_dir], help="the zoo table (the default action)")
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="runs go to DIR/<dataset>/<name> (default zoo-runs)")
     q.add_argument("--data-root", default=None, help="directory holding the datasets")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_quiet(q)
     add_device(q)
     q.set_defaults(func=run_train)
 
@@ -59,7 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--attacks", default=None, help="with --version custom")
     q.add_argument("--force", action="store_true", help="measure again even if stored")
     q.add_argument("--data-root", default=None, help="directory holding the datasets")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
     add_device(q)
     q.set_defaults(func=run_evaluate)
 
@@ -96,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     dev = pick_device(args.device)
     done = zoo.train(args.names, args.root, device=str(dev), data_root=args.data_root,
-                     progress=not args.no_progress)
+                     progress=not args.quiet)
     print(f"trained {len(done)} zoo model(s) under {args.root}; copy them into the zoo with "
           f"`cvgr zoo publish --root {args.root}`")
     return 0

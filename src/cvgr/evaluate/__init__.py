@@ -17,7 +17,7 @@ from cvgr.evaluate.curves import (
     robustness_curve,
 )
 from cvgr.evaluate.examples import load_examples, save_examples
-from cvgr.evaluate.masking import masking_checks, print_checks, transfer_flags
+from cvgr.evaluate.masking import format_checks, masking_checks, print_checks, transfer_flags
 from cvgr.evaluate.plots import plot_curves, plot_matrix
 from cvgr.evaluate.transfer import transfer_matrix
 
@@ -31,6 +31,7 @@ __all__ = [
     "attack_batched",
     "autoattack",
     "check_eps_list",
+    "format_checks",
     "load_examples",
     "masking_checks",
     "mean_loss",

@@ -1,0 +1,115 @@
+"""Trained runs as evaluation inputs: a run's model, its test images, a summary of it.
+
+What `cvgr attack`, `eval`, `transfer` and `autoattack` share, so that each of them only parses
+its options and prints; usable from Python the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cvgr.errors import UserError
+
+__all__ = ["default_out", "load_run", "model_summary", "record_of", "run_labels",
+           "shared_test_images", "test_images"]
+
+PathLike = str | os.PathLike
+
+
+def load_run(path: PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """A run directory or weights file -> model in eval mode; a UserError when there is none."""
+    from cvgr.checkpoint import load
+
+    return load(path, device)
+
+
+def record_of(model: nn.Module) -> dict[str, Any]:
+    """The checkpoint record of a loaded model ({} for a model built in Python)."""
+    return getattr(model, "record", None) or {}
+
+
+def test_images(model: nn.Module, dataset: str | None = None, limit: int | None = None, *,
+                root: PathLike | None = None) -> tuple[Tensor, Tensor, str]:
+    """The model's test set on the CPU: (x float in [0, 1], y, dataset name).
+
+    `dataset` defaults to the one in the model's record; `limit` keeps the first N images;
+    `root` is where the dataset files are (default: the data module's search).
+    """
+    from cvgr.data import Loader
+
+    name = dataset or record_of(model).get("dataset")
+    if not name:
+        raise UserError("the model's record names no dataset; give the dataset to test on",
+                        param="dataset")
+    if limit is not None and limit < 1:
+        raise UserError(f"limit must be >= 1, got {limit}", param="limit")
+    loader = Loader(name, "test", 1000, train=False, limit=limit, device="cpu",
+                    root=None if root is None else str(root))
+    xs, ys = zip(*loader.epoch(0), strict=True)
+    x, y = torch.cat(xs), torch.cat(ys)
+    shape = getattr(model, "input_shape", None)
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        raise UserError(f"dataset {name} has images {tuple(x.shape[1:])} but the model takes "
+                        f"{tuple(shape)}; pick the dataset the model was trained on",
+                        param="dataset")
+    return x, y, name
+
+
+def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = None,
+                       limit: int | None = None, *, root: PathLike | None = None
+                       ) -> tuple[Tensor, Tensor, str]:
+    """One test set that every model in `models` (label -> model) takes.
+
+    Without `dataset`, the models must have been trained on one dataset; every model must take
+    the set's image shape.
+    """
+    if not models:
+        raise UserError("no models given", param="runs")
+    datasets = {n: record_of(m).get("dataset") for n, m in models.items()}
+    if dataset is None and len(set(datasets.values())) > 1:
+        raise UserError(f"models were trained on different datasets {datasets}; transfer needs "
+                        "one dataset: name the one to test on", param="dataset")
+    x, y, name = test_images(next(iter(models.values())), dataset, limit, root=root)
+    for n, m in models.items():
+        shape = getattr(m, "input_shape", None)
+        if shape is not None and tuple(shape) != tuple(x.shape[1:]):
+            raise UserError(f"model {n} takes {tuple(shape)} images, not {tuple(x.shape[1:])}",
+                            param="dataset")
+    return x, y, name
+
+
+def model_summary(model: nn.Module, path: PathLike) -> dict[str, Any]:
+    """Where a model came from and what it is, for result files."""
+    r = record_of(model)
+    return {"path": str(path), **{k: r[k] for k in ("arch", "complex", "dataset", "defense",
+                                                     "seed") if k in r}}
+
+
+def default_out(run: PathLike, stem: str, suffix: str = ".json") -> Path:
+    """RUN_DIR/STEM.json: a result file goes into the run's directory (beside a weights file)."""
+    base = Path(run)
+    return (base if base.is_dir() else base.parent) / f"{stem}{suffix}"
+
+
+def run_labels(runs: Sequence[PathLike], names: Sequence[str] | None = None) -> list[str]:
+    """One distinct label per run: `names` as given, else each run directory's name."""
+    if names is not None:
+        out = [n.strip() for n in names]
+        if len(out) != len(runs) or len(set(out)) != len(out) or not all(out):
+            raise UserError(f"names needs {len(runs)} distinct labels, one per run", param="names")
+        return out
+    out = []
+    for r in runs:
+        p = Path(r)
+        base = (p if p.is_dir() else p.parent).resolve().name or str(p)
+        label, k = base, 2
+        while label in out:
+            label, k = f"{base}#{k}", k + 1
+        out.append(label)
+    return out
