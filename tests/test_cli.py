@@ -148,3 +148,18 @@ def test_every_progress_bar_goes_through_the_helper():
             if any(n.split(".")[0] == "tqdm" for n in names):
                 offenders.append(str(path.relative_to(SRC)))
     assert offenders == []
+
+
+@pytest.mark.parametrize("error, text", [
+    (UserError("batch_size must be >= 1, got 0", param="batch_size"),
+     "--batch-size must be >= 1, got 0"),
+    (UserError("out runs/a is a directory", param="out"), "--out runs/a is a directory"),
+    (UserError("cannot read eps 'x'", param="eps"), "cannot read eps 'x' (--eps)"),
+    (UserError("dataset 'x' not found", param="root"), "dataset 'x' not found (--data-root)"),
+    (UserError("stepsize is odd", param="step"), "stepsize is odd (--step)"),  # whole word only
+    (UserError("no parameter named"), "no parameter named"),
+])
+def test_core_parameters_become_flags(error, text):
+    from cvgr.cli._common import error_text
+
+    assert error_text(error) == text

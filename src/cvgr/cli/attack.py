@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
                       random_start=not args.no_random_start, queries=args.queries,
                       sigma=args.sigma, checks=not args.no_checks, check_eps=args.check_eps,
                       check_limit=args.check_limit, nes_limit=args.nes_limit, out=args.out,
-                      save_examples=args.save_examples)
-    emit(args, res, lines(res))
+                      save_examples=args.save_examples,
+                      show=lambda r: emit(args, r, lines(r)))
     for f in res["outputs"].values():
         note(args, f"wrote {f}")
     return 0

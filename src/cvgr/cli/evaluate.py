@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cvgr.evaluate.tasks import eval_task
 
-    res = eval_task(args.run, inputs(args), examples=args.examples, out=args.out)
-    emit(args, res, lines(res))
+    eval_task(args.run, inputs(args), examples=args.examples, out=args.out,
+              show=lambda r: emit(args, r, lines(r)))
     if args.out:
         note(args, f"wrote {args.out}")
     return 0

@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     names = None if args.names is None else args.names.split(",")
     mat = transfer_task(args.runs, inputs(args), eps=args.eps, steps=args.steps,
-                        attack=args.attack, norm=args.norm, names=names, out=args.out)
-    emit(args, mat, lines(mat))
+                        attack=args.attack, norm=args.norm, names=names, out=args.out,
+                        show=lambda r: emit(args, r, lines(r)))
     for f in mat["outputs"].values():
         note(args, f"wrote {f}")
     return 0
