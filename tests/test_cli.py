@@ -43,9 +43,10 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
     return {s for a in parser._actions for s in a.option_strings}
 
 
-NUMBERS = ("train", "attack", "eval", "transfer", "autoattack", "models", "data list")
+NUMBERS = ("train", "attack", "eval", "transfer", "autoattack", "models", "data list",
+           "benchmark", "zoo list")
 READS_DATA = ("train", "attack", "eval", "transfer", "autoattack", "reproduce", "data list",
-              "data fetch")
+              "data fetch", "benchmark", "zoo train", "zoo evaluate")
 
 
 def test_every_command_follows_the_conventions():

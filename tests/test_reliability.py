@@ -317,21 +317,21 @@ def _weights_file(path: Path, record: str, nan: bool = False) -> Path:
 GOOD_RECORD = '{"arch": "MNISTMLP", "complex": false, "dataset": "fashion-mnist"}'
 
 
-@pytest.mark.parametrize("record, nan, words", [
-    (GOOD_RECORD, True, "holds NaN"),
-    ('{"arch": "ResNet9000", "complex": false}', False, "does not know"),
-    ('{"arch": "MNISTMLP", "complex": fals', False, "record is not JSON"),
-    ('["MNISTMLP"]', False, "lacks 'arch'"),
-    ('{"arch": "MNISTMLP", "complex": false, "normalize": 3}', False, "do not build a model"),
+@pytest.mark.parametrize("record, nan, words, code", [  # code: 1 damaged, 2 fixed by --import
+    (GOOD_RECORD, True, "holds NaN", 1),
+    ('{"arch": "ResNet9000", "complex": false}', False, "does not know", 2),
+    ('{"arch": "MNISTMLP", "complex": fals', False, "record is not JSON", 1),
+    ('["MNISTMLP"]', False, "lacks 'arch'", 1),
+    ('{"arch": "MNISTMLP", "complex": false, "normalize": 3}', False, "do not build a model", 1),
 ])
-def test_bad_checkpoints_refused(tmp_path, record, nan, words, capsys):
+def test_bad_checkpoints_refused(tmp_path, record, nan, words, code, capsys):
     import cvgr
 
     p = _weights_file(tmp_path / "run" / "model.safetensors", record, nan)
     with pytest.raises(UserError, match=words):
         cvgr.load(p)
     rc, _, err = cli("eval", p.parent, capsys=capsys)
-    assert rc == 1 and words in err and one_line(err), err  # a damaged checkpoint: run time
+    assert rc == code and words in err and one_line(err), err
 
 
 def test_good_checkpoint_still_loads(tmp_path):

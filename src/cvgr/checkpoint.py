@@ -20,8 +20,8 @@ from torch import nn
 from cvgr.errors import RunError
 from cvgr.io import atomic_write
 
-__all__ = ["MODEL_FILE", "CheckpointError", "NoCheckpoint", "check_finite", "load", "model_path",
-           "read_record", "save_model", "versions"]
+__all__ = ["MODEL_FILE", "CheckpointError", "NoCheckpoint", "UnknownArchitecture", "check_finite",
+           "load", "model_path", "read_record", "save_model", "versions"]
 
 MODEL_FILE = "model.safetensors"
 _KEY = "cvgr"
@@ -33,6 +33,13 @@ class CheckpointError(RunError):
 
 class NoCheckpoint(CheckpointError):
     """No model at the path the user named: a usage error (exit code 2)."""
+
+    exit_code = 2
+
+
+class UnknownArchitecture(CheckpointError):
+    """The record names an architecture not registered here; importing the module that
+    registers it fixes the command line (exit code 2)."""
 
     exit_code = 2
 
@@ -118,7 +125,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
     except ValueError:
         source = record.get("arch_source")
         where = f", saved from {source}" if source else ""
-        raise CheckpointError(
+        raise UnknownArchitecture(
             f"{p}: the record names an architecture this cvgr does not know "
             f"({record.get('arch')!r}{where}): if it is your own, import the module that "
             "registers it first (Python: import it; CLI: cvgr --import MODULE_OR_FILE ...), "

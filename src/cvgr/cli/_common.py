@@ -63,7 +63,7 @@ def note(args: argparse.Namespace, message: str) -> None:
 def emit(args: argparse.Namespace, doc: Any, lines: Iterable[str] = ()) -> None:
     """The command's result on stdout: `doc` as one JSON document with --json, else `lines`."""
     if getattr(args, "json", False):
-        print(to_json(doc))
+        print(to_json(doc, indent=None))  # one line: easy to pipe, log or append
     else:
         for line in lines:
             print(line)
