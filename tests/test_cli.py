@@ -80,7 +80,7 @@ def test_python_m_cvgr():
     r = _python_m("attack")  # RUN_DIR missing: argparse's usage error
     assert r.returncode == 2 and "required: RUN_DIR" in r.stderr and r.stdout == ""
     r = _python_m()
-    assert r.returncode == 2 and "COMMAND" in r.stdout
+    assert r.returncode == 2 and "COMMAND" in r.stdout and "2 usage error" in r.stdout
 
 
 @pytest.mark.parametrize("error, code", [

@@ -577,7 +577,8 @@ def test_divergence_advice_is_actionable(tmp_path, capsys):
     _idx_dataset(tmp_path / "data" / "fashion-mnist", n=16)
     out = tmp_path / "run"
     rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 2, "--lr", 1e30), capsys=capsys)
-    assert rc == 2 and one_line(err) and "new run in another output directory" in err, err
+    # diverged training is an error at run time: exit code 1
+    assert rc == 1 and one_line(err) and "new run in another output directory" in err, err
     assert "lower lr" in err
     # the advice works: a run's settings are fixed, so the same directory refuses a lower lr ...
     rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 2, "--lr", 1e-3, "--resume"),

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvgr",
         description="Gradient-regularized complex-valued networks: train, attack, reproduce.",
+        epilog="Every command: results on stdout (--json: one JSON document), progress on stderr "
+               "(--quiet: none). Exit codes: 0 ok, 2 usage error, 1 error at run time, "
+               "130 interrupted (docs/cli.md).",
     )
     parser.add_argument("-V", "--version", action="version", version=f"cvgr {__version__}")
     parser.add_argument("--import", dest="imports", action="append", default=[],
