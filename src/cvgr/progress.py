@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from tqdm import tqdm
 
 __all__ = ["Bar", "bar", "enabled", "note"]
 
-Bar = tqdm  # the type `bar` returns
+Bar: TypeAlias = tqdm  # the type `bar` returns
 
 
 def enabled(wanted: bool = True) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from cvgr.cli._common import add_output, add_quiet, emit
 from cvgr.data import DATASETS, fetch, find
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, spec in DATASETS.items():
         where, why = find(name, args.data_root)
         rows.append({"name": name, "input_shape": list(spec.input_shape), "found": bool(where),

@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
                         device=args.device, data_root=args.data_root,
                         real_arch=args.real_arch, complex_arch=args.complex_arch,
                         deterministic=args.deterministic, executor=args.executor,
-                        ray=_ray_options(args),
-                        **({"progress": False, "log": _silent} if args.quiet else {}))
+                        ray=_ray_options(args), progress=False if args.quiet else None,
+                        log=_silent if args.quiet else None)
     except UserError as e:
         raise UserError(_flag_names(str(e))) from None
     _print_verdicts(res["verdicts"])
