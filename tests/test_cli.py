@@ -164,3 +164,25 @@ def test_core_parameters_become_flags(error, text):
     from cvgr.cli._common import error_text
 
     assert error_text(error) == text
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_reproduce_quiet_reaches_the_core(quiet, tmp_path, monkeypatch, capsys):
+    import cvgr.experiments
+
+    seen = {}
+
+    def fake(*args, **kw):
+        seen.update(kw)
+        if kw.get("log"):
+            kw["log"]("a progress message")
+        return {"verdicts": {"claim": {"status": "holds", "text": "fine"}},
+                "outcome": {"failed": []}}
+
+    monkeypatch.setattr(cvgr.experiments, "reproduce", fake)
+    argv = ["reproduce", "--budget", "tiny", "--out", str(tmp_path / "o")]
+    assert main(argv + ["--quiet"] * quiet) == 0
+    out, err = capsys.readouterr()
+    assert "claim" in out and "holds" in out  # the verdicts: the result, always printed
+    assert seen["progress"] is (False if quiet else None)  # None: bars where a terminal
+    assert (seen["log"] is None) is not quiet and err == ""
