@@ -74,7 +74,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
     walls = {}
     for name, flags in RUNS.items():
-        out = base / name.split()[0]
+        out = base / name.split()[0].strip(",")
         shutil.rmtree(out, ignore_errors=True)
         cmd = [*_cvgr(), "reproduce", "--dataset", args.dataset, "--budget", args.budget,
                "--out", str(out), "--device", "cpu", *flags]
@@ -83,7 +83,7 @@ def main() -> None:
         rc = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
         walls[name] = time.perf_counter() - t0
         print(f"  exit {rc}, wall {walls[name]:.1f} s, load after: {_load()}", flush=True)
-    a, b = (base / n.split()[0] for n in RUNS)
+    a, b = (base / n.split()[0].strip(",") for n in RUNS)
     n, diffs = _same(a, b)
     (la, wa), (lb, wb) = walls.items()
     print(f"\n| executor | wall s |\n|---|---:|\n| {la} | {wa:.1f} |\n| {lb} | {wb:.1f} |")

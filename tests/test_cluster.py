@@ -72,32 +72,58 @@ def local_tiny(tmp_path_factory):
     return jobs, root
 
 
-@needs_data
-@pytest.mark.slow
-@pytest.mark.parametrize("shared_fs", ["yes", "no"])
-def test_tiny_through_ray_is_bitwise_the_local_run(ray_local, local_tiny, tmp_path, shared_fs):
-    jobs, local = local_tiny
-    logs = []
-    out = run_jobs_ray(jobs, tmp_path, RayOptions(shared_fs=shared_fs), options=CPU1,
-                       log=logs.append)
-    assert not out["failed"] and not out["blocked"] and len(out["ran"]) == len(jobs)
-    assert any(("no shared" if shared_fs == "no" else "shared") in m for m in logs)
-    assert any(f"[run {len(jobs)}/{len(jobs)}]" in m for m in logs)
-    assert any("ETA" in m for m in logs)
-    assert _files(tmp_path) == _files(local)  # the local runner's layout, nothing more
+def _compare(jobs, local, other):
     for job in jobs:
         if job["kind"] == "train":
             a = load_file(str(job_output(job, local) / "model.safetensors"))
-            b = load_file(str(job_output(job, tmp_path) / "model.safetensors"))
+            b = load_file(str(job_output(job, other) / "model.safetensors"))
             assert a.keys() == b.keys()
             assert all(torch.equal(a[k], b[k]) for k in a), job["id"]
         else:
-            ra, rb = (read_json(job_output(job, r)) for r in (local, tmp_path))
+            ra, rb = (read_json(job_output(job, r)) for r in (local, other))
             assert _no_times(ra["result"]) == _no_times(rb["result"]), job["id"]
-    done = [r for r in read_jsonl(tmp_path / "log.jsonl") if r["status"] == "done"]
-    assert len(done) == len(jobs) and all(r["device"] == "cpu" for r in done)
-    # resume and is_done work unchanged: a second call runs nothing
-    again = run_jobs_ray(jobs, tmp_path, RayOptions(shared_fs=shared_fs), options=CPU1,
+
+
+@needs_data
+@pytest.mark.slow
+def test_tiny_budget_through_the_cli_on_ray(ray_local, local_tiny, tmp_path, capsys):
+    """The whole hidden tiny budget through `cvgr reproduce --executor ray` (shared
+    filesystem: one machine), against the local runner, bitwise."""
+    jobs, local = local_tiny
+    out = tmp_path / "rep"
+    argv = ["reproduce", "--dataset", "fashion-mnist", "--budget", "tiny", "--out", str(out),
+            "--device", "cpu", "--executor", "ray", "--ray-shared-fs", "yes"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    n = len(read_json(out / "plan.json")["jobs"])
+    assert f"{n} jobs: 0 already finished, {n} to run as Ray tasks" in err
+    assert f"[run {n}/{n}]" in err and "ETA" in err and "Ray: shared filesystem" in err
+    res = read_json(out / "results.json")
+    assert not res["failed"] and res["verdicts"]["identity"]["status"] == "holds"
+    assert (out / "report.md").stat().st_size > 0
+    _compare(jobs, local, out)
+    done = [r for r in read_jsonl(out / "log.jsonl") if r["status"] == "done"]
+    assert len(done) == n and all(r["device"] == "cpu" and r["node"] for r in done)
+    assert main(argv) == 0  # resume and is_done unchanged: nothing runs twice
+    assert f"{n} already finished, 0 to run" in capsys.readouterr().err
+    assert len(read_jsonl(out / "log.jsonl")) == n
+
+
+@needs_data
+@pytest.mark.slow
+def test_tiny_jobs_shipped_without_shared_fs(ray_local, local_tiny, tmp_path):
+    """Without a shared filesystem the workers return their files; OUT gets exactly the
+    local runner's layout and bitwise the same weights."""
+    jobs, local = local_tiny
+    logs = []
+    out = run_jobs_ray(jobs, tmp_path, RayOptions(shared_fs="no"), options=CPU1,
+                       log=logs.append)
+    assert not out["failed"] and not out["blocked"] and len(out["ran"]) == len(jobs)
+    assert any("Ray: no shared filesystem" in m for m in logs)
+    assert any(f"[run {len(jobs)}/{len(jobs)}]" in m for m in logs)
+    assert _files(tmp_path) == _files(local)  # the local runner's layout, nothing more
+    _compare(jobs, local, tmp_path)
+    again = run_jobs_ray(jobs, tmp_path, RayOptions(shared_fs="no"), options=CPU1,
                          log=lambda m: None)
     assert again["ran"] == [] and len(again["skipped"]) == len(jobs)
 

@@ -38,7 +38,7 @@ from typing import Any
 from cvgr.errors import UserError
 from cvgr.experiments.options import RunOptions
 from cvgr.experiments.runner import ExecuteFn, Job, Progress, execute, is_done, job_output
-from cvgr.io import atomic_write, read_json, write_json
+from cvgr.io import atomic_write, locked_dir, read_json, write_json
 
 __all__ = ["RayOptions", "run_jobs_ray"]
 
@@ -389,8 +389,9 @@ def _unpack(root: Path, files: dict[str, bytes]) -> None:
 
 
 def _write_files(root: Path, job: Job, files: dict[str, bytes]) -> None:
-    """Write a shipped job's files under ROOT, each atomically; for a run the weights file
-    (what `is_done` checks) comes last, so a crash in between leaves a resumable run."""
+    """Write a shipped job's files under ROOT, each atomically; a run's directory is locked
+    meanwhile (as `train` locks it), and its weights file (what `is_done` checks) comes
+    last, so a crash in between leaves a resumable run."""
     out = job_output(job, root)
     allowed = out.relative_to(root).as_posix()
     for rel in files:
@@ -399,8 +400,13 @@ def _write_files(root: Path, job: Job, files: dict[str, bytes]) -> None:
                                    and ".." not in parts):
             raise UserError(f"job {job['id']} returned a file outside its output: {rel!r}")
     last = f"{allowed}/model.safetensors"
-    for rel in sorted(files, key=lambda r: r == last):
-        _atomic_bytes(root / rel, files[rel])
+    if job["kind"] != "train":
+        for rel in files:
+            _atomic_bytes(root / rel, files[rel])
+        return
+    with locked_dir(out, "out"):  # as `train` holds it locally: no other writer meanwhile
+        for rel in sorted(files, key=lambda r: r == last):
+            _atomic_bytes(root / rel, files[rel])
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
