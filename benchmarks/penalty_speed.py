@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from cvgr.defenses import gradient_regularized_loss
+from cvgr.devices import default_device
 from cvgr.models import build
 
 
@@ -59,7 +60,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--profile", action="store_true",
                     help="also print a torch.profiler table of the complex exact step")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=str(default_device()))
     args = ap.parse_args()
 
     torch.manual_seed(0)

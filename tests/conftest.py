@@ -18,9 +18,15 @@ def one_thread():
 def ray_local():
     """One local Ray instance (2 CPUs, small object store) for the whole test session,
     started by the first test that asks for it and shut down at the end."""
+    import builtins
+    import os
+
     import ray
 
+    os.environ["RAY_TQDM_PATCH_PRINT"] = "0"  # else Ray may swap builtins.print for all tests
+    before = builtins.print
     ray.init(num_cpus=2, object_store_memory=100 * 1024**2, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+    assert builtins.print is before, "Ray replaced builtins.print"

@@ -7,8 +7,12 @@ process, in N local processes (--jobs N), or as tasks on a Ray cluster (--execut
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from cvgr.cli._common import add_device, add_quiet
+
+if TYPE_CHECKING:
+    from cvgr.experiments.ray_executor import RayOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _ray_options(args: argparse.Namespace):  # -> RayOptions | None
+def _ray_options(args: argparse.Namespace) -> RayOptions | None:
     if args.executor != "ray":
         for flag, value, default in (("--ray-address", args.ray_address, None),
                                      ("--gpus-per-job", args.gpus_per_job, None),

@@ -138,6 +138,8 @@ def run_jobs_ray(jobs: list[Job], root: str | os.PathLike, cluster: RayOptions |
 
 def _connect(ray: Any, cluster: RayOptions) -> bool:
     """Initialise Ray unless the caller already did; True if this call started it."""
+    # Ray's tqdm support would replace builtins.print in this process for good
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     if ray.is_initialized():
         return False
     kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
