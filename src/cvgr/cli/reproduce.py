@@ -67,12 +67,6 @@ def _add_ray(p: argparse.ArgumentParser) -> None:
                    help="CPUs of the local Ray instance (default: all; not with --ray-address)")
 
 
-# parameter names of the core -> the flags that set them, for error messages
-FLAGS = {"workers": "--jobs", "cpus_per_job": "--cpus-per-job", "gpus_per_job": "--gpus-per-job",
-         "shared_fs": "--ray-shared-fs", "max_retries": "--ray-retries",
-         "num_cpus": "--ray-cpus"}
-
-
 def run(args: argparse.Namespace) -> int:
     from cvgr.errors import UserError
     from cvgr.experiments import build_plan, report_only, reproduce
@@ -92,15 +86,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{job['id']:<34} {job['kind']:<8}{deps}")
         print(f"{len(plan['jobs'])} jobs")
         return 0
-    try:
-        res = reproduce(args.dataset, args.budget, args.out, workers=args.jobs,
-                        device=args.device, data_root=args.data_root,
-                        real_arch=args.real_arch, complex_arch=args.complex_arch,
-                        deterministic=args.deterministic, executor=args.executor,
-                        ray=_ray_options(args), progress=False if args.quiet else None,
-                        log=_silent if args.quiet else None)
-    except UserError as e:
-        raise UserError(_flag_names(str(e))) from None
+    res = reproduce(args.dataset, args.budget, args.out, workers=args.jobs,
+                    device=args.device, data_root=args.data_root,
+                    real_arch=args.real_arch, complex_arch=args.complex_arch,
+                    deterministic=args.deterministic, executor=args.executor,
+                    ray=_ray_options(args), progress=False if args.quiet else None,
+                    log=_silent if args.quiet else None)
     _print_verdicts(res["verdicts"])
     failed = res["outcome"]["failed"]
     return 1 if failed else 0
@@ -124,15 +115,6 @@ def _ray_options(args: argparse.Namespace) -> RayOptions | None:
     return RayOptions(address=args.ray_address, cpus_per_job=args.cpus_per_job,
                       gpus_per_job=gpus, shared_fs=args.ray_shared_fs,
                       max_retries=args.ray_retries, num_cpus=args.ray_cpus)
-
-
-def _flag_names(msg: str) -> str:
-    """A core message names parameters; on the command line, name the flags instead."""
-    import re
-
-    for name, flag in FLAGS.items():
-        msg = re.sub(rf"(?<![\w-]){name}(?![\w-])", flag, msg, count=1)
-    return msg
 
 
 def _silent(message: str) -> None:

@@ -167,19 +167,21 @@ def _job_options(ray: Any, cluster: RayOptions, options: RunOptions) -> RunOptio
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):
-        raise UserError(f"device {device!r} is not a device name; use cpu or cuda") from None
+        raise UserError(f"device {device!r} is not a device name; use cpu or cuda",
+                        param="device") from None
     if kind == "cuda" and ":" in device:
         raise UserError(f"device {device!r}: with Ray give device cuda; Ray assigns each job "
-                        "its GPU")
+                        "its GPU", param="device")
     if kind == "cuda" and cluster.gpus_per_job <= 0:
         raise UserError("device cuda on Ray needs gpus_per_job > 0 (for example 0.25: four "
-                        "jobs share a GPU)")
+                        "jobs share a GPU)", param="gpus_per_job")
     if kind != "cuda" and cluster.gpus_per_job > 0:
         raise UserError(f"gpus_per_job {cluster.gpus_per_job:g} with device {device!r}: "
                         "give device cuda, or leave gpus_per_job at 0")
     res = ray.cluster_resources()
     if cluster.gpus_per_job > 0 and res.get("GPU", 0) <= 0:
-        raise UserError("gpus_per_job > 0, but the Ray cluster has no GPU")
+        raise UserError("gpus_per_job > 0, but the Ray cluster has no GPU",
+                        param="gpus_per_job")
     node_cpus = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
     if cluster.cpus_per_job > max(node_cpus, default=0):
         raise UserError(f"cpus_per_job {cluster.cpus_per_job:g} is more than any Ray node has "
