@@ -22,6 +22,7 @@ data: setup
 
 test: setup data
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 demo: setup data
@@ -32,6 +33,7 @@ bench: setup data
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -34,6 +34,7 @@ def test_tiny_reproduce_end_to_end_and_resume(tmp_path, capsys):
     assert not res["failed"] and len(res["evaluations"]) == sum(
         j["kind"] == "evaluate" for j in plan["jobs"])
     assert res["verdicts"]["identity"]["status"] == "holds"  # exact on trained layers
+    assert res["hardware"].startswith("CPU: ")  # the timing table names the machine
     curve = res["evaluations"]["eval-pgd-complex-gr"]
     assert curve["eps"] == plan["eps"] and curve["n"] == plan["n_eval"]
     assert all(res["training"][t]["epochs_done"] == 1 for t in plan["models"].values())

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from cvgr.errors import RunError
+from cvgr.errors import RunError, UserError
 from cvgr.io import atomic_write
 
 __all__ = ["MODEL_FILE", "CheckpointError", "NoCheckpoint", "UnknownArchitecture", "check_finite",
@@ -158,8 +158,17 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
             f"({'complex' if record['complex'] else 'real'}): missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}"
         )
-    model.record = record  # type: ignore[attr-defined]
+    model.record = record  # type: ignore[assignment]  # a plain attribute, not a tensor
     return model.to(device).eval()
+
+
+def record_of(model: nn.Module) -> dict[str, Any]:
+    """The JSON record a model loaded by `load` carries (architecture, dataset, defense...)."""
+    rec = model.__dict__.get("record")
+    if not isinstance(rec, dict):
+        raise UserError("this model was not loaded from a run directory (it has no record)",
+                        param="model")
+    return rec
 
 
 def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:

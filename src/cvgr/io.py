@@ -119,7 +119,7 @@ def _probe(directory: Path, target: Path, param: str) -> None:
     os.unlink(tmp)
 
 
-def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> Path:
     """Call writer(tmp) on a temporary file beside `path`, fsync it, rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

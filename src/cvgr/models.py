@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -49,6 +49,9 @@ __all__ = [
 
 class Normalize(nn.Module):
     """Per-channel (x - mean) / std inside the model, so attacks still see [0, 1] images."""
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
@@ -359,7 +362,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> int:
     """Multiply-accumulates per image of conv and linear layers; a complex MAC counts as 4 real."""
-    shape = input_shape or model.input_shape  # type: ignore[attr-defined]
+    shape = tuple(input_shape or cast(tuple[int, ...], model.input_shape))
     total = 0
 
     def hook(mod: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:

@@ -326,7 +326,7 @@ def _pair(v: int | tuple[int, ...], name: str) -> tuple[int, int]:
     t = (v, v) if isinstance(v, int) else tuple(v)
     if len(t) != 2 or not all(isinstance(i, int) for i in t):
         raise ValueError(f"ComplexConv2d: {name} must be an int or a pair of ints, got {v!r}")
-    return t  # type: ignore[return-value]
+    return (int(t[0]), int(t[1]))
 
 
 class ComplexConv2d(_ComplexBase):
@@ -418,7 +418,8 @@ class ComplexConv2d(_ComplexBase):
         elif padding == "valid":
             self._pad = (0, 0, 0, 0)
         else:
-            ph, pw = self.padding  # type: ignore[misc]
+            assert isinstance(self.padding, tuple)
+            ph, pw = self.padding
             self._pad = (pw, pw, ph, ph)
         self._make_params((out_channels, in_channels // groups, *self.kernel_size),
                           out_channels, bias, {"device": device, "dtype": dtype})

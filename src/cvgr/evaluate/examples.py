@@ -37,10 +37,11 @@ def save_examples(path: str | os.PathLike, x: Tensor | Sequence[Tensor], y: Tens
                          f"{len(y)} labels")
     arr = xs.detach().cpu().numpy()
     arr = np.rint(arr * 255).astype(np.uint8) if uint8 else arr.astype(np.float32)
-    fields = {"x": arr, "y": y.detach().cpu().numpy().astype(np.int64), "eps": eps_arr,
-              "dataset": np.array(dataset), "attack": np.array(attack), "norm": np.array(norm),
-              "source": np.array(json.dumps(source or {}, default=str)),
-              "options": np.array(json.dumps(options or {}, default=str))}
+    fields: dict[str, Any] = {
+        "x": arr, "y": y.detach().cpu().numpy().astype(np.int64), "eps": eps_arr,
+        "dataset": np.array(dataset), "attack": np.array(attack), "norm": np.array(norm),
+        "source": np.array(json.dumps(source or {}, default=str)),
+        "options": np.array(json.dumps(options or {}, default=str))}
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

@@ -56,7 +56,7 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
         large_eps = 0.5 if norm == "linf" else 0.5 * math.sqrt(dim)
     large_eps = check_eps(large_eps, norm, dim)
     gen = seeded_generator(model, seed)
-    pgd_kw = {"steps": steps, "norm": norm}
+    pgd_kw: dict[str, Any] = {"steps": steps, "norm": norm}
     n_nes = 0 if nes_limit == 0 else min(len(x), nes_limit or len(x))
     bar = _progress.bar(total=2 + (n_nes > 0) + len(loss_steps), desc="masking checks",
                         unit="attack", progress=progress)

@@ -32,7 +32,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, eps: 
     steps, batch_size = check_count(steps, "steps"), check_count(batch_size, "batch_size")
     kw = check_options(**kw)
     names = list(models)
-    opts = {"norm": norm, **kw}
+    opts: dict[str, Any] = {"norm": norm, **kw}
     if attack != "fgsm":
         opts["steps"] = steps
     gen = seeded_generator(next(iter(models.values())), seed)

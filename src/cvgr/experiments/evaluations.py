@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from cvgr.checkpoint import record_of
 from cvgr.errors import UserError
 from cvgr.experiments.options import RunOptions
 
@@ -41,17 +42,19 @@ def _curve(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import robustness_curve
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
-    x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    x, y = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     kw = {"steps": cfg["steps"]} if "steps" in cfg else {}
-    return robustness_curve(model, x, y, cfg["attack"], cfg["eps"], _BATCH, seed=0,
-                            progress=ctx["progress"], **kw)
+    res = robustness_curve(model, x, y, cfg["attack"], cfg["eps"], _BATCH, seed=0,
+                           progress=ctx["progress"], **kw)
+    assert isinstance(res, dict)  # no examples asked for
+    return res
 
 
 def _transfer(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import transfer_matrix
 
     models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
-    dataset = next(iter(models.values())).record["dataset"]
+    dataset = record_of(next(iter(models.values())))["dataset"]
     x, y = _test_images(dataset, cfg["n"], ctx["data_root"])
     res = transfer_matrix(models, x, y, cfg["eps"], cfg["steps"], batch_size=_BATCH,
                           progress=ctx["progress"])
@@ -66,7 +69,7 @@ def _masking(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
     surrogate = _load(ctx["root"], cfg["surrogate"], ctx["device"])
-    x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    x, y = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     gen = seeded_generator(surrogate, 1)
     x_tr = attack_batched(surrogate, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=cfg["steps"])
     name = f"transfer from {cfg['surrogate'].removeprefix('train-')}"
@@ -84,7 +87,7 @@ def _autoattack(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate.curves import seeded_generator
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
-    x, y = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    x, y = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     gen = seeded_generator(model, 2)
     x_pgd = attack_batched(model, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=8)
     pgd_acc = accuracy(model, x_pgd, y, _BATCH)
@@ -109,8 +112,8 @@ def unit_modulus_check(model: nn.Module, x: Tensor, samples: int = 8) -> list[di
     """
     from cvgr.nn import ComplexConv2d, ComplexLinear
 
-    layers = [(n, m) for n, m in model.named_modules()
-              if isinstance(m, ComplexLinear | ComplexConv2d)]
+    layers: list[tuple[str, ComplexLinear | ComplexConv2d]] = [
+        (n, m) for n, m in model.named_modules() if isinstance(m, ComplexLinear | ComplexConv2d)]
     inputs: dict[str, Tensor] = {}
     hooks = [m.register_forward_hook(
         lambda mod, inp, out, name=n: inputs.__setitem__(name, inp[0].detach()))
@@ -120,8 +123,8 @@ def unit_modulus_check(model: nn.Module, x: Tensor, samples: int = 8) -> list[di
             dev = next(model.parameters()).device
             model.eval()(x[:samples].to(dev))
     finally:
-        for h in hooks:
-            h.remove()
+        for hook in hooks:
+            hook.remove()
     rows = []
     for name, layer in layers:
         lay = _double_copy(layer)
@@ -139,7 +142,10 @@ def unit_modulus_check(model: nn.Module, x: Tensor, samples: int = 8) -> list[di
     return rows
 
 
-def _double_copy(layer: nn.Module) -> nn.Module:
+_Layer = TypeVar("_Layer", bound=nn.Module)
+
+
+def _double_copy(layer: _Layer) -> _Layer:
     import copy
 
     lay = copy.deepcopy(layer).double()
@@ -152,7 +158,7 @@ def _identity(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     # float64 runs anywhere but on MPS, which has no float64
     dev = ctx["device"] if torch.device(ctx["device"]).type != "mps" else "cpu"
     model = _load(ctx["root"], cfg["model"], dev)
-    x, _ = _test_images(model.record["dataset"], cfg["n"], ctx["data_root"])
+    x, _ = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     layers = unit_modulus_check(model, x, samples=cfg["n"])
     return {"model": cfg["model"], "layers": layers,
             "max_abs_deviation": max((r["max_abs_deviation"] for r in layers), default=None)}

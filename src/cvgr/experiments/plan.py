@@ -23,6 +23,7 @@ from typing import Any
 
 from cvgr.data.specs import DATASETS, DatasetSettings
 from cvgr.errors import UserError
+from cvgr.names import AdvKind, Attack, DefensePart, GRMode, defense_name
 
 __all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings", "build_plan",
            "check_plan", "eps_grid", "job_by_id", "model_label"]
@@ -112,11 +113,19 @@ def model_label(job_id: str) -> str:
 
 
 def _defense_name(cfg: dict[str, Any]) -> str:
-    if cfg.get("adv_eps", 0) > 0:
-        return f"pgd{cfg.get('adv_steps', 4)}"
-    if cfg.get("beta", 0) > 0:
-        return "gr"
-    return "noise" if cfg.get("noise", 0) > 0 else "none"
+    """The defense a train job's config asks for (cvgr.names.defense_name, the one namer)."""
+    return defense_name(beta=cfg.get("beta", 0.0), noise=cfg.get("noise", 0.0),
+                        adv_eps=cfg.get("adv_eps", 0.0), adv_steps=cfg.get("adv_steps", 4),
+                        adv_kind=cfg.get("adv_kind", AdvKind.PGD),
+                        gr_mode=cfg.get("gr_mode", GRMode.EXACT))
+
+
+def _train_cost(cfg: dict[str, Any]) -> float:
+    """Relative cost of one training image of `cfg` (its first defense part decides)."""
+    first = _defense_name(cfg).split("+")[0]
+    if first == DefensePart.GR and cfg["complex"]:
+        return _COMPLEX_GR_COST
+    return _TRAIN_COST[first]
 
 
 class _Builder:
@@ -141,6 +150,107 @@ class _Builder:
         return job_id
 
 
+class _Planner:
+    """Builds one dataset's jobs for one budget (see `build_plan`)."""
+
+    def __init__(self, dataset: str, budget: Budget, archs: dict[str, str]) -> None:
+        spec = DATASETS[dataset]
+        self.dataset, self.b, self.s, self.archs = dataset, budget, spec.settings, archs
+        self.epochs = budget.epochs
+        self.lr = None if budget.lr_scale == 1.0 else spec.recipe.lr * budget.lr_scale
+        self.run_epochs = budget.epochs or spec.recipe.epochs
+        self.n_train = min(budget.limit_train or spec.train_size, spec.train_size)
+        self.n_eval = min(budget.n_eval or spec.test_size, spec.test_size)
+        self.claim = round(self.s.claim_eps, 6)
+        self.grid = sorted({*eps_grid(self.s, budget.eps_points), self.claim})
+        self.bld = _Builder()
+
+    def cfg(self, kind: str, *, beta: float = 0.0, noise: float = 0.0, adv_steps: int = 0,
+            seed: int = 0) -> dict[str, Any]:
+        b = self.b
+        c: dict[str, Any] = {"dataset": self.dataset, "arch": self.archs[kind],
+                             "complex": kind == "complex", "beta": beta, "noise": noise,
+                             "seed": seed, "epochs": self.epochs, "limit_train": b.limit_train,
+                             "limit_test": b.n_eval, "lr": self.lr}
+        if adv_steps:
+            c.update(adv_eps=self.s.adv_eps, adv_steps=adv_steps, adv_kind=str(AdvKind.PGD))
+        return c
+
+    def add(self, kind: str, name: str, group: str, **kw: Any) -> str:
+        c = self.cfg(kind, **kw)
+        cost = _train_cost(c) * self.n_train * self.run_epochs
+        return self.bld.train(f"train-{kind}-{name}", c, cost, group)
+
+    def models(self) -> dict[str, str]:
+        """1. the compared models."""
+        s, main = self.s, {}
+        for kind in ("real", "complex"):
+            main[f"{kind}-none"] = self.add(kind, "none", "main")
+            main[f"{kind}-gr"] = self.add(kind, "gr", "main", beta=s.beta, noise=s.gr_noise)
+            main[f"{kind}-noise"] = self.add(kind, "noise", "main", noise=s.noise)
+        main["real-pgd4"] = self.add("real", "pgd4", "main", adv_steps=4)
+        main["real-pgd8"] = self.add("real", "pgd8", "main", adv_steps=8)
+        order = ["real-none", "real-noise", "real-gr", "real-pgd4", "real-pgd8",
+                 "complex-none", "complex-noise", "complex-gr"]
+        return {k: main[k] for k in order}
+
+    def sweep(self) -> dict[str, list[str]]:
+        """2. beta sweep (seed Figure 1); the paper-beta point is the main GR model."""
+        out: dict[str, list[str]] = {"real": [], "complex": []}
+        for kind in ("real", "complex"):
+            for m in self.b.sweep:
+                beta = float(self.s.beta * m)
+                out[kind].append(self.add(kind, f"gr-beta{beta:g}", "sweep", beta=beta,
+                                          noise=self.s.gr_noise))
+        return out
+
+    def seeded(self) -> list[str]:
+        """3. independently seeded complex GR nets (seed Figures 2-3)."""
+        return [self.add("complex", "gr" if seed == 0 else f"gr-seed{seed}", "seeds",
+                         beta=self.s.beta, noise=self.s.gr_noise, seed=seed)
+                for seed in self.b.seeds]
+
+    def curves(self, main: dict[str, str]) -> None:
+        n, grid = self.n_eval, self.grid
+        for label, tid in main.items():
+            for attack, steps in ((Attack.FGSM, 1), (Attack.PGD, 8)):
+                c: dict[str, Any] = {"what": "curve", "model": tid, "attack": str(attack),
+                                     "eps": grid, "n": n}
+                if attack == Attack.PGD:
+                    c["steps"] = steps
+                self.bld.evaluate(f"eval-{attack}-{label}", c, [tid],
+                                  n * len(grid) * (steps + 1), "curves")
+
+    def transfer(self, seeded: dict[str, str]) -> None:
+        n, ids = self.n_eval, list(seeded.values())
+        self.bld.evaluate("eval-transfer", {"what": "transfer", "models": seeded,
+                                            "eps": self.claim, "steps": 8, "n": n},
+                          ids, n * len(ids) * (9 + len(ids)), "transfer")
+
+    def checks(self, main: dict[str, str]) -> None:
+        b, n = self.b, self.n_eval
+        n_mask = min(b.masking_images or n, n)
+        n_aa = min(b.aa_images, n)
+        for kind in ("real", "complex"):
+            tid, surrogate = main[f"{kind}-gr"], main[f"{kind}-none"]
+            self.bld.evaluate(
+                f"eval-masking-{kind}-gr",
+                {"what": "masking", "model": tid, "surrogate": surrogate, "eps": self.claim,
+                 "steps": 8, "n": n_mask, "nes_images": min(b.nes_images, n_mask),
+                 "nes_queries": b.nes_queries},
+                [tid, surrogate], n_mask * 40 + min(b.nes_images, n_mask) * 8 * b.nes_queries,
+                "checks")
+            self.bld.evaluate(
+                f"eval-autoattack-{kind}-gr",
+                {"what": "autoattack", "model": tid, "eps": self.claim, "n": n_aa,
+                 "version": b.aa_version, "attacks": b.aa_attacks},
+                [tid], n_aa * _aa_cost(b.aa_version, b.aa_attacks), "checks")
+        self.bld.evaluate("eval-identity", {"what": "identity", "model": main["complex-gr"],
+                                            "n": 8}, [main["complex-gr"]], 1000, "checks")
+        self.bld.evaluate("eval-sizes", {"what": "sizes", "archs": self.archs,
+                                         "dataset": self.dataset}, [], 10, "sizes")
+
+
 def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
                complex_arch: str | None = None) -> dict[str, Any]:
     """The whole reproduction for one dataset and budget: settings and jobs, plain JSON data."""
@@ -149,115 +259,38 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
                         param="dataset")
     if budget not in BUDGETS:
         shown = [b for b, v in BUDGETS.items() if not v.hidden]
-        raise UserError(f"unknown budget {budget!r}; choose from {', '.join(shown)}")
-    spec, b = DATASETS[dataset], BUDGETS[budget]
-    s = spec.settings
+        raise UserError(f"unknown budget {budget!r}; choose from {', '.join(shown)}",
+                        param="budget")
+    s, b = DATASETS[dataset].settings, BUDGETS[budget]
     archs = {"real": real_arch or s.real_arch, "complex": complex_arch or s.complex_arch}
-    _check_arch(archs["real"], "--real-arch")
-    _check_arch(archs["complex"], "--complex-arch")
-    epochs = b.epochs
-    lr = None if b.lr_scale == 1.0 else spec.recipe.lr * b.lr_scale
-    recipe_epochs = spec.recipe.epochs
-    n_train = min(b.limit_train or spec.train_size, spec.train_size)
-    n_eval = min(b.n_eval or spec.test_size, spec.test_size)
-    claim = round(s.claim_eps, 6)
-    grid = sorted({*eps_grid(s, b.eps_points), claim})
-    bld = _Builder()
-
-    def cfg(kind: str, *, beta: float = 0.0, noise: float = 0.0, adv_steps: int = 0,
-            seed: int = 0) -> dict[str, Any]:
-        c: dict[str, Any] = {"dataset": dataset, "arch": archs[kind], "complex": kind == "complex",
-                             "beta": beta, "noise": noise, "seed": seed, "epochs": epochs,
-                             "limit_train": b.limit_train, "limit_test": b.n_eval, "lr": lr}
-        if adv_steps:
-            c.update(adv_eps=s.adv_eps, adv_steps=adv_steps, adv_kind="pgd")
-        return c
-
-    def tcost(c: dict[str, Any]) -> float:
-        d = _defense_name(c)
-        per = _COMPLEX_GR_COST if (d == "gr" and c["complex"]) else _TRAIN_COST[d]
-        return per * n_train * (epochs or recipe_epochs)
-
-    def add(kind: str, name: str, group: str, **kw: Any) -> str:
-        c = cfg(kind, **kw)
-        return bld.train(f"train-{kind}-{name}", c, tcost(c), group)
-
-    # 1. the compared models
-    main: dict[str, str] = {}
-    for kind in ("real", "complex"):
-        main[f"{kind}-none"] = add(kind, "none", "main")
-        main[f"{kind}-gr"] = add(kind, "gr", "main", beta=s.beta, noise=s.gr_noise)
-        main[f"{kind}-noise"] = add(kind, "noise", "main", noise=s.noise)
-    main["real-pgd4"] = add("real", "pgd4", "main", adv_steps=4)
-    main["real-pgd8"] = add("real", "pgd8", "main", adv_steps=8)
-    order = ["real-none", "real-noise", "real-gr", "real-pgd4", "real-pgd8",
-             "complex-none", "complex-noise", "complex-gr"]
-    main = {k: main[k] for k in order}
-
-    # 2. beta sweep (seed Figure 1); the paper-beta point is the main GR model
-    sweep: dict[str, list[str]] = {"real": [], "complex": []}
-    for kind in ("real", "complex"):
-        for m in b.sweep:
-            beta = float(s.beta * m)
-            sweep[kind].append(add(kind, f"gr-beta{beta:g}", "sweep", beta=beta,
-                                   noise=s.gr_noise))
-
-    # 3. independently seeded complex GR nets (seed Figures 2-3)
-    seeded = [add("complex", "gr" if seed == 0 else f"gr-seed{seed}", "seeds", beta=s.beta,
-                  noise=s.gr_noise, seed=seed) for seed in b.seeds]
-
-    # evaluations
-    for label, tid in main.items():
-        for attack, steps in (("fgsm", 1), ("pgd", 8)):
-            c = {"what": "curve", "model": tid, "attack": attack, "eps": grid, "n": n_eval}
-            if attack == "pgd":
-                c["steps"] = steps
-            bld.evaluate(f"eval-{attack}-{label}", c, [tid], n_eval * len(grid) * (steps + 1),
-                         "curves")
-    names = [chr(ord("A") + i) for i in range(len(seeded))]
-    bld.evaluate("eval-transfer", {"what": "transfer", "models": dict(zip(names, seeded,
-                                                                          strict=True)),
-                                   "eps": claim, "steps": 8, "n": n_eval},
-                 seeded, n_eval * len(seeded) * (9 + len(seeded)), "transfer")
-    n_mask = min(b.masking_images or n_eval, n_eval)
-    for kind in ("real", "complex"):
-        tid = main[f"{kind}-gr"]
-        surrogate = main[f"{kind}-none"]
-        bld.evaluate(f"eval-masking-{kind}-gr",
-                     {"what": "masking", "model": tid, "surrogate": surrogate,
-                      "eps": claim, "steps": 8, "n": n_mask,
-                      "nes_images": min(b.nes_images, n_mask), "nes_queries": b.nes_queries},
-                     [tid, surrogate],
-                     n_mask * 40 + min(b.nes_images, n_mask) * 8 * b.nes_queries, "checks")
-        n_aa = min(b.aa_images, n_eval)
-        bld.evaluate(f"eval-autoattack-{kind}-gr",
-                     {"what": "autoattack", "model": tid, "eps": claim, "n": n_aa,
-                      "version": b.aa_version, "attacks": b.aa_attacks},
-                     [tid], n_aa * _aa_cost(b.aa_version, b.aa_attacks), "checks")
-    bld.evaluate("eval-identity", {"what": "identity", "model": main["complex-gr"], "n": 8},
-                 [main["complex-gr"]], 1000, "checks")
-    bld.evaluate("eval-sizes", {"what": "sizes", "archs": archs, "dataset": dataset}, [], 10,
-                 "sizes")
-
+    _check_arch(archs["real"], "real_arch")
+    _check_arch(archs["complex"], "complex_arch")
+    p = _Planner(dataset, b, archs)
+    main = p.models()
+    sweep = p.sweep()
+    names = [chr(ord("A") + i) for i in range(len(b.seeds))]
+    seeded = dict(zip(names, p.seeded(), strict=True))
+    p.curves(main)
+    p.transfer(seeded)
+    p.checks(main)
     plan = {
         "dataset": dataset, "budget": asdict(b), "settings": asdict(s), "archs": archs,
-        "eps": grid, "claim_eps": claim, "n_eval": n_eval, "n_train": n_train,
-        "epochs": epochs or recipe_epochs,
-        "models": main, "sweep": sweep, "seeded": dict(zip(names, seeded, strict=True)),
-        "jobs": bld.jobs,
+        "eps": p.grid, "claim_eps": p.claim, "n_eval": p.n_eval, "n_train": p.n_train,
+        "epochs": p.run_epochs, "models": main, "sweep": sweep, "seeded": seeded,
+        "jobs": p.bld.jobs,
     }
     plan = json.loads(json.dumps(plan))  # plain JSON types only (tuples become lists)
     check_plan(plan)
     return plan
 
 
-def _check_arch(name: str, option: str) -> None:
+def _check_arch(name: str, param: str) -> None:
     from cvgr.models import resolve
 
     try:
         resolve(name)
     except ValueError as e:
-        raise UserError(f"{option}: {e}") from None
+        raise UserError(f"{param}: {e}", param=param) from None
 
 
 def check_plan(plan: dict[str, Any]) -> None:

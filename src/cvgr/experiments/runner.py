@@ -32,8 +32,8 @@ from cvgr.errors import UserError
 from cvgr.experiments.options import RunOptions
 from cvgr.io import append_jsonl, read_json, write_json
 
-__all__ = ["Progress", "RunOptions", "execute", "format_seconds", "is_done", "job_output",
-           "run_jobs"]
+__all__ = ["Progress", "RunOptions", "describe_hardware", "execute", "format_seconds", "is_done",
+           "job_output", "run_jobs"]
 
 Job = dict[str, Any]
 ExecuteFn = Callable[[Job, Any, RunOptions], dict[str, Any]]
@@ -97,7 +97,28 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
                              "seconds": round(time.perf_counter() - t0, 3), "result": result})
             summary = {}
     return {"id": job["id"], "seconds": time.perf_counter() - t0, "summary": summary,
-            "device": str(dev)}
+            "device": str(dev), "hardware": describe_hardware(dev)}
+
+
+def describe_hardware(device: str | Any) -> str:
+    """What a job ran on, for the report's timing table: the GPU's name, or the CPU model and
+    its cores (measured on the machine that runs the job)."""
+    import platform
+
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(dev)}"
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f
+                          if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"CPU: {model or platform.processor() or platform.machine()}, " \
+        f"{os.cpu_count() or 1} cores"
 
 
 def format_seconds(s: float) -> str:
@@ -160,7 +181,8 @@ class Progress:
         append_jsonl(self.root / "log.jsonl", {"id": job["id"], "status": "done",
                                                "seconds": round(res["seconds"], 3),
                                                "workers": self.workers,
-                                               "device": res.get("device"), **extra,
+                                               "device": res.get("device"),
+                                               "hardware": res.get("hardware"), **extra,
                                                "time": time.time()})
         elapsed = self.elapsed()
         eta = elapsed / self.done_cost * max(0.0, self.total_cost - self.done_cost)

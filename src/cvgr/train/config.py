@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from cvgr.data.specs import Recipe
 from cvgr.errors import UserError
 
-__all__ = ["Recipe", "TrainConfig", "GR_MODES", "ADV_KINDS"]
+__all__ = ["Recipe", "TrainConfig", "GR_MODES", "ADV_KINDS", "need"]
+
+T = TypeVar("T")
+
+
+def need(value: T | None) -> T:
+    """A field of a resolved config (recipe values are never None after `resolved()`)."""
+    if value is None:
+        raise RuntimeError("a recipe value is unset: call TrainConfig.resolved() first")
+    return value
 
 GR_MODES = ("exact", "reference", "fd")
 ADV_KINDS = ("pgd", "fgsm")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -30,8 +30,9 @@ from torch import Tensor, nn
 from cvgr import progress as _progress
 from cvgr.devices import resolve_device
 from cvgr.errors import RunError, UserError
+from cvgr.names import AdvKind
 from cvgr.rng import TRAINER_STREAM, epoch_seed
-from cvgr.train.config import TrainConfig
+from cvgr.train.config import TrainConfig, need
 from cvgr.train.rundir import RunDir
 
 __all__ = ["CHECK_EVERY", "TrainingDiverged", "evaluate", "train", "train_epoch"]
@@ -71,7 +72,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
     root = None if data_root is None else str(data_root)
     # Data first: a missing dataset is reported before anything is written.
-    train_loader = Loader(cfg.dataset, "train", cfg.batch_size, train=True, seed=cfg.seed,
+    train_loader = Loader(cfg.dataset, "train", need(cfg.batch_size), train=True, seed=cfg.seed,
                           limit=cfg.limit_train, device=dev, root=root)
     val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
                         limit=cfg.limit_test, device=dev, root=root)
@@ -100,8 +101,8 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
 
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(model.parameters(), lr=need(cfg.lr), momentum=need(cfg.momentum),
+                          weight_decay=need(cfg.weight_decay))
 
     def record(history: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -118,14 +119,14 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
         done, history = run.load_state(model, opt, cfg)
         run.write_metrics(history)
         run.save_model(model, record(history))
-        if not quiet and done < cfg.epochs:
+        if not quiet and done < need(cfg.epochs):
             _progress.note(f"resuming {run.path} after epoch {done}/{cfg.epochs}")
     else:
         run.save_state(model, opt, cfg, 0, history)
         run.write_metrics(history)
         run.save_model(model, record(history))
 
-    for epoch in range(done, cfg.epochs):  # type: ignore[arg-type]
+    for epoch in range(done, need(cfg.epochs)):
         lr = cfg.lr_at(epoch)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -141,7 +142,7 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
         run.write_metrics(history)
         run.save_model(model, record(history))
         if not quiet:
-            _progress.note(format_row(row, cfg.epochs))  # type: ignore[arg-type]
+            _progress.note(format_row(row, need(cfg.epochs)))
         if callback is not None:
             callback(row)
     return history[-1] if history else {}
@@ -153,8 +154,6 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
 
     Raises TrainingDiverged (before anything is saved) if a loss or the weights turn non-finite.
     """
-    from cvgr.defenses import adversarial_batch, gaussian_noise, gradient_regularized_loss
-
     model.train()
     device = next(model.parameters()).device
     seed = epoch_seed(cfg.seed, epoch, TRAINER_STREAM)
@@ -163,7 +162,6 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     gen.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     use_gr = cfg.beta > 0
-    zero = torch.zeros((), device=device)
 
     per_batch: list[Tensor] = []  # [total, ce, penalty, correct] per batch, on the device
     sizes: list[int] = []
@@ -173,29 +171,10 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
                         progress=progress, mininterval=0.5)
     try:
         for i, (x, y) in enumerate(loader.epoch(epoch)):
-            if cfg.noise > 0:
-                x = gaussian_noise(x, cfg.noise, generator=gen)
-            if cfg.adv_eps > 0:
-                x = adversarial_batch(model, x, y, cfg.adv_eps, cfg.adv_steps, kind=cfg.adv_kind,
-                                      random_start=cfg.adv_kind == "pgd", generator=gen)
-            if use_gr:
-                total, ce, penalty, logits = gradient_regularized_loss(
-                    model, x, y, cfg.beta, q=cfg.q, mode=cfg.gr_mode, h=cfg.fd_h)
-            else:
-                logits = model(x)
-                ce = total = F.cross_entropy(logits, y)
-                penalty = zero
-            g_ce = None
-            if use_gr and i < cfg.cos_batches:
-                g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if g_ce is not None:
-                cosines.append(_cosine(g_ce, [p.grad for p in params]))
-            opt.step()
-
-            per_batch.append(torch.stack([total.detach(), ce.detach(), penalty.detach(),
-                                          (logits.detach().argmax(1) == y).sum().to(total.dtype)]))
+            row, cos = _step(model, opt, x, y, cfg, gen, params, use_gr and i < cfg.cos_batches)
+            per_batch.append(row)
+            if cos is not None:
+                cosines.append(cos)
             sizes.append(len(y))
             bar.update(1)
             if (i + 1) % CHECK_EVERY == 0:
@@ -224,12 +203,43 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     }
 
 
+def _step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TrainConfig,
+          gen: torch.Generator, params: Sequence[Tensor], want_cos: bool
+          ) -> tuple[Tensor, Tensor | None]:
+    """One SGD step with `cfg`'s defense: ([total, ce, penalty, correct], cosine or None)."""
+    from cvgr.defenses import adversarial_batch, gaussian_noise, gradient_regularized_loss
+
+    if cfg.noise > 0:
+        x = gaussian_noise(x, cfg.noise, generator=gen)
+    if cfg.adv_eps > 0:
+        x = adversarial_batch(model, x, y, cfg.adv_eps, cfg.adv_steps, kind=cfg.adv_kind,
+                              random_start=cfg.adv_kind == AdvKind.PGD, generator=gen)
+    if cfg.beta > 0:
+        total, ce, penalty, logits = gradient_regularized_loss(
+            model, x, y, cfg.beta, q=cfg.q, mode=cfg.gr_mode, h=cfg.fd_h)
+    else:
+        logits = model(x)
+        ce = total = F.cross_entropy(logits, y)
+        penalty = torch.zeros((), device=total.device)
+    g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True) \
+        if want_cos else None
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    cos = _cosine(g_ce, [p.grad for p in params]) if g_ce is not None else None
+    opt.step()
+    row = torch.stack([total.detach(), ce.detach(), penalty.detach(),
+                       (logits.detach().argmax(1) == y).sum().to(total.dtype)])
+    return row, cos
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Any) -> dict[str, float]:
     """Validation loss and accuracy on clean images, model in eval mode (restored after)."""
     was_training = model.training
     model.eval()
-    loss = correct = count = None
+    loss: Tensor | None = None
+    correct: Tensor | None = None
+    count = 0
     try:
         for x, y in loader.epoch(0):
             logits = model(x)
@@ -237,10 +247,10 @@ def evaluate(model: nn.Module, loader: Any) -> dict[str, float]:
             c = (logits.argmax(1) == y).sum()
             loss = l_sum if loss is None else loss + l_sum
             correct = c if correct is None else correct + c
-            count = len(y) if count is None else count + len(y)
+            count += len(y)
     finally:
         model.train(was_training)
-    if not count:
+    if not count or loss is None or correct is None:
         return {"val_loss": math.nan, "val_acc": math.nan}
     return {"val_loss": float(loss) / count, "val_acc": float(correct) / count}
 
@@ -282,7 +292,7 @@ def _cosine(a: tuple[Tensor | None, ...], b: list[Tensor | None]) -> Tensor:
         dot = d if dot is None else dot + d
         sq_a = na if sq_a is None else sq_a + na
         sq_b = nb if sq_b is None else sq_b + nb
-    if dot is None:
+    if dot is None or sq_a is None or sq_b is None:
         dev = next((g.device for g in (*a, *b) if g is not None), None)
         return torch.tensor(math.nan, device=dev)
     return (dot / (sq_a.sqrt() * sq_b.sqrt()).clamp_min(1e-30)).detach()

@@ -68,7 +68,7 @@ def _entries() -> dict[str, ZooEntry]:
     grf = {"beta": 64.0, "noise": 0.05}
     grm = {"beta": 512.0}
     fm, mn = "fashion-mnist", "mnist-10k"
-    rows = [
+    rows: list[tuple[str, str, dict[str, Any]]] = [
         (f"{fm}/complex-gr", "complex, GR beta 64 + noise 0.05", {**v1, **grf}),
         (f"{fm}/real-gr", "real, GR beta 64 + noise 0.05", {**v0, **grf}),
         (f"{mn}/complex-gr", "complex, GR beta 512", {**v1, **grm}),

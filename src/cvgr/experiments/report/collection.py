@@ -1,0 +1,61 @@
+"""Gathering a reproduction directory's raw numbers into one JSON-ready dict."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cvgr.io import read_json, read_jsonl
+
+__all__ = ["collect"]
+
+
+def _seconds_per_epoch(rows: list[dict[str, Any]]) -> float | None:
+    vals = [v for v in (r.get("train_seconds", r.get("seconds")) for r in rows)
+            if isinstance(v, int | float)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def collect(root: str | os.PathLike, plan: Mapping[str, Any],
+            outcome: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything measured under ROOT for `plan`, as one JSON-ready dict."""
+    root = Path(root)
+    training: dict[str, Any] = {}
+    evaluations: dict[str, Any] = {}
+    for job in plan["jobs"]:
+        if job["kind"] == "train":
+            mfile = root / "runs" / job["id"] / "metrics.jsonl"
+            rows = read_jsonl(mfile) if mfile.is_file() else []
+            c = job["config"]
+            training[job["id"]] = {
+                "kind": "complex" if c["complex"] else "real", "arch": c["arch"],
+                "beta": c.get("beta", 0.0), "noise": c.get("noise", 0.0),
+                "adv_steps": c.get("adv_steps") if c.get("adv_eps") else None,
+                "seed": c.get("seed", 0), "epochs_done": len(rows),
+                "final": rows[-1] if rows else None,
+                "seconds_per_epoch": _seconds_per_epoch(rows),
+            }
+        else:
+            f = root / "evals" / f"{job['id']}.json"
+            if f.is_file():
+                stored = read_json(f)
+                if stored.get("config") == job["config"]:
+                    evaluations[job["id"]] = stored["result"]
+    log = root / "log.jsonl"
+    train_ids = {j["id"] for j in plan["jobs"] if j["kind"] == "train"}
+    done = [r for r in (read_jsonl(log) if log.is_file() else [])
+            if r.get("status") == "done" and r.get("id") in train_ids]
+    workers = max((int(r.get("workers", 1)) for r in done), default=1)
+    devices = sorted({str(r["device"]) for r in done if r.get("device")})
+    hardware = sorted({str(r["hardware"]) for r in done if r.get("hardware")})
+    keys = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_eval", "n_train",
+            "epochs", "models", "sweep", "seeded")
+    res = {k: plan[k] for k in keys}
+    res.update(training=training, evaluations=evaluations,
+               failed=dict((outcome or {}).get("failed", {})),
+               blocked=list((outcome or {}).get("blocked", [])),
+               workers=workers, device=", ".join(devices) or None,
+               hardware="; ".join(hardware) or None)
+    return res

@@ -1,0 +1,108 @@
+"""The report's figures (PNG, drawn off-screen with matplotlib's Agg canvas)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cvgr.experiments.plan import PAPER_TIME_RATIOS
+from cvgr.experiments.report.verdicts import curve_of, sweep_points, time_ratios
+from cvgr.io import atomic_write
+from cvgr.names import Attack
+
+__all__ = ["LABELS", "plot_robustness", "plot_sweep", "plot_times"]
+
+LABELS = {"real-none": "real, no defense", "real-noise": "real, noise",
+          "real-gr": "real, GR", "real-pgd4": "real, PGD-4 AT", "real-pgd8": "real, PGD-8 AT",
+          "complex-none": "complex, no defense", "complex-noise": "complex, noise",
+          "complex-gr": "complex, GR"}
+"""How each compared model is called in tables and figures."""
+
+_COLORS = {"none": "#444444", "noise": "#1f77b4", "gr": "#d62728", "pgd4": "#2ca02c",
+           "pgd8": "#9467bd"}
+
+
+def _figure(size: tuple[float, float] = (6.0, 4.2)) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
+                                                      bbox_inches="tight"))
+
+
+def plot_robustness(res: Mapping[str, Any], attack: str, path: Path) -> Path | None:
+    """One line per model: complex solid, real dashed, one colour per defense."""
+    curves = [(lab, c) for lab in res["models"] if (c := curve_of(res, attack, lab))]
+    if not curves:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    for lab, c in curves:
+        kind, defense = lab.split("-", 1)
+        ax.plot(c["eps"], c["accuracy"], marker="o" if kind == "complex" else "s",
+                markersize=3.5, linestyle="-" if kind == "complex" else "--",
+                color=_COLORS.get(defense, None), label=LABELS.get(lab, lab))
+    name = "FGSM" if attack == Attack.FGSM else "PGD(8)"
+    ax.axvline(res["claim_eps"], color="#bbbbbb", linewidth=0.8)
+    ax.set(xlabel="eps (L-inf)", ylabel="accuracy", ylim=(-0.02, 1.02),
+           title=f"{res['dataset']}: white-box {name}, {res['n_eval']} test images")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def plot_sweep(res: Mapping[str, Any], path: Path) -> Path | None:
+    fig = _figure((5.5, 4.2))
+    ax = fig.add_subplot()
+    drawn = False
+    for kind, style in (("real", "--s"), ("complex", "-o")):
+        pts = sweep_points(res, kind)
+        if not pts:
+            continue
+        drawn = True
+        ax.plot([g for _, g, _ in pts], [c for _, _, c in pts], style, label=kind,
+                color="#d62728" if kind == "complex" else "#444444")
+        for b, g, c in pts:
+            ax.annotate(f"β={b:g}", (g, c), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    if not drawn:
+        return None
+    ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="final GR loss (penalty / beta)", ylabel="final classification (CE) loss",
+           title=f"{res['dataset']}: beta sweep (seed Figure 1)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_times(res: Mapping[str, Any], path: Path) -> Path | None:
+    """Our ratios beside the paper's, each labelled with its hardware."""
+    ratios = time_ratios(res)
+    hardware = res.get("hardware") or res.get("device") or "this machine"
+    keys = [k for k in PAPER_TIME_RATIOS if ratios.get(k) is not None]
+    if not keys:
+        return None
+    fig = _figure((6.0, 3.6))
+    ax = fig.add_subplot()
+    xs = range(len(keys))
+    ax.bar([x - 0.2 for x in xs], [PAPER_TIME_RATIOS[k] for k in keys], 0.4,
+           label="paper (RTX 2070 Super, MNIST)", color="#bbbbbb")
+    ax.bar([x + 0.2 for x in xs], [ratios[k] or 0.0 for k in keys], 0.4, label="ours",
+           color="#d62728")
+    ax.set_xticks(list(xs), [LABELS.get(k, k) for k in keys], rotation=20, ha="right",
+                  fontsize=8)
+    ax.set(ylabel="training time / real no defense",
+           title=f"training-time ratios: ours ({hardware}) vs paper (RTX 2070 Super)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
+    return _save(fig, path)
