@@ -99,8 +99,9 @@ def test_resume_ends_with_the_same_weights(tmp_path, defense):
         run(cfg, part, callback=crash_after_two)
     assert len((part / "metrics.jsonl").read_text().splitlines()) == 2
     assert read_record(part)["epochs_completed"] == 2 and not read_record(part)["finished"]
-    with pytest.raises(UserError, match="--resume"):  # unfinished run, no --resume: refused
+    with pytest.raises(UserError, match="resume to continue") as e:  # no resume: refused
         run(cfg, part)
+    assert e.value.param == "resume"
     final = run(cfg, part, resume=True)
 
     wf, wp = load_file(tmp_path / "full/model.safetensors"), load_file(part / "model.safetensors")

@@ -37,27 +37,29 @@ def test_overrides_kept():
     assert c.milestones == (1, 3) and c.lr_at(3) == pytest.approx(0.025)
 
 
-@pytest.mark.parametrize("kw, words", [
-    ({"dataset": "imagenet"}, "unknown dataset"),
-    ({"arch": "ResNet50"}, "unknown architecture"),
-    ({"beta": -1.0}, "--beta"),
-    ({"adv_eps": 1.5}, "--adv-eps"),
-    ({"adv_eps": -0.1}, "--adv-eps"),
-    ({"noise": float("nan")}, "--noise"),
-    ({"q": 3}, "--q"),
-    ({"gr_mode": "approx", "beta": 1.0}, "--gr-mode"),
-    ({"adv_kind": "cw", "adv_eps": 0.1}, "--adv-kind"),
-    ({"epochs": 0}, "--epochs"),
-    ({"lr": 0.0}, "--lr"),
-    ({"momentum": 1.0}, "--momentum"),
-    ({"epochs": 3, "milestones": (5,)}, "milestone"),
-    ({"dataset": "cifar10"}, "takes (1, 28, 28)"),
+@pytest.mark.parametrize("kw, words, param", [
+    ({"dataset": "imagenet"}, "unknown dataset", "dataset"),
+    ({"arch": "ResNet50"}, "unknown architecture", "arch"),
+    ({"beta": -1.0}, "beta must be", "beta"),
+    ({"adv_eps": 1.5}, "adv_eps must be", "adv_eps"),
+    ({"adv_eps": -0.1}, "adv_eps must be", "adv_eps"),
+    ({"noise": float("nan")}, "noise must be", "noise"),
+    ({"q": 3}, "q must be 1 or 2", "q"),
+    ({"gr_mode": "approx", "beta": 1.0}, "unknown gr_mode", "gr_mode"),
+    ({"adv_kind": "cw", "adv_eps": 0.1}, "unknown adv_kind", "adv_kind"),
+    ({"epochs": 0}, "epochs must be", "epochs"),
+    ({"lr": 0.0}, "lr must be", "lr"),
+    ({"momentum": 1.0}, "momentum must be", "momentum"),
+    ({"epochs": 3, "milestones": (5,)}, "milestone", "milestones"),
+    ({"dataset": "cifar10"}, "takes (1, 28, 28)", "arch"),
 ])
-def test_bad_settings_are_user_errors(kw, words):
+def test_bad_settings_are_user_errors(kw, words, param):
+    """The core names the parameter (never a command-line flag) and sets UserError.param."""
     with pytest.raises(UserError, match=None) as e:
         cfg(**kw).resolved()
     msg = str(e.value)
-    assert words in msg and "\n" not in msg
+    assert words in msg and "\n" not in msg and "--" not in msg
+    assert e.value.param == param
 
 
 def test_identity_is_canonical():

@@ -128,7 +128,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
         raise UnknownArchitecture(
             f"{p}: the record names an architecture this cvgr does not know "
             f"({record.get('arch')!r}{where}): if it is your own, import the module that "
-            "registers it first (Python: import it; CLI: cvgr --import MODULE_OR_FILE ...), "
+            "registers it first (Python: import it; CLI: `cvgr --import MODULE_OR_FILE ...`), "
             f"else load it with the cvgr version that made it; registered: "
             f"{', '.join(list_models())}") from None
     if arch is not None and resolve(arch).name != spec.name:

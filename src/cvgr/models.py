@@ -249,11 +249,11 @@ def import_models(modules: Iterable[str]) -> None:
             if m.endswith(".py") or os.sep in m or "/" in m:
                 path = Path(m)
                 if not path.is_file():
-                    raise UserError(f"--import {m}: no such file")
+                    raise UserError(f"imports {m}: no such file", param="imports")
                 mod_name = f"cvgr_user_{path.stem}"
                 spec = importlib.util.spec_from_file_location(mod_name, path)
                 if spec is None or spec.loader is None:
-                    raise UserError(f"--import {m}: not a Python file")
+                    raise UserError(f"imports {m}: not a Python file", param="imports")
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[mod_name] = module
                 spec.loader.exec_module(module)
@@ -264,8 +264,9 @@ def import_models(modules: Iterable[str]) -> None:
         except UserError:
             raise
         except Exception as e:
-            raise UserError(f"--import {m}: cannot import it ({type(e).__name__}: {e}); "
-                            "give a module on PYTHONPATH or a path to a .py file") from None
+            raise UserError(f"imports {m}: cannot import it ({type(e).__name__}: {e}); "
+                            "give a module on PYTHONPATH or a path to a .py file",
+                            param="imports") from None
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -1,4 +1,4 @@
-"""Phase-to-magnitude complex layers (DESIGN.md section 2).
+"""Phase-to-magnitude complex layers (docs/method.md section 2).
 
 Each real input entry is read as a phase, x -> e^{ix}; the layer applies a complex affine map
 z = W e^{ix} + b and returns |z|. The magnitude is the nonlinearity, so complex layers are
@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from cvgr.names import SecondOrder
+
 __all__ = [
     "MAGNITUDE_FLOOR",
     "ComplexConv2d",
@@ -45,7 +47,7 @@ __all__ = [
 # exact, its gradient at z = 0 is the subgradient 0 and its second derivative stays finite.
 MAGNITUDE_FLOOR = 1e-6
 
-SECOND_ORDER_MODES = ("exact", "reference")
+SECOND_ORDER_MODES = tuple(SecondOrder)
 
 
 def _grouped(t: Tensor, d: int, groups: int) -> Tensor:
@@ -221,7 +223,7 @@ class _ComplexBase(nn.Module):
         else:
             self.register_parameter("bias_real", None)
             self.register_parameter("bias_imag", None)
-        self.second_order = "exact"
+        self.second_order = str(SecondOrder.EXACT)
         self.reset_parameters()
 
     @property
@@ -255,7 +257,7 @@ class _ComplexBase(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         d = self._channel_dim(x)
-        const = self.second_order == "reference"
+        const = self.second_order == SecondOrder.REFERENCE
         stacked = _Phasor.apply(x, d, self._groups, const)
         return _Magnitude.apply(self._affine(stacked), d, self._groups, const)
 
@@ -497,7 +499,8 @@ class InputShaping(nn.Module):
 def second_order_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
     """Temporarily set how every complex layer in `model` is differentiated a second time."""
     if mode not in SECOND_ORDER_MODES:
-        raise ValueError(f"unknown second-order mode {mode!r}; choose from {SECOND_ORDER_MODES}")
+        raise ValueError(f"unknown second-order mode {mode!r}; choose from "
+                         f"{', '.join(SECOND_ORDER_MODES)}")
     layers = [m for m in model.modules() if isinstance(m, _ComplexBase)]
     saved = [m.second_order for m in layers]
     try:

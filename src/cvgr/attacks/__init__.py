@@ -16,12 +16,13 @@ from cvgr.attacks.fgsm import FGSM, fgsm
 from cvgr.attacks.nes import NES, nes, nes_gradient
 from cvgr.attacks.pgd import PGD, STEP_FACTOR, pgd
 from cvgr.errors import UserError
+from cvgr.names import Attack
 
 __all__ = ["ATTACKS", "FGSM", "NES", "NORMS", "PGD", "STEP_FACTOR", "check_eps", "check_norm",
            "check_options",
            "fgsm", "get", "nes", "nes_gradient", "pgd"]
 
-ATTACKS: dict[str, Callable[..., Tensor]] = {"fgsm": fgsm, "pgd": pgd, "nes": nes}
+ATTACKS: dict[str, Callable[..., Tensor]] = {Attack.FGSM: fgsm, Attack.PGD: pgd, Attack.NES: nes}
 """Attack functions by name; each is called as fn(model, x, y, eps, **options)."""
 
 

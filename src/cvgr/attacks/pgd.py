@@ -23,7 +23,7 @@ from cvgr.attacks.common import (
 __all__ = ["PGD", "STEP_FACTOR", "pgd"]
 
 STEP_FACTOR = 1.85
-"""Default step = STEP_FACTOR * eps / steps (the reference's choice, DESIGN.md section 5)."""
+"""Default step = STEP_FACTOR * eps / steps (the reference's choice, docs/method.md section 5)."""
 
 
 def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,

@@ -72,7 +72,8 @@ def emit(args: argparse.Namespace, doc: Any, lines: Iterable[str] = ()) -> None:
 
 # A core parameter whose flag is not "--" + its name with "-" for "_".
 FLAGS = {"root": "--data-root", "workers": "--jobs", "shared_fs": "--ray-shared-fs",
-         "max_retries": "--ray-retries", "num_cpus": "--ray-cpus"}
+         "max_retries": "--ray-retries", "num_cpus": "--ray-cpus", "imports": "--import",
+         "source": "--from", "cpus_per_job": "--cpus-per-job"}
 
 
 def flag(param: str) -> str:

@@ -14,13 +14,14 @@ from cvgr.cli._common import (
     pick_device,
     progress,
 )
+from cvgr.names import Attack
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("attack", help="robustness curve: accuracy against eps under an attack",
                        description=__doc__)
     p.add_argument("run", metavar="RUN_DIR", help="run directory (or model.safetensors file)")
-    p.add_argument("--attack", choices=("fgsm", "pgd", "nes"), default="pgd")
+    p.add_argument("--attack", choices=[str(a) for a in Attack], default=str(Attack.PGD))
     p.add_argument("--eps", default=None,
                    help="START:STOP:STEP, a comma list or one value (default 0:0.3:0.02 for "
                         "linf, 0:10:1 for l2)")

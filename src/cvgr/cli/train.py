@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cvgr.cli._common import add_data_root, add_device, add_output, emit, pick_device, progress
+from cvgr.names import AdvKind, GRMode
 from cvgr.train.config import TrainConfig
 
 EPILOG = """\
@@ -84,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "Fashion-MNIST). Penalty: mean_i ||dCE_mean/dx_i||_q^2")
     g.add_argument("--q", type=int, default=1, choices=(1, 2),
                    help="norm of the input gradient in the penalty (1, dual of L-inf; default 1)")
-    g.add_argument("--gr-mode", default="exact", choices=("exact", "reference", "fd"),
+    g.add_argument("--gr-mode", default=str(GRMode.EXACT), choices=[str(m) for m in GRMode],
                    help="exact double backprop (default); reference = the published code's "
                         "truncated second pass; fd = finite-difference (Finlay & Oberman)")
     g.add_argument("--fd-h", type=float, default=None,
@@ -95,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adversarial training L-inf radius in [0, 1]; 0 = off")
     g.add_argument("--adv-steps", type=int, default=4, metavar="K",
                    help="PGD steps for adversarial training (paper: 4 and 8; default 4)")
-    g.add_argument("--adv-kind", default="pgd", choices=("pgd", "fgsm"),
+    g.add_argument("--adv-kind", default=str(AdvKind.PGD), choices=[str(k) for k in AdvKind],
                    help="pgd (random start, step 1.85*eps/K) or fgsm (one step of eps)")
 
     g = p.add_argument_group("optimiser (default: the dataset's recipe)")

@@ -7,6 +7,7 @@ from typing import Any
 
 from cvgr.cli._common import add_device, add_output, emit, note
 from cvgr.cli.attack import add_data_options, inputs
+from cvgr.names import Attack
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", metavar="RUN_DIR", nargs="+", help="two or more run directories")
     p.add_argument("--eps", type=float, required=True, help="attack radius")
     p.add_argument("--steps", type=int, default=8, help="PGD steps (default 8)")
-    p.add_argument("--attack", choices=("pgd", "fgsm"), default="pgd")
+    p.add_argument("--attack", choices=[str(Attack.PGD), str(Attack.FGSM)], default=str(Attack.PGD))
     p.add_argument("--norm", choices=("linf", "l2"), default="linf")
     p.add_argument("--names", default=None, help="comma list of labels (default: run names)")
     add_data_options(p)

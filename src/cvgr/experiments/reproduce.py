@@ -25,21 +25,23 @@ EXECUTORS = ("local", "ray")
 def _claim_dir(out: Path, plan: dict[str, Any], write: bool = True) -> None:
     """Refuse a directory holding another reproduction or other files; write plan.json."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a directory")
+        raise UserError(f"output directory {out} is a file; give a directory", param="out")
     pfile = out / PLAN_FILE
     if pfile.is_file():
         try:
             stored = read_json(pfile)
         except (OSError, ValueError):
-            raise UserError(f"{pfile} is unreadable; give another --out") from None
+            raise UserError(f"{pfile} is unreadable; give another output directory",
+                            param="out") from None
         if stored.get("jobs") != plan["jobs"]:
             what = f"{stored.get('dataset')!r}, budget {stored.get('budget', {}).get('name')!r}"
-            raise UserError(f"--out {out} holds another reproduction ({what}, or one made by "
-                            "another cvgr version); give another --out or delete it")
+            raise UserError(f"output directory {out} holds another reproduction ({what}, or "
+                            "one made by another cvgr version); give another one or delete it",
+                            param="out")
         return
     if out.is_dir() and any(f.name != LOCK_FILE for f in out.iterdir()):
-        raise UserError(f"--out {out} is not empty and holds no reproduction; "
-                        "give a new or empty directory")
+        raise UserError(f"output directory {out} is not empty and holds no reproduction; "
+                        "give a new or empty directory", param="out")
     if write:
         write_json(pfile, plan)
 
@@ -120,7 +122,7 @@ def report_only(out: str | os.PathLike) -> dict[str, Any]:
     out = Path(out)
     pfile = out / PLAN_FILE
     if not pfile.is_file():
-        raise UserError(f"{out} holds no reproduction ({PLAN_FILE} missing)")
+        raise UserError(f"{out} holds no reproduction ({PLAN_FILE} missing)", param="out")
     plan = read_json(pfile)
     check_output_dir(out, "out")
     with locked_dir(out, "out"):

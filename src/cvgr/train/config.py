@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from cvgr.data.specs import Recipe
 from cvgr.errors import UserError
+from cvgr.names import AdvKind, GRMode, defense_name
 
 __all__ = ["Recipe", "TrainConfig", "GR_MODES", "ADV_KINDS", "need"]
 
@@ -26,8 +27,8 @@ def need(value: T | None) -> T:
         raise RuntimeError("a recipe value is unset: call TrainConfig.resolved() first")
     return value
 
-GR_MODES = ("exact", "reference", "fd")
-ADV_KINDS = ("pgd", "fgsm")
+GR_MODES = tuple(GRMode)
+ADV_KINDS = tuple(AdvKind)
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,12 @@ class TrainConfig:
     # defense
     beta: float = 0.0
     q: int = 1
-    gr_mode: str = "exact"
+    gr_mode: str = str(GRMode.EXACT)
     fd_h: float | None = None
     noise: float = 0.0
     adv_eps: float = 0.0
     adv_steps: int = 4
-    adv_kind: str = "pgd"
+    adv_kind: str = str(AdvKind.PGD)
     # optimiser and schedule (None: the dataset's recipe)
     epochs: int | None = None
     lr: float | None = None
@@ -79,15 +80,16 @@ class TrainConfig:
         try:
             spec = resolve(self.arch)
         except ValueError as e:
-            raise UserError(str(e)) from None
+            raise UserError(str(e), param="arch") from None
         shape = tuple(dataset.input_shape)
         if tuple(spec.input_shape) != shape:
             raise UserError(f"{spec.reference_name} takes {spec.input_shape} images but "
-                            f"{self.dataset} has {shape}; pick an architecture for this dataset")
+                            f"{self.dataset} has {shape}; pick an architecture for this dataset",
+                            param="arch")
         r = dataset.recipe
         epochs = _int(self.epochs if self.epochs is not None else r.epochs, "epochs", 1)
         milestones = (r.milestones(epochs) if self.milestones is None
-                      else sorted(_int(m, "milestone", 1) for m in self.milestones))
+                      else sorted(_int(m, "milestones", 1) for m in self.milestones))
         cfg = replace(
             self,
             arch=spec.name,
@@ -97,52 +99,57 @@ class TrainConfig:
             momentum=_float(self.momentum if self.momentum is not None else r.momentum,
                             "momentum", 0.0, 1.0, hi_open=True),
             weight_decay=_float(self.weight_decay if self.weight_decay is not None
-                                else r.weight_decay, "weight-decay", 0.0),
+                                else r.weight_decay, "weight_decay", 0.0),
             batch_size=_int(self.batch_size if self.batch_size is not None else r.batch_size,
-                            "batch-size", 1),
+                            "batch_size", 1),
             milestones=tuple(milestones),
-            lr_gamma=_pos(self.lr_gamma, "lr-gamma"),
+            lr_gamma=_pos(self.lr_gamma, "lr_gamma"),
             beta=_float(self.beta, "beta", 0.0),
             noise=_float(self.noise, "noise", 0.0),
-            adv_eps=_float(self.adv_eps, "adv-eps", 0.0, 1.0),
-            adv_steps=_int(self.adv_steps, "adv-steps", 1),
-            fd_h=None if self.fd_h is None else _pos(self.fd_h, "fd-h"),
+            adv_eps=_float(self.adv_eps, "adv_eps", 0.0, 1.0),
+            adv_steps=_int(self.adv_steps, "adv_steps", 1),
+            fd_h=None if self.fd_h is None else _pos(self.fd_h, "fd_h"),
             seed=_int(self.seed, "seed", 0),
             limit_train=None if self.limit_train is None else _int(self.limit_train,
-                                                                   "limit-train", 1),
+                                                                   "limit_train", 1),
             limit_test=None if self.limit_test is None else _int(self.limit_test,
-                                                                 "limit-test", 1),
-            cos_batches=_int(self.cos_batches, "cos-batches", 0),
+                                                                 "limit_test", 1),
+            cos_batches=_int(self.cos_batches, "cos_batches", 0),
         )
-        if cfg.q not in (1, 2):
-            raise UserError(f"--q must be 1 or 2, got {cfg.q!r}")
-        if cfg.gr_mode not in GR_MODES:
-            raise UserError(f"unknown --gr-mode {cfg.gr_mode!r}; choose from {', '.join(GR_MODES)}")
-        if cfg.adv_kind not in ADV_KINDS:
-            raise UserError(f"unknown --adv-kind {cfg.adv_kind!r}; choose from "
-                            f"{', '.join(ADV_KINDS)}")
-        if cfg.milestones and cfg.milestones[-1] > epochs:
-            raise UserError(f"milestone {cfg.milestones[-1]} is past the last epoch ({epochs}); "
-                            "give --milestones within 1..epochs")
-        if cfg.adv_kind == "fgsm":
+        cfg._check_choices()
+        return cfg._canonical()
+
+    def _check_choices(self) -> None:
+        if self.q not in (1, 2):
+            raise UserError(f"q must be 1 or 2, got {self.q!r}", param="q")
+        if self.gr_mode not in GR_MODES:
+            raise UserError(f"unknown gr_mode {self.gr_mode!r}; choose from "
+                            f"{', '.join(GR_MODES)}", param="gr_mode")
+        if self.adv_kind not in ADV_KINDS:
+            raise UserError(f"unknown adv_kind {self.adv_kind!r}; choose from "
+                            f"{', '.join(ADV_KINDS)}", param="adv_kind")
+        if self.milestones and self.epochs and self.milestones[-1] > self.epochs:
+            raise UserError(f"milestone {self.milestones[-1]} is past the last epoch "
+                            f"({self.epochs}); give milestones within 1..epochs",
+                            param="milestones")
+
+    def _canonical(self) -> TrainConfig:
+        """Settings that mean nothing for this defense reset, so identity is canonical."""
+        cfg = replace(self, gr_mode=str(self.gr_mode), adv_kind=str(self.adv_kind))
+        if cfg.adv_kind == AdvKind.FGSM:
             cfg = replace(cfg, adv_steps=1)
-        if cfg.beta == 0:  # GR settings mean nothing without GR: keep identity canonical
-            cfg = replace(cfg, q=1, gr_mode="exact", fd_h=None)
+        if cfg.beta == 0:  # GR settings mean nothing without GR
+            cfg = replace(cfg, q=1, gr_mode=str(GRMode.EXACT), fd_h=None)
         if cfg.adv_eps == 0:
-            cfg = replace(cfg, adv_steps=4, adv_kind="pgd")
+            cfg = replace(cfg, adv_steps=4, adv_kind=str(AdvKind.PGD))
         return cfg
 
     @property
     def defense(self) -> str:
-        """Short name: none, gr, noise, gr+noise, pgd4, fgsm, pgd8+gr, ..."""
-        parts = []
-        if self.adv_eps > 0:
-            parts.append("fgsm" if self.adv_kind == "fgsm" else f"pgd{self.adv_steps}")
-        if self.beta > 0:
-            parts.append("gr" if self.gr_mode == "exact" else f"gr-{self.gr_mode}")
-        if self.noise > 0:
-            parts.append("noise")
-        return "+".join(parts) or "none"
+        """Short name: none, gr, noise, gr+noise, pgd4, fgsm, pgd8+gr, ... (cvgr.names)."""
+        return defense_name(beta=self.beta, noise=self.noise, adv_eps=self.adv_eps,
+                            adv_steps=self.adv_steps, adv_kind=self.adv_kind,
+                            gr_mode=self.gr_mode)
 
     def defense_settings(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.defense}
@@ -202,23 +209,23 @@ def _float(v: Any, name: str, lo: float, hi: float = math.inf, hi_open: bool = F
     try:
         x = float(v)
     except (TypeError, ValueError):
-        raise UserError(f"--{name} must be a number, got {v!r}") from None
+        raise UserError(f"{name} must be a number, got {v!r}", param=name) from None
     if not math.isfinite(x) or x < lo or x > hi or (hi_open and x == hi):
         rng = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}" if math.isfinite(hi) else f">= {lo:g}"
-        raise UserError(f"--{name} must be {rng}, got {v!r}")
+        raise UserError(f"{name} must be {rng}, got {v!r}", param=name)
     return x
 
 
 def _pos(v: Any, name: str) -> float:
     x = _float(v, name, 0.0)
     if x == 0:
-        raise UserError(f"--{name} must be > 0, got {v!r}")
+        raise UserError(f"{name} must be > 0, got {v!r}", param=name)
     return x
 
 
 def _int(v: Any, name: str, lo: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
-        raise UserError(f"--{name} must be an integer, got {v!r}")
+        raise UserError(f"{name} must be an integer, got {v!r}", param=name)
     if v < lo:
-        raise UserError(f"--{name} must be >= {lo}, got {v!r}")
+        raise UserError(f"{name} must be >= {lo}, got {v!r}", param=name)
     return int(v)

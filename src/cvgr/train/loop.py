@@ -185,12 +185,12 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     finally:
         bar.close()
     if not per_batch:
-        raise UserError("the training set is empty; raise --limit-train")
+        raise UserError("the training set is empty; raise limit_train", param="limit_train")
     _check(per_batch, checked, epoch)
     bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
     if bad:
         raise TrainingDiverged(f"weights became non-finite ({bad[0]}) in epoch {epoch + 1}, "
-                               f"by batch {len(per_batch)}; {RETRY}")
+                               f"by batch {len(per_batch)}; {RETRY}", param="lr")
     s = torch.stack(per_batch).double()
     n = torch.tensor(sizes, dtype=torch.float64, device=s.device)
     sums = (s[:, :3] * n[:, None]).sum(0) / n.sum()
@@ -278,7 +278,7 @@ def _check(per_batch: list[Tensor], start: int, epoch: int) -> float:
         first = start + int((~finite).nonzero()[0, 0])
         kind = "nan" if bool(recent[first - start, :3].isnan().any()) else "inf"
         raise TrainingDiverged(f"loss became {kind} in epoch {epoch + 1}, batch {first + 1}; "
-                               f"{RETRY}")
+                               f"{RETRY}", param="lr")
     return float(recent[-1, 0])
 
 

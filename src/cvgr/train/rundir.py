@@ -52,7 +52,7 @@ class RunDir:
             return TrainConfig.from_dict(read_json(self.config_file)["config"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"{self.config_file}: not a cvgr run config ({e}); "
-                            "choose another --out") from None
+                            "choose another output directory", param="out") from None
 
     def state_meta(self) -> dict[str, Any] | None:
         if not self.state_file.is_file():
@@ -100,23 +100,24 @@ class RunDir:
               ) -> tuple[TrainConfig | None, dict[str, Any] | None, int]:
         """What `prepare` would find, read only: (stored config, resume state, epochs done)."""
         if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"--out {self.path} is a file; give a directory")
+            raise UserError(f"output directory {self.path} is a file; give a directory",
+                            param="out")
         stored = self.stored_config()
         if stored is None:
             if self.path.is_dir() and any(f.name != LOCK_FILE for f in self.path.iterdir()):
-                raise UserError(f"--out {self.path} is not empty and holds no cvgr run; "
-                                "give a new or empty directory")
+                raise UserError(f"output directory {self.path} is not empty and holds no cvgr "
+                                "run; give a new or empty directory", param="out")
         elif stored != cfg:
             diffs = "; ".join(cfg.differences(stored)[:4])
-            raise UserError(f"--out {self.path} holds a different run ({diffs}); "
-                            "give another --out or delete that directory")
+            raise UserError(f"output directory {self.path} holds a different run ({diffs}); "
+                            "give another one or delete it", param="out")
         meta = self.state_meta() if stored is not None else None
         done = int(meta["epoch"]) if meta else 0
         if meta is not None:
             self._check_arch(meta, cfg)
         if 0 < done < int(cfg.epochs or 0) and not resume:
-            raise UserError(f"--out {self.path} holds this run, stopped after epoch "
-                            f"{done}/{cfg.epochs}; add --resume to continue it")
+            raise UserError(f"output directory {self.path} holds this run, stopped after "
+                            f"epoch {done}/{cfg.epochs}; resume to continue it", param="resume")
         return stored, meta, done
 
     def _check_arch(self, meta: dict[str, Any], cfg: TrainConfig) -> None:
@@ -124,7 +125,8 @@ class RunDir:
             kind = "complex" if meta.get("complex") else "real"
             raise CheckpointError(f"{self.state_file}: checkpoint of a {kind} {meta.get('arch')}"
                                   f", but this run trains {cfg.arch} "
-                                  f"({'complex' if cfg.complex else 'real'}); give another --out")
+                                  f"({'complex' if cfg.complex else 'real'}); give another output "
+                                  "directory", param="out")
 
     # -- resume state --------------------------------------------------------------------------
 
@@ -145,7 +147,8 @@ class RunDir:
         """Restore weights and momentum in place; return (epochs done, metrics history)."""
         meta = self.state_meta()
         if meta is None:
-            raise CheckpointError(f"{self.state_file}: no resume state; train without --resume")
+            raise CheckpointError(f"{self.state_file}: no resume state; train without resume",
+                                  param="resume")
         self._check_arch(meta, cfg)
         try:
             tensors = load_file(str(self.state_file))
