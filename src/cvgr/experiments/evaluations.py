@@ -17,6 +17,15 @@ from torch import Tensor, nn
 
 from cvgr.checkpoint import record_of
 from cvgr.errors import UserError
+from cvgr.experiments.jobs import (
+    AutoAttackConfig,
+    CurveConfig,
+    EvalConfig,
+    IdentityConfig,
+    MaskingConfig,
+    SizesConfig,
+    TransferConfig,
+)
 from cvgr.experiments.options import RunOptions
 
 __all__ = ["EVALUATIONS", "run_evaluation", "unit_modulus_check"]
@@ -38,19 +47,19 @@ def _test_images(dataset: str, n: int, data_root: str | None) -> tuple[Tensor, T
     return torch.cat(xs), torch.cat(ys)
 
 
-def _curve(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _curve(cfg: CurveConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import robustness_curve
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
     x, y = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
-    kw = {"steps": cfg["steps"]} if "steps" in cfg else {}
+    kw: dict[str, Any] = {"steps": cfg["steps"]} if "steps" in cfg else {}
     res = robustness_curve(model, x, y, cfg["attack"], cfg["eps"], _BATCH, seed=0,
                            progress=ctx["progress"], **kw)
     assert isinstance(res, dict)  # no examples asked for
     return res
 
 
-def _transfer(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _transfer(cfg: TransferConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import transfer_matrix
 
     models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
@@ -62,7 +71,7 @@ def _transfer(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     return res
 
 
-def _masking(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _masking(cfg: MaskingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     """The three masking checks, with transfer from an undefended surrogate as a black box."""
     from cvgr.evaluate import accuracy, attack_batched, masking_checks
     from cvgr.evaluate.curves import seeded_generator
@@ -81,7 +90,7 @@ def _masking(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     return res
 
 
-def _autoattack(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _autoattack(cfg: AutoAttackConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     """An AutoAttack version (per-image worst case) beside our PGD(8) on the same images."""
     from cvgr.evaluate import accuracy, attack_batched, autoattack
     from cvgr.evaluate.curves import seeded_generator
@@ -154,7 +163,7 @@ def _double_copy(layer: _Layer) -> _Layer:
     return lay
 
 
-def _identity(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _identity(cfg: IdentityConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     # float64 runs anywhere but on MPS, which has no float64
     dev = ctx["device"] if torch.device(ctx["device"]).type != "mps" else "cpu"
     model = _load(ctx["root"], cfg["model"], dev)
@@ -164,7 +173,7 @@ def _identity(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
             "max_abs_deviation": max((r["max_abs_deviation"] for r in layers), default=None)}
 
 
-def _sizes(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _sizes(cfg: SizesConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.models import build, count_macs, count_parameters, resolve
 
     rows = {}
@@ -176,13 +185,13 @@ def _sizes(cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     return {"models": rows}
 
 
-EVALUATIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+EVALUATIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
     "curve": _curve, "transfer": _transfer, "masking": _masking, "autoattack": _autoattack,
     "identity": _identity, "sizes": _sizes,
 }
 
 
-def run_evaluation(cfg: dict[str, Any], root: str | os.PathLike,
+def run_evaluation(cfg: EvalConfig | dict[str, Any], root: str | os.PathLike,
                    options: RunOptions | None = None) -> dict[str, Any]:
     """Compute the evaluation `cfg` on the models under ROOT/runs with `options` (device,
     data root, progress); the device is checked and defaults as in `cvgr.devices`."""

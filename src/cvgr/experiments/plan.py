@@ -23,6 +23,18 @@ from typing import Any
 
 from cvgr.data.specs import DATASETS, DatasetSettings
 from cvgr.errors import UserError
+from cvgr.experiments.jobs import (
+    AutoAttackConfig,
+    CurveConfig,
+    EvalConfig,
+    EvalJob,
+    IdentityConfig,
+    Job,
+    MaskingConfig,
+    SizesConfig,
+    TrainJob,
+    TransferConfig,
+)
 from cvgr.names import AdvKind, Attack, DefensePart, GRMode, defense_name
 
 __all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings", "build_plan",
@@ -130,7 +142,7 @@ def _train_cost(cfg: dict[str, Any]) -> float:
 
 class _Builder:
     def __init__(self) -> None:
-        self.jobs: list[dict[str, Any]] = []
+        self.jobs: list[Job] = []
         self._train_ids: dict[str, str] = {}
 
     def train(self, job_id: str, config: dict[str, Any], cost: float, group: str) -> str:
@@ -139,14 +151,14 @@ class _Builder:
         if key in self._train_ids:
             return self._train_ids[key]
         self._train_ids[key] = job_id
-        self.jobs.append({"id": job_id, "kind": "train", "config": config, "deps": [],
-                          "cost": cost, "group": group})
+        self.jobs.append(TrainJob(id=job_id, kind="train", config=config, deps=[], cost=cost,
+                                  group=group))
         return job_id
 
-    def evaluate(self, job_id: str, config: dict[str, Any], deps: list[str], cost: float,
+    def evaluate(self, job_id: str, config: EvalConfig, deps: list[str], cost: float,
                  group: str) -> str:
-        self.jobs.append({"id": job_id, "kind": "evaluate", "config": config,
-                          "deps": sorted(set(deps)), "cost": cost, "group": group})
+        self.jobs.append(EvalJob(id=job_id, kind="evaluate", config=config,
+                                 deps=sorted(set(deps)), cost=cost, group=group))
         return job_id
 
 
@@ -214,8 +226,7 @@ class _Planner:
         n, grid = self.n_eval, self.grid
         for label, tid in main.items():
             for attack, steps in ((Attack.FGSM, 1), (Attack.PGD, 8)):
-                c: dict[str, Any] = {"what": "curve", "model": tid, "attack": str(attack),
-                                     "eps": grid, "n": n}
+                c = CurveConfig(what="curve", model=tid, attack=str(attack), eps=grid, n=n)
                 if attack == Attack.PGD:
                     c["steps"] = steps
                 self.bld.evaluate(f"eval-{attack}-{label}", c, [tid],
@@ -223,8 +234,8 @@ class _Planner:
 
     def transfer(self, seeded: dict[str, str]) -> None:
         n, ids = self.n_eval, list(seeded.values())
-        self.bld.evaluate("eval-transfer", {"what": "transfer", "models": seeded,
-                                            "eps": self.claim, "steps": 8, "n": n},
+        self.bld.evaluate("eval-transfer", TransferConfig(what="transfer", models=seeded,
+                                                          eps=self.claim, steps=8, n=n),
                           ids, n * len(ids) * (9 + len(ids)), "transfer")
 
     def checks(self, main: dict[str, str]) -> None:
@@ -235,20 +246,21 @@ class _Planner:
             tid, surrogate = main[f"{kind}-gr"], main[f"{kind}-none"]
             self.bld.evaluate(
                 f"eval-masking-{kind}-gr",
-                {"what": "masking", "model": tid, "surrogate": surrogate, "eps": self.claim,
-                 "steps": 8, "n": n_mask, "nes_images": min(b.nes_images, n_mask),
-                 "nes_queries": b.nes_queries},
+                MaskingConfig(what="masking", model=tid, surrogate=surrogate, eps=self.claim,
+                              steps=8, n=n_mask, nes_images=min(b.nes_images, n_mask),
+                              nes_queries=b.nes_queries),
                 [tid, surrogate], n_mask * 40 + min(b.nes_images, n_mask) * 8 * b.nes_queries,
                 "checks")
             self.bld.evaluate(
                 f"eval-autoattack-{kind}-gr",
-                {"what": "autoattack", "model": tid, "eps": self.claim, "n": n_aa,
-                 "version": b.aa_version, "attacks": b.aa_attacks},
+                AutoAttackConfig(what="autoattack", model=tid, eps=self.claim, n=n_aa,
+                                 version=b.aa_version, attacks=b.aa_attacks),
                 [tid], n_aa * _aa_cost(b.aa_version, b.aa_attacks), "checks")
-        self.bld.evaluate("eval-identity", {"what": "identity", "model": main["complex-gr"],
-                                            "n": 8}, [main["complex-gr"]], 1000, "checks")
-        self.bld.evaluate("eval-sizes", {"what": "sizes", "archs": self.archs,
-                                         "dataset": self.dataset}, [], 10, "sizes")
+        self.bld.evaluate("eval-identity", IdentityConfig(what="identity",
+                                                          model=main["complex-gr"], n=8),
+                          [main["complex-gr"]], 1000, "checks")
+        self.bld.evaluate("eval-sizes", SizesConfig(what="sizes", archs=self.archs,
+                                                    dataset=self.dataset), [], 10, "sizes")
 
 
 def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from cvgr.errors import UserError
+from cvgr.experiments.jobs import Job
 from cvgr.experiments.options import RunOptions
 from cvgr.io import append_jsonl, read_json, write_json
 
 __all__ = ["Progress", "RunOptions", "describe_hardware", "execute", "format_seconds", "is_done",
            "job_output", "run_jobs"]
 
-Job = dict[str, Any]
 ExecuteFn = Callable[[Job, Any, RunOptions], dict[str, Any]]
 
 

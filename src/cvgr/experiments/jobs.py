@@ -1,0 +1,102 @@
+"""The types of the reproduction's plain-JSON data: jobs and evaluation configs.
+
+They are TypedDicts, so a job still *is* a dict that `json.dumps` writes unchanged (plan.json
+and evals/<id>.json keep their format); the types document and check the keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+__all__ = ["AutoAttackConfig", "CurveConfig", "EvalConfig", "EvalJob", "IdentityConfig", "Job",
+           "MaskingConfig", "SizesConfig", "TrainJob", "TransferConfig"]
+
+
+class CurveConfig(TypedDict):
+    """Accuracy of `model` under `attack` at every eps, on the first `n` test images."""
+
+    what: Literal["curve"]
+    model: str  # train job id
+    attack: str  # cvgr.names.Attack
+    eps: list[float]
+    n: int
+    steps: NotRequired[int]  # PGD only
+
+
+class TransferConfig(TypedDict):
+    """PGD(`steps`) crafted on each of `models` (name -> train job id), tried on all."""
+
+    what: Literal["transfer"]
+    models: dict[str, str]
+    eps: float
+    steps: int
+    n: int
+
+
+class MaskingConfig(TypedDict):
+    """The gradient-masking checks of `model`, with `surrogate` as the transfer source."""
+
+    what: Literal["masking"]
+    model: str
+    surrogate: str
+    eps: float
+    steps: int
+    n: int
+    nes_images: int
+    nes_queries: int
+
+
+class AutoAttackConfig(TypedDict):
+    """An AutoAttack-grade evaluation of `model` beside PGD(8) on the same images."""
+
+    what: Literal["autoattack"]
+    model: str
+    eps: float
+    n: int
+    version: str  # "standard" (the authors'), "art" or "custom"
+    attacks: str | None  # the attack list of a custom version
+
+
+class IdentityConfig(TypedDict):
+    """The unit-modulus identity on `model`'s trained complex layers, at `n` inputs."""
+
+    what: Literal["identity"]
+    model: str
+    n: int
+
+
+class SizesConfig(TypedDict):
+    """Parameters and MACs of each architecture in `archs` (kind -> name)."""
+
+    what: Literal["sizes"]
+    archs: dict[str, str]
+    dataset: str
+
+
+EvalConfig = (CurveConfig | TransferConfig | MaskingConfig | AutoAttackConfig | IdentityConfig
+              | SizesConfig)
+
+
+class TrainJob(TypedDict):
+    """Train `config` (TrainConfig fields) into ``runs/<id>/``."""
+
+    id: str
+    kind: Literal["train"]
+    config: dict[str, Any]
+    deps: list[str]
+    cost: float
+    group: str
+
+
+class EvalJob(TypedDict):
+    """Evaluate `config` into ``evals/<id>.json`` once the train jobs in `deps` finished."""
+
+    id: str
+    kind: Literal["evaluate"]
+    config: EvalConfig
+    deps: list[str]
+    cost: float
+    group: str
+
+
+Job = TrainJob | EvalJob
