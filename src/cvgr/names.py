@@ -9,7 +9,7 @@ __all__ = ["AdvKind", "Attack", "DefensePart", "GRMode", "SecondOrder", "defense
 
 
 class GRMode(StrEnum):
-    """How the gradient penalty's second derivatives are taken (docs/method.md, "Modes")."""
+    """How the gradient penalty's second derivatives are taken (docs/method.md, section 4)."""
 
     EXACT = "exact"  # double backpropagation, every derivative exact
     REFERENCE = "reference"  # the published code's truncated second pass

@@ -17,7 +17,7 @@ defenses (combine freely):
   PGD AT        --adv-eps EPS [--adv-steps K]   (step 1.85*EPS/K, random start)
   FGSM AT       --adv-eps EPS --adv-kind fgsm
 
-defaults: each dataset's recipe (docs/method.md, "Recipes"), SGD with lr x0.2 at each milestone:
+defaults: each dataset's recipe (docs/method.md, section 6), SGD with lr x0.2 at each milestone:
 {recipes}
 
 example:

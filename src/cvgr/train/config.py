@@ -1,7 +1,7 @@
 """What a training run is: one dataclass, per-dataset recipes for the unset fields, validation.
 
 A `TrainConfig` with None fields is a request; `resolved()` fills them from the dataset's recipe
-(docs/method.md, "Recipes") and checks every value, so two runs are the same run exactly when their
+(docs/method.md, section 6) and checks every value, so two runs are the same run exactly when their
 resolved configs are equal. The device and the data directory are not part of a run's
 identity: they change where it runs, not what it computes (up to floating-point kernels).
 """
