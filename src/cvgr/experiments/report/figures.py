@@ -101,8 +101,9 @@ def plot_times(res: Mapping[str, Any], path: Path) -> Path | None:
            color="#d62728")
     ax.set_xticks(list(xs), [LABELS.get(k, k) for k in keys], rotation=20, ha="right",
                   fontsize=8)
-    ax.set(ylabel="training time / real no defense",
-           title=f"training-time ratios: ours ({hardware}) vs paper (RTX 2070 Super)")
+    ax.set_ylabel("training time / real no defense")
+    ax.set_title(f"training-time ratios: ours ({hardware}) vs paper (RTX 2070 Super)",
+                 fontsize=9)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
