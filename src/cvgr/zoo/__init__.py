@@ -200,7 +200,8 @@ def publish(run_dir: str | os.PathLike, name: str | None = None, *,
     cfg = rd.stored_config()
     if cfg is None or not rd.model_file.is_file():
         raise UserError(f"{run_dir}: not a cvgr run directory (no config.json and "
-                        "model.safetensors); give the --out directory of `cvgr train`")
+                        "model.safetensors); give the output directory of `cvgr train`",
+                        param="run_dir")
     cfg = cfg.resolved()
     if name is None:
         e = run_entry(run_dir)
