@@ -35,7 +35,7 @@ from cvgr.experiments.jobs import (
     TrainJob,
     TransferConfig,
 )
-from cvgr.names import AdvKind, Attack, DefensePart, GRMode, defense_name
+from cvgr.names import AdvKind, Attack, DefensePart, defense_name
 
 __all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings", "build_plan",
            "check_plan", "eps_grid", "job_by_id", "model_label"]
@@ -124,17 +124,10 @@ def model_label(job_id: str) -> str:
     return job_id.removeprefix("train-")
 
 
-def _defense_name(cfg: dict[str, Any]) -> str:
-    """The defense a train job's config asks for (cvgr.names.defense_name, the one namer)."""
-    return defense_name(beta=cfg.get("beta", 0.0), noise=cfg.get("noise", 0.0),
-                        adv_eps=cfg.get("adv_eps", 0.0), adv_steps=cfg.get("adv_steps", 4),
-                        adv_kind=cfg.get("adv_kind", AdvKind.PGD),
-                        gr_mode=cfg.get("gr_mode", GRMode.EXACT))
-
-
 def _train_cost(cfg: dict[str, Any]) -> float:
     """Relative cost of one training image of `cfg` (its first defense part decides)."""
-    first = _defense_name(cfg).split("+")[0]
+    keys = ("beta", "noise", "adv_eps", "adv_steps", "adv_kind", "gr_mode")
+    first = defense_name(**{k: cfg[k] for k in keys if k in cfg}).split("+")[0]
     if first == DefensePart.GR and cfg["complex"]:
         return _COMPLEX_GR_COST
     return _TRAIN_COST[first]
