@@ -40,6 +40,11 @@ ROWS: list[tuple[str, str, bool, dict, float | None, float | None]] = [
     ("complex GR reference", "MNISTNetV1", True, {"beta": 64.0, "gr_mode": "reference"},
      None, None),
     ("complex GR fd", "MNISTNetV1", True, {"beta": 64.0, "gr_mode": "fd"}, None, 1.3),
+    # the same exact objective, the whole step as one traced / compiled graph (--gr-step)
+    ("complex GR exact traced", "MNISTNetV1", True, {"beta": 64.0, "gr_step": "traced"},
+     None, None),
+    ("complex GR exact compiled", "MNISTNetV1", True, {"beta": 64.0, "gr_step": "compiled"},
+     None, 2.0),
 ]
 
 
@@ -55,8 +60,11 @@ class Row:
                  device: torch.device, root: str | None) -> None:
         from cvgr.data import Loader
         from cvgr.models import build
+        from cvgr.train.loop import make_gr_step
 
         self.label, self.device = label, device
+        defense = dict(defense)
+        kind = defense.pop("gr_step", "eager")
         self.cfg = TrainConfig(dataset="fashion-mnist", arch=arch, complex=cplx, epochs=1,
                                **defense).resolved()
         torch.manual_seed(0)
@@ -64,19 +72,24 @@ class Row:
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.cfg.lr,
                                    momentum=self.cfg.momentum,
                                    weight_decay=self.cfg.weight_decay)
+        t = time.perf_counter()
+        self.step = make_gr_step(self.model, self.cfg, kind)  # traced/compiled in the warm-up
         self.loader = Loader("fashion-mnist", "train", 64, train=True, limit=64 * batches,
                              device=device, root=root)
         self.val = Loader("fashion-mnist", "test", 500, train=False, device=device, root=root)
         warm = Loader("fashion-mnist", "train", 64, train=True, limit=64 * 10, device=device,
                       root=root)
-        train_epoch(self.model, self.opt, warm, 0, self.cfg)
+        train_epoch(self.model, self.opt, warm, 0, self.cfg, gr_step=self.step)
+        if kind != "eager":
+            print(f"  {label}: set-up and warm-up (trace/compile) {time.perf_counter() - t:.1f} s"
+                  " wall", flush=True)
         self.train_s: list[float] = []
         self.val_s: list[float] = []
 
     def time_once(self, r: int, clock: Callable[[], float]) -> None:
         sync(self.device)
         t = clock()
-        train_epoch(self.model, self.opt, self.loader, r + 1, self.cfg)
+        train_epoch(self.model, self.opt, self.loader, r + 1, self.cfg, gr_step=self.step)
         sync(self.device)
         self.train_s.append((clock() - t) / len(self.loader))
         t = clock()

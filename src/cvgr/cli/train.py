@@ -90,6 +90,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "truncated second pass; fd = finite-difference (Finlay & Oberman)")
     g.add_argument("--fd-h", type=float, default=None,
                    help="finite-difference step for --gr-mode fd (default: the regularizer's)")
+    g.add_argument("--gr-step", default="eager", choices=("eager", "traced", "compiled"),
+                   help="how the exact/reference GR step runs: eager autograd (default), one "
+                        "traced graph, or that graph compiled by torch.compile (fastest; "
+                        "compiles once per run, needs a C compiler on CPU); same objective")
     g.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
                    help="std of Gaussian noise added to training images, clamped to [0, 1]")
     g.add_argument("--adv-eps", type=float, default=0.0, metavar="EPS",
@@ -145,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     device = pick_device(args.device)
     metrics = train(cfg, args.out, resume=args.resume, progress=progress(args),
-                    quiet=args.quiet, device=device, data_root=args.data_root)
+                    quiet=args.quiet, device=device, data_root=args.data_root,
+                    gr_step=args.gr_step)
     emit(args, metrics,
          [f"done: {args.out}  val acc {100 * metrics.get('val_acc', float('nan')):.2f}%"])
     return 0

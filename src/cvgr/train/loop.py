@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,9 @@ from cvgr.names import AdvKind
 from cvgr.rng import TRAINER_STREAM, epoch_seed
 from cvgr.train.config import TrainConfig, need
 from cvgr.train.rundir import RunDir
+
+if TYPE_CHECKING:
+    from cvgr.defenses.gr_step import GRStep
 
 __all__ = ["CHECK_EVERY", "TrainingDiverged", "evaluate", "train", "train_epoch"]
 
@@ -52,13 +55,21 @@ class TrainingDiverged(RunError):
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
           progress: bool = True, *, device: str | torch.device | None = None,
           data_root: str | os.PathLike | None = None, quiet: bool = False,
-          callback: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+          callback: Callable[[dict[str, Any]], None] | None = None,
+          gr_step: str = "eager") -> dict[str, Any]:
     """Train `config` into run directory `out_dir`; return the final epoch's metrics.
 
     A directory that already holds this finished run is not retrained: its stored metrics are
     returned at once. `resume` continues an interrupted run. `callback(metrics)` is called
-    after each epoch's checkpoint is written (raise from it to stop the run).
+    after each epoch's checkpoint is written (raise from it to stop the run). `gr_step`
+    ("eager", "traced" or "compiled") picks how the GR step runs (:mod:`cvgr.defenses.gr_step`;
+    same objective, faster; the fd mode and BatchNorm models always run eager).
     """
+    from cvgr.defenses.gr_step import GR_STEP_KINDS
+
+    if gr_step not in GR_STEP_KINDS:
+        raise UserError(f"unknown GR step {gr_step!r}; choose from {', '.join(GR_STEP_KINDS)}",
+                        param="gr_step")
     cfg = config.resolved()
     run = RunDir(out_dir)
     done_metrics = run.finished_metrics(cfg)
@@ -91,18 +102,20 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         # The caller's global RNG state is left as it was.
         done = run.prepare(cfg, resume, environment)
         return _train(cfg, run, done, dev, train_loader, val_loader, normalize, progress, quiet,
-                      callback)
+                      callback, gr_step)
 
 
 def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_loader: Any,
            val_loader: Any, normalize: tuple | None, progress: bool, quiet: bool,
-           callback: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+           callback: Callable[[dict[str, Any]], None] | None,
+           gr_step: str = "eager") -> dict[str, Any]:
     from cvgr.models import build
 
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=need(cfg.lr), momentum=need(cfg.momentum),
                           weight_decay=need(cfg.weight_decay))
+    fast = make_gr_step(model, cfg, gr_step)  # traced once per batch shape, reused every epoch
 
     def record(history: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -131,7 +144,8 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
         for group in opt.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        stats = train_epoch(model, opt, train_loader, epoch, cfg, progress=progress)
+        stats = train_epoch(model, opt, train_loader, epoch, cfg, progress=progress,
+                            gr_step=fast)
         t1 = time.perf_counter()
         val = evaluate(model, val_loader)
         row = {"epoch": epoch + 1, **stats, **val, "lr": lr,
@@ -148,12 +162,31 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
     return history[-1] if history else {}
 
 
+def make_gr_step(model: nn.Module, cfg: TrainConfig, kind: str) -> GRStep | None:
+    """The traced/compiled GR step for `cfg` (None: use the eager step). `kind` is one of
+    eager, traced, compiled; fd mode and BatchNorm models always take the eager step."""
+    from cvgr.defenses.gr_step import GR_STEP_KINDS, GRStep
+
+    if kind not in GR_STEP_KINDS:
+        raise UserError(f"unknown GR step {kind!r}; choose from {', '.join(GR_STEP_KINDS)}",
+                        param="gr_step")
+    if kind == "eager" or not cfg.beta > 0 or not GRStep.supports(model, cfg.gr_mode):
+        return None
+    return GRStep(model, cfg.beta, q=cfg.q, mode=cfg.gr_mode, kind=kind)
+
+
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch: int,
-                cfg: TrainConfig, progress: bool = False) -> dict[str, Any]:
+                cfg: TrainConfig, progress: bool = False,
+                gr_step: GRStep | str | None = None) -> dict[str, Any]:
     """One pass over `loader.epoch(epoch)` with `cfg`'s defense; returns the epoch's averages.
+
+    `gr_step`: a :class:`~cvgr.defenses.gr_step.GRStep` (built once per run with
+    :func:`make_gr_step`, so its traces are reused), or a kind name, or None (eager). Batches
+    that measure the gradient cosine always take the eager step.
 
     Raises TrainingDiverged (before anything is saved) if a loss or the weights turn non-finite.
     """
+    fast = make_gr_step(model, cfg, gr_step) if isinstance(gr_step, str) else gr_step
     model.train()
     device = next(model.parameters()).device
     seed = epoch_seed(cfg.seed, epoch, TRAINER_STREAM)
@@ -171,7 +204,9 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
                         progress=progress, mininterval=0.5)
     try:
         for i, (x, y) in enumerate(loader.epoch(epoch)):
-            row, cos = _step(model, opt, x, y, cfg, gen, params, use_gr and i < cfg.cos_batches)
+            want_cos = use_gr and i < cfg.cos_batches
+            row, cos = _step(model, opt, x, y, cfg, gen, params, want_cos,
+                             None if want_cos else fast)
             per_batch.append(row)
             if cos is not None:
                 cosines.append(cos)
@@ -204,9 +239,10 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
 
 
 def _step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TrainConfig,
-          gen: torch.Generator, params: Sequence[Tensor], want_cos: bool
-          ) -> tuple[Tensor, Tensor | None]:
-    """One SGD step with `cfg`'s defense: ([total, ce, penalty, correct], cosine or None)."""
+          gen: torch.Generator, params: Sequence[Tensor], want_cos: bool,
+          fast: GRStep | None = None) -> tuple[Tensor, Tensor | None]:
+    """One SGD step with `cfg`'s defense: ([total, ce, penalty, correct], cosine or None).
+    With `fast` (a traced/compiled GR step) the GR objective's gradients come from it."""
     from cvgr.defenses import adversarial_batch, gaussian_noise, gradient_regularized_loss
 
     if cfg.noise > 0:
@@ -214,6 +250,12 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, cf
     if cfg.adv_eps > 0:
         x = adversarial_batch(model, x, y, cfg.adv_eps, cfg.adv_steps, kind=cfg.adv_kind,
                               random_start=cfg.adv_kind == AdvKind.PGD, generator=gen)
+    if cfg.beta > 0 and fast is not None and not want_cos:
+        opt.zero_grad(set_to_none=True)
+        total, ce, penalty, logits = fast(x, y)  # fills p.grad
+        opt.step()
+        return torch.stack([total.detach(), ce.detach(), penalty.detach(),
+                            (logits.detach().argmax(1) == y).sum().to(total.dtype)]), None
     if cfg.beta > 0:
         total, ce, penalty, logits = gradient_regularized_loss(
             model, x, y, cfg.beta, q=cfg.q, mode=cfg.gr_mode, h=cfg.fd_h)
