@@ -36,7 +36,7 @@ ROWS: list[tuple[str, str, bool, dict, float | None, float | None]] = [
     ("real AT pgd4", "MNISTNetV0", False, {"adv_eps": 0.1, "adv_steps": 4}, 2.31, None),
     ("real AT pgd8", "MNISTNetV0", False, {"adv_eps": 0.1, "adv_steps": 8}, 3.64, None),
     ("complex none", "MNISTNetV1", True, {}, 1.42, 1.1),
-    ("complex GR exact", "MNISTNetV1", True, {"beta": 64.0}, 2.39, 1.6),
+    ("complex GR exact", "MNISTNetV1", True, {"beta": 64.0}, 2.39, 2.0),
     ("complex GR reference", "MNISTNetV1", True, {"beta": 64.0, "gr_mode": "reference"},
      None, None),
     ("complex GR fd", "MNISTNetV1", True, {"beta": 64.0, "gr_mode": "fd"}, None, 1.3),

@@ -179,3 +179,29 @@ def test_train_epoch_with_the_traced_step_follows_the_eager_one():
         torch.testing.assert_close(a, b)
     for k in ("ce", "gr", "loss", "train_acc", "cos"):
         assert math.isclose(s0[k], s1[k], rel_tol=1e-9), k
+
+
+def test_stacked_models_step_by_step_equal_one_by_one_float32():
+    """vmap of the step over stacked weights trains 3 models at once; at every SGD step each
+    model's gradients equal what its own step gives at the same weights (float32 rounding)."""
+    from torch.func import stack_module_state, vmap
+
+    models = [_net(seed=s, dtype=torch.float32) for s in range(3)]
+    params, buffers = stack_module_state(models)
+    params = {k: v.detach().clone() for k, v in params.items()}
+    stacked = vmap(GRStep(models[0], 3.0).functional(), in_dims=(0, 0, None, None))
+    steps = [GRStep(m, 3.0) for m in models]
+    for t in range(3):
+        x, y = _batch(dtype=torch.float32, seed=10 + t)
+        grads, (total, _, _, _) = stacked(params, buffers, x, y)
+        for i, (m, step) in enumerate(zip(models, steps, strict=True)):
+            with torch.no_grad():  # the one-by-one model at the stacked model's weights
+                for n, p in m.named_parameters():
+                    p.copy_(params[n][i])
+            m.zero_grad(set_to_none=True)
+            out = step(x, y)
+            torch.testing.assert_close(total[i], out.total)
+            for n, p in m.named_parameters():
+                err = (grads[n][i] - p.grad).norm() / p.grad.norm()
+                assert err < 1e-5, (t, i, n, float(err))
+        params = {n: p - 0.1 * grads[n] for n, p in params.items()}

@@ -74,7 +74,10 @@ class GRStep:
         return mode in ("exact", "reference") and not any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
-    def _function(self) -> Callable[..., Any]:
+    def functional(self) -> Callable[..., Any]:
+        """The step as a pure function ``(params, buffers, x, y) -> (grads, (total, ce,
+        penalty, logits))``; ``torch.func.vmap`` of it trains stacked models of one
+        architecture (tested equal to one by one; slower on CPU, docs/benchmarks.md)."""
         from torch.func import functional_call, grad
 
         model, beta, q = self.model, self.beta, self.q
@@ -108,7 +111,7 @@ class GRStep:
         ctx = second_order_mode(self.model, "reference") if self.mode == "reference" \
             else nullcontext()
         with ctx, torch.enable_grad():
-            gm = make_fx(self._function())(params, buffers, x, y)
+            gm = make_fx(self.functional())(params, buffers, x, y)
         fn = gm
         if self.kind == "compiled":
             fn = _compiled(gm, (params, buffers, x, y))
