@@ -47,7 +47,7 @@ class MaskingConfig(TypedDict):
 
 
 class AutoAttackConfig(TypedDict):
-    """An AutoAttack-grade evaluation of `model` beside PGD(8) on the same images."""
+    """An AutoAttack evaluation (version named in the config) beside PGD(8) on one image set."""
 
     what: Literal["autoattack"]
     model: str
