@@ -12,6 +12,7 @@ from torch import nn
 from cvgr import evaluate
 from cvgr.attacks import pgd
 from cvgr.errors import UserError
+from masking_models import Masked
 
 
 def synthetic(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,25 +37,6 @@ def train(seed: int = 0, steps: int = 150) -> nn.Module:
     return model.eval()
 
 
-class _ZeroGrad(torch.autograd.Function):
-    """Identity forward, zero backward: the crudest gradient masking."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, g):
-        return torch.zeros_like(g)
-
-
-class Masked(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x):
-        return self.inner(_ZeroGrad.apply(x))
 
 
 @pytest.fixture(scope="module")
