@@ -146,8 +146,10 @@ def test_unsupported_settings_keep_the_eager_step():
     assert make_gr_step(_net(), TrainConfig(dataset="fashion-mnist", arch="MNISTNetV1",
                                             beta=0.0).resolved(), "traced") is None
     assert isinstance(make_gr_step(_net(), cfg, "traced"), GRStep)
-    with pytest.raises(UserError, match="unknown GR step 'jit'"):
+    with pytest.raises(UserError, match="needs eager, traced or compiled, got 'jit'"):
         make_gr_step(_net(), cfg, "jit")
+    with pytest.raises(UserError, match="needs eager, traced or compiled, got 'auto'"):
+        make_gr_step(_net(), cfg, "auto")  # auto is resolved against the loader first
     with pytest.raises(UserError, match="without BatchNorm"):
         GRStep(bn, 1.0)
 
@@ -205,3 +207,43 @@ def test_stacked_models_step_by_step_equal_one_by_one_float32():
                 err = (grads[n][i] - p.grad).norm() / p.grad.norm()
                 assert err < 1e-5, (t, i, n, float(err))
         params = {n: p - 0.1 * grads[n] for n, p in params.items()}
+
+
+def test_auto_traces_runs_long_enough_to_win_the_trace_back():
+    from cvgr.defenses.gr_step import AUTO_MIN_BATCHES, resolve_kind
+
+    assert resolve_kind("auto", AUTO_MIN_BATCHES) == "traced"
+    assert resolve_kind("auto", AUTO_MIN_BATCHES - 1) == "eager"
+    assert resolve_kind("auto", 938) == "traced"  # a Fashion-MNIST epoch at batch 64
+    for kind in ("eager", "traced", "compiled"):
+        assert resolve_kind(kind, 1) == resolve_kind(kind, 10_000) == kind
+    with pytest.raises(UserError, match="unknown GR step 'jit'; choose from auto, eager"):
+        resolve_kind("jit", 500)
+
+
+def test_train_epoch_auto_takes_the_traced_step_on_a_long_epoch(monkeypatch):
+    """The default kind reaches the step: with AUTO_MIN_BATCHES lowered to the loader's
+    length, train_epoch("auto") runs GRStep (counted), and the weights equal eager's."""
+    import cvgr.defenses.gr_step as gs
+
+    calls = []
+    real_call = gs.GRStep.__call__
+
+    def counting(self, x, y):
+        calls.append(len(y))
+        return real_call(self, x, y)
+
+    monkeypatch.setattr(gs.GRStep, "__call__", counting)
+    batches = [_batch(seed=s) for s in range(3)]
+    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTNetV1", complex=True, beta=4.0,
+                      lr=0.05, cos_batches=0).resolved()
+    weights = {}
+    for minimum in (4, 3):  # 3 batches: eager below the threshold, traced at it
+        monkeypatch.setattr(gs, "AUTO_MIN_BATCHES", minimum)
+        model = _net(seed=9)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        train_epoch(model, opt, _Loader(batches), 0, cfg, gr_step="auto")
+        weights[minimum] = [p.detach().clone() for p in model.parameters()]
+        assert len(calls) == (0 if minimum == 4 else 3)
+    for a, b in zip(weights[4], weights[3], strict=True):
+        torch.testing.assert_close(a, b)

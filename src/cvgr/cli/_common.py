@@ -95,6 +95,18 @@ def error_text(error: UserError) -> str:
     return f"{text} ({flag(param)})"
 
 
+def add_gr_step(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--gr-step: how the exact/reference GR step runs (:mod:`cvgr.defenses.gr_step`)."""
+    from cvgr.defenses.gr_step import GR_STEP_KINDS
+
+    parser.add_argument("--gr-step", default="auto", choices=GR_STEP_KINDS,
+                        help="how the exact/reference GR step runs, same objective: eager "
+                             "autograd, one traced graph, or that graph compiled by "
+                             "torch.compile (fastest on CPU once compiled; compiles about a "
+                             "minute per run, needs a C compiler); auto (default): traced when "
+                             "an epoch has >= 100 batches, else eager")
+
+
 def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:N or mps (default: cuda when present, else cpu)")

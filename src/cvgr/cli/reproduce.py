@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from cvgr.cli._common import add_device, add_quiet
+from cvgr.cli._common import add_device, add_gr_step, add_quiet
 
 if TYPE_CHECKING:
     from cvgr.experiments.ray_executor import RayOptions
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic PyTorch kernels (matters on GPU; see docs/cluster.md)")
+    add_gr_step(p)
     _add_ray(p)
     add_quiet(p)
     p.set_defaults(func=run)
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                     real_arch=args.real_arch, complex_arch=args.complex_arch,
                     deterministic=args.deterministic, executor=args.executor,
                     ray=_ray_options(args), progress=False if args.quiet else None,
-                    log=_silent if args.quiet else None)
+                    log=_silent if args.quiet else None, gr_step=args.gr_step)
     _print_verdicts(res["verdicts"])
     failed = res["outcome"]["failed"]
     return 1 if failed else 0

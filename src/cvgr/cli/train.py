@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from cvgr.cli._common import add_data_root, add_device, add_output, emit, pick_device, progress
+from cvgr.cli._common import (
+    add_data_root,
+    add_device,
+    add_gr_step,
+    add_output,
+    emit,
+    pick_device,
+    progress,
+)
 from cvgr.names import AdvKind, GRMode
 from cvgr.train.config import TrainConfig
 
@@ -90,10 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "truncated second pass; fd = finite-difference (Finlay & Oberman)")
     g.add_argument("--fd-h", type=float, default=None,
                    help="finite-difference step for --gr-mode fd (default: the regularizer's)")
-    g.add_argument("--gr-step", default="eager", choices=("eager", "traced", "compiled"),
-                   help="how the exact/reference GR step runs: eager autograd (default), one "
-                        "traced graph, or that graph compiled by torch.compile (fastest; "
-                        "compiles once per run, needs a C compiler on CPU); same objective")
+    add_gr_step(g)
     g.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
                    help="std of Gaussian noise added to training images, clamped to [0, 1]")
     g.add_argument("--adv-eps", type=float, default=0.0, metavar="EPS",

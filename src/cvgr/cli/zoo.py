@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from cvgr.cli._common import add_device, add_quiet, pick_device
+from cvgr.cli._common import add_device, add_gr_step, add_quiet, pick_device
 from cvgr.errors import UserError
 
 
@@ -33,10 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = s.add_parser("train", help="train zoo entries (resumable run directories)")
     q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all)")
-    q.add_argument("--root", default="zoo-runs", metavar="DIR",
-                   help="runs go to DIR/<dataset>/<name> (default zoo-runs)")
+    q.add_argument("--root", default="runs/zoo", metavar="DIR",
+                   help="runs go to DIR/<dataset>/<name> (default runs/zoo)")
     q.add_argument("--data-root", default=None, help="directory holding the datasets")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_gr_step(q)
     add_quiet(q)
     add_device(q)
     q.set_defaults(func=run_train)
@@ -96,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     dev = pick_device(args.device)
     done = zoo.train(args.names, args.root, device=str(dev), data_root=args.data_root,
-                     progress=not args.quiet)
+                     progress=not args.quiet, gr_step=args.gr_step)
     print(f"trained {len(done)} zoo model(s) under {args.root}; copy them into the zoo with "
           f"`cvgr zoo publish --root {args.root}`")
     return 0

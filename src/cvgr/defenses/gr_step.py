@@ -32,9 +32,29 @@ from cvgr.defenses.gradient_penalty import GRLoss, _check, _check_beta, _norm_sq
 from cvgr.errors import UserError
 from cvgr.nn import second_order_mode
 
-__all__ = ["GR_STEP_KINDS", "GRStep"]
+__all__ = ["AUTO_MIN_BATCHES", "GR_STEP_KINDS", "GRStep", "resolve_kind"]
 
-GR_STEP_KINDS = ("eager", "traced", "compiled")
+GR_STEP_KINDS = ("auto", "eager", "traced", "compiled")
+# "auto" traces when an epoch has at least this many batches: tracing costs a few seconds
+# once per run and batch shape, which a short run (a test, a smoke run) does not win back.
+AUTO_MIN_BATCHES = 100
+
+
+def resolve_kind(kind: str, batches_per_epoch: int) -> str:
+    """The step kind to run: `kind` itself, or for ``"auto"``, ``"traced"`` when an epoch
+    has at least :data:`AUTO_MIN_BATCHES` batches and ``"eager"`` otherwise.
+
+    ``"traced"`` is the default for real runs because it is exact (the same graph as the
+    eager step, without autograd's per-node bookkeeping), needs no compiler and no warm-up
+    beyond one trace; ``"compiled"`` is faster still on a CPU once compiled but compiles for
+    about a minute per run (docs/benchmarks.md), so it stays opt-in.
+    """
+    if kind not in GR_STEP_KINDS:
+        raise UserError(f"unknown GR step {kind!r}; choose from {', '.join(GR_STEP_KINDS)}",
+                        param="gr_step")
+    if kind != "auto":
+        return kind
+    return "traced" if batches_per_epoch >= AUTO_MIN_BATCHES else "eager"
 
 
 class GRStep:

@@ -21,6 +21,7 @@ class RunOptions:
     quiet: no messages from inside a job (several jobs share one terminal).
     deterministic: deterministic PyTorch kernels (`cvgr.devices.deterministic`).
     threads: PyTorch threads inside the job (None: leave PyTorch's setting).
+    gr_step: how training jobs run the GR step (`cvgr.defenses.gr_step.GR_STEP_KINDS`).
     """
 
     device: str | None = None
@@ -29,6 +30,7 @@ class RunOptions:
     quiet: bool = False
     deterministic: bool = False
     threads: int | None = None
+    gr_step: str = "auto"
 
     def replace(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)

@@ -51,11 +51,13 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
               real_arch: str | None = None, complex_arch: str | None = None,
               progress: bool | None = None, deterministic: bool = False,
               executor: str = "local", ray: RayOptions | None = None,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None,
+              gr_step: str = "auto") -> dict[str, Any]:
     """Run (or resume) the reproduction into OUT and write its report.
 
     `executor` "local" runs the jobs in this process (`workers` 1) or in `workers` local
     processes; "ray" runs each as a Ray task (`ray`: address, resources, shared filesystem).
+    `gr_step` is how training jobs run the GR step (:mod:`cvgr.defenses.gr_step`).
     Returns {"outcome": the runner's summary, "verdicts", "report": path of report.md}.
     Finished runs and evaluations are skipped, so calling it again only redoes the report.
     """
@@ -72,7 +74,11 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
                             param="workers")
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch)
+    from cvgr.defenses.gr_step import resolve_kind
+
+    resolve_kind(gr_step, 0)  # an unknown kind: one line before any work
     options = _run_options(device, data_root, progress, deterministic, executor, workers)
+    options = options.replace(gr_step=gr_step)
     out = check_output_dir(out, "out")
     locate(dataset, data_root)  # a missing dataset: one clear message before any work
     _claim_dir(out, plan, write=False)  # refuse a foreign directory before touching it

@@ -87,7 +87,8 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
 
             metrics = train(TrainConfig.from_dict(job["config"]), out, resume=True,
                             progress=options.progress, device=dev,
-                            data_root=options.data_root, quiet=options.quiet)
+                            data_root=options.data_root, quiet=options.quiet,
+                            gr_step=options.gr_step)
             summary = {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
         else:
             from cvgr.experiments.evaluations import run_evaluation

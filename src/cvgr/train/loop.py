@@ -56,20 +56,19 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
           progress: bool = True, *, device: str | torch.device | None = None,
           data_root: str | os.PathLike | None = None, quiet: bool = False,
           callback: Callable[[dict[str, Any]], None] | None = None,
-          gr_step: str = "eager") -> dict[str, Any]:
+          gr_step: str = "auto") -> dict[str, Any]:
     """Train `config` into run directory `out_dir`; return the final epoch's metrics.
 
     A directory that already holds this finished run is not retrained: its stored metrics are
     returned at once. `resume` continues an interrupted run. `callback(metrics)` is called
     after each epoch's checkpoint is written (raise from it to stop the run). `gr_step`
-    ("eager", "traced" or "compiled") picks how the GR step runs (:mod:`cvgr.defenses.gr_step`;
-    same objective, faster; the fd mode and BatchNorm models always run eager).
+    ("auto", "eager", "traced" or "compiled") picks how the GR step runs
+    (:mod:`cvgr.defenses.gr_step`; same objective; "auto", the default, traces it when an
+    epoch has at least 100 batches; the fd mode and BatchNorm models always run eager).
     """
-    from cvgr.defenses.gr_step import GR_STEP_KINDS
+    from cvgr.defenses.gr_step import resolve_kind
 
-    if gr_step not in GR_STEP_KINDS:
-        raise UserError(f"unknown GR step {gr_step!r}; choose from {', '.join(GR_STEP_KINDS)}",
-                        param="gr_step")
+    resolve_kind(gr_step, 0)  # an unknown kind fails before any data is read
     cfg = config.resolved()
     run = RunDir(out_dir)
     done_metrics = run.finished_metrics(cfg)
@@ -98,11 +97,12 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     # One process per run directory: a second one is refused, saying who holds it.
+    kind = resolve_kind(gr_step, len(train_loader))
     with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
         # The caller's global RNG state is left as it was.
         done = run.prepare(cfg, resume, environment)
         return _train(cfg, run, done, dev, train_loader, val_loader, normalize, progress, quiet,
-                      callback, gr_step)
+                      callback, kind)
 
 
 def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_loader: Any,
@@ -164,11 +164,12 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_lo
 
 def make_gr_step(model: nn.Module, cfg: TrainConfig, kind: str) -> GRStep | None:
     """The traced/compiled GR step for `cfg` (None: use the eager step). `kind` is one of
-    eager, traced, compiled; fd mode and BatchNorm models always take the eager step."""
-    from cvgr.defenses.gr_step import GR_STEP_KINDS, GRStep
+    eager, traced, compiled (resolve "auto" first: :func:`cvgr.defenses.gr_step.resolve_kind`);
+    fd mode and BatchNorm models always take the eager step."""
+    from cvgr.defenses.gr_step import GRStep
 
-    if kind not in GR_STEP_KINDS:
-        raise UserError(f"unknown GR step {kind!r}; choose from {', '.join(GR_STEP_KINDS)}",
+    if kind not in ("eager", "traced", "compiled"):
+        raise UserError(f"make_gr_step needs eager, traced or compiled, got {kind!r}",
                         param="gr_step")
     if kind == "eager" or not cfg.beta > 0 or not GRStep.supports(model, cfg.gr_mode):
         return None
@@ -186,7 +187,11 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
 
     Raises TrainingDiverged (before anything is saved) if a loss or the weights turn non-finite.
     """
-    fast = make_gr_step(model, cfg, gr_step) if isinstance(gr_step, str) else gr_step
+    if isinstance(gr_step, str):
+        from cvgr.defenses.gr_step import resolve_kind
+
+        gr_step = make_gr_step(model, cfg, resolve_kind(gr_step, len(loader)))
+    fast = gr_step
     model.train()
     device = next(model.parameters()).device
     seed = epoch_seed(cfg.seed, epoch, TRAINER_STREAM)

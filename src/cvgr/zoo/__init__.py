@@ -6,8 +6,8 @@ epoch 20, batch 64, every training image, seed 0 unless said). Its weights live 
 inside) and its measured numbers in ``weights/<dataset>/<name>.eval.json`` beside them.
 
     cvgr.load("zoo:fashion-mnist/complex-gr")      # a shipped model
-    zoo.train(["fashion-mnist/real-gr"], "zoo-runs")  # resumable run dirs, one after another
-    zoo.publish("zoo-runs/fashion-mnist/real-gr")    # copy a finished run into the zoo
+    zoo.train(["fashion-mnist/real-gr"], "runs/zoo")  # resumable run dirs, one after another
+    zoo.publish("runs/zoo/fashion-mnist/real-gr")    # copy a finished run into the zoo
     zoo.evaluate(n=500)                             # clean, PGD(8), standard AutoAttack
 
 The zoo directory is the package's own unless `root` (or the CVGR_ZOO_DIR variable) says
@@ -139,10 +139,11 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
 
 def train(names: Sequence[str] | None, runs_root: str | os.PathLike, *,
           device: str | None = None, data_root: str | os.PathLike | None = None,
-          progress: bool = True, log: Any = print) -> list[Path]:
+          progress: bool = True, log: Any = print, gr_step: str = "auto") -> list[Path]:
     """Train entries one after another into RUNS_ROOT/<dataset>/<name>, resuming any stopped run.
 
     A finished run is left as it is, so the command can be rerun until everything is done.
+    `gr_step` is how GR entries run their step (:func:`cvgr.train.train`; same objective).
     """
     from cvgr.train import train as train_run
     from cvgr.train.rundir import RunDir
@@ -156,7 +157,7 @@ def train(names: Sequence[str] | None, runs_root: str | os.PathLike, *,
         resume = RunDir(run_dir).state_file.is_file()
         log(f"zoo train {e.name}: {e.command(run_dir)}" + (" (resuming)" if resume else ""))
         train_run(e.config(), run_dir, resume=resume, progress=progress, device=device,
-                  data_root=data_root)
+                  data_root=data_root, gr_step=gr_step)
         out.append(run_dir)
     return out
 

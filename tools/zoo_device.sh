@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Train, publish and evaluate zoo entries on one GPU, every entry in its own process at once.
+#
+#   tools/zoo_device.sh RUNS DATA OUT DEADLINE [N_EVAL] [NAMES...]
+#
+# RUNS: run directories (RUNS/<dataset>/<name>, resumed where they stopped); DATA: --data-root;
+# OUT: where packed results go (a tar.gz in <=15 MiB parts: RUNS, the zoo weights and the
+# logs); DEADLINE: seconds after which unfinished work is stopped (it resumes on the next
+# call: a run from its last finished epoch, an evaluation from its stored PGD(8) row).
+# Per entry: `cvgr zoo train` (GR entries with --gr-step traced), `cvgr zoo publish`
+# (the hardware string says how many runs shared the GPU), `cvgr zoo evaluate --n N_EVAL`.
+# Used for the shipped zoo (docs/zoo.md); needs python3 with torch and cvgr importable.
+set -u
+runs=$1 data=$2 out=$3 deadline=$4 n=${5:-1000}
+shift 5 || shift $#
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  mapfile -t names < <(python3 -c 'from cvgr.zoo import CATALOGUE; print("\n".join(CATALOGUE))')
+fi
+logs=$runs/logs
+mkdir -p "$runs" "$out" "$logs"
+t0=$SECONDS
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# MPS lets the processes' kernels share the GPU at once instead of by time slices; it is
+# kept only if a client can use the GPU through it within 30 s.
+if [ "${DEVICE:-cuda}" != cpu ] && command -v nvidia-cuda-mps-control >/dev/null \
+    && nvidia-cuda-mps-control -d 2>/dev/null; then
+  if timeout 30 python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()'; then
+    echo "MPS daemon started"
+  else
+    echo quit | nvidia-cuda-mps-control; sleep 2; echo "MPS did not work: stopped"
+  fi
+fi
+dev=${DEVICE:-cuda}  # DEVICE=cpu for a dry run
+gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name(0) if '$dev' != 'cpu' else 'cpu')")
+hw="$gpu, ${#names[@]} zoo runs sharing it"
+echo "device: $gpu; torch $(python3 -c 'import torch; print(torch.__version__)'); ${#names[@]} entries"
+
+chain() {
+  local name=$1 log=$logs/${1//\//__}.log step=eager
+  case $name in *-gr|*-gr-seed*|*-gr-reference) step=traced ;; esac
+  {
+    echo "== $name: train (gr-step $step) at $((SECONDS - t0)) s"
+    python3 -m cvgr zoo train "$name" --root "$runs" --data-root "$data" --device "$dev" \
+      --threads 1 --gr-step "$step" --quiet || exit 1
+    echo "== $name: publish at $((SECONDS - t0)) s"
+    python3 -m cvgr zoo publish "$runs/$name" --name "$name" --hardware "$hw" || exit 1
+    echo "== $name: evaluate at $((SECONDS - t0)) s"
+    python3 -m cvgr zoo evaluate "$name" --n "$n" --device "$dev" --data-root "$data" \
+      --quiet || exit 1
+    echo "== $name: done at $((SECONDS - t0)) s"
+  } >"$log" 2>&1
+}
+
+pack() {
+  local tmp
+  tmp=$(mktemp -d)
+  tar -czf "$tmp/zoo.tgz" "$runs" src/cvgr/zoo/weights 2>/dev/null
+  split -b 15m -d "$tmp/zoo.tgz" "$tmp/zoo.tgz.part"
+  rm -f "$out"/zoo.tgz.part* && mv "$tmp"/zoo.tgz.part* "$out"/ && rm -rf "$tmp"
+}
+
+pids=()
+for name in "${names[@]}"; do
+  chain "$name" &
+  pids+=($!)
+done
+sleep 60 && command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv &
+while :; do
+  alive=0
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break
+  if [ $((SECONDS - t0)) -ge "$deadline" ]; then
+    echo "deadline ($deadline s) reached: stopping unfinished work"
+    pkill -TERM -f -- "-m cvgr zoo "; sleep 5; pkill -KILL -f -- "-m cvgr zoo "
+    break
+  fi
+  sleep 5
+  if [ $(((SECONDS - t0) % 90)) -lt 5 ]; then pack; fi
+done
+wait 2>/dev/null
+pack
+echo "finished at $((SECONDS - t0)) s"
+for name in "${names[@]}"; do tail -n 2 "$logs/${name//\//__}.log" | sed "s|^|$name: |"; done
+python3 - "$runs" <<'EOF'
+import json, sys
+from pathlib import Path
+for m in sorted(Path(sys.argv[1]).glob("*/*/metrics.jsonl")):
+    rows = [json.loads(l) for l in m.read_text().splitlines() if l.strip()]
+    if rows:
+        s = [r["train_seconds"] for r in rows]
+        print(f"{m.parent}: {len(rows)} epochs, val {rows[-1]['val_acc']:.4f}, "
+              f"train s/epoch {sum(s) / len(s):.1f}")
+EOF
+ls -la "$out"
