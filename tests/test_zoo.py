@@ -196,6 +196,14 @@ def test_comparison_sentences_follow_the_numbers():
     rs[1]["version"] = "custom"  # only the standard version counts
     assert "not yet measured" in doc.complex_vs_real(rs, fm)
     assert "not yet measured" in doc.complex_vs_real(rs, "mnist-10k")
+    rs[1]["version"] = "standard"
+    rs[0]["flags"] = ["Square Attack has decreased the robust accuracy of 2.30%."]
+    flagged = doc.complex_vs_real(rs, fm)
+    assert "flagged the complex GR net" in flagged and "upper bound" in flagged
+    rs[0]["evaluated"] = True
+    assert doc.flag_lines(rs) == [f"{fm}/complex-gr: Square Attack has decreased the robust "
+                                  "accuracy of 2.30%."]
+    assert doc.flag_lines(rs[1:]) == ["No evaluated model raised one."]
 
     modes = [_row(f"{fm}/complex-gr", 0.40, 0.8, 30.0),
              _row(f"{fm}/complex-gr-reference", 0.35, 0.8, 20.0),
@@ -230,3 +238,33 @@ def test_shipped_weights_are_zoo_models_within_the_size_budget():
         else:
             assert p.name.endswith(".eval.json"), p
             assert zoo.weights_file(name, zoo.PACKAGE_ROOT).is_file(), p
+
+
+def test_docs_and_readme_hold_the_shipped_numbers():
+    """docs/zoo.md and the README's zoo table are what `cvgr zoo doc --readme README.md`
+    writes from the shipped measurements now: neither can drift from the weights' numbers."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rs = zoo.rows()
+    page = (root / "docs" / "zoo.md").read_text()
+    assert page == doc.render(rs), "docs/zoo.md is stale: run `cvgr zoo doc --readme README.md`"
+    readme = (root / "README.md").read_text()
+    assert doc.readme_section(rs) in readme, \
+        "README's zoo table is stale: run `cvgr zoo doc --readme README.md`"
+    for r in rs:  # every shipped number appears in both
+        if r["autoattack"] is not None:
+            assert f"{r['autoattack']:.3f}" in page and f"{r['autoattack']:.3f}" in readme
+
+
+def test_update_readme_needs_its_markers(tmp_path):
+    from cvgr.errors import UserError
+
+    f = tmp_path / "README.md"
+    f.write_text("# x\n")
+    with pytest.raises(UserError, match="has no zoo section"):
+        doc.update_readme(f)
+    f.write_text(f"# x\n{doc.README_BEGIN}\nold\n{doc.README_END}\ntail\n")
+    doc.update_readme(f, tmp_path / "empty-zoo")
+    text = f.read_text()
+    assert "old" not in text and text.endswith("tail\n") and "not yet measured" in text

@@ -5,6 +5,7 @@
   cvgr zoo publish RUN_DIR... | --root DIR copy finished runs into the zoo (alias: add)
   cvgr zoo evaluate [NAMES] --n 500        clean, PGD(8), standard AutoAttack; JSON per model
   cvgr zoo doc --out docs/zoo.md           the zoo page, from the stored numbers
+               [--readme README.md]        and the README's zoo table
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = s.add_parser("doc", parents=[zoo_dir], help="write the zoo page (markdown)")
     q.add_argument("--out", default="docs/zoo.md", help="default docs/zoo.md")
+    q.add_argument("--readme", default=None, metavar="FILE",
+                   help="also rewrite the zoo table between FILE's zoo markers (README.md)")
     q.set_defaults(func=run_doc)
 
 
@@ -147,4 +150,6 @@ def run_doc(args: argparse.Namespace) -> int:
                      command="cvgr zoo doc" + (f" --out {args.out}"
                                                if args.out != "docs/zoo.md" else ""))
     print(f"wrote {path}")
+    if args.readme:
+        print(f"wrote {doc.update_readme(args.readme, args.zoo_dir)}")
     return 0

@@ -351,6 +351,7 @@ def rows(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
             "shipped": False, "evaluated": False, "clean_accuracy": None, "pgd8": None,
             "autoattack": None, "version": None, "eps": None, "n": None,
             "seconds_per_epoch": None, "epochs": None, "device": None, "hardware": None,
+            "eval_device": None, "flags": [],
         }
         wf = weights_file(e.name, root)
         if wf.is_file():
@@ -368,7 +369,8 @@ def rows(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
                 r.update(evaluated="autoattack" in ev, clean_accuracy=ev.get("clean_accuracy"),
                          pgd8=(ev.get("pgd8") or {}).get("accuracy"),
                          autoattack=aa.get("robust_accuracy"), version=ev.get("version"),
-                         eps=ev.get("eps"), n=ev.get("n"))
+                         eps=ev.get("eps"), n=ev.get("n"), eval_device=ev.get("device"),
+                         flags=list(aa.get("flags") or []))
         out.append(r)
     return out
 
@@ -380,19 +382,23 @@ def _f(v: Any, fmt: str = ".3f") -> str:
 def table(rs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and text cells of the zoo table."""
     head = ["name", "architecture", "defense", "parameters", "clean acc", "PGD(8) acc",
-            "AutoAttack acc", "eps", "images", "train s/epoch", "hardware"]
+            "AutoAttack acc", "eps", "images", "evaluated on", "train s/epoch",
+            "trained on"]
     body = []
     for r in rs:
         if not r["shipped"]:
             state = "not trained yet"
-            cells = [state, "-", "-", "-", "-"]
+            cells = [state, "-", "-", "-", "-", "-"]
         elif r["clean_accuracy"] is None:
-            cells = ["not evaluated", "-", "-", "-", "-"]
+            cells = ["not evaluated", "-", "-", "-", "-", "-"]
         else:
             aa = "running" if r["autoattack"] is None else _f(r["autoattack"])
             if r["autoattack"] is not None and r["version"] != "standard":
                 aa += f" ({r['version']})"
-            cells = [_f(r["clean_accuracy"]), _f(r["pgd8"]), aa, _f(r["eps"], "g"), str(r["n"])]
+            if r.get("flags"):
+                aa += " (flagged)"
+            cells = [_f(r["clean_accuracy"]), _f(r["pgd8"]), aa, _f(r["eps"], "g"), str(r["n"]),
+                     r.get("eval_device") or "-"]
         hw = "-" if not r["shipped"] else f"{r['device']}: {r['hardware']}"
         body.append([r["name"], r["architecture"], r["defense"], f"{r['parameters']:,}", *cells,
                      _f(r["seconds_per_epoch"], ".1f"), hw])
