@@ -415,3 +415,28 @@ def test_claims_table_drives_verdicts_and_sections():
     assert {c.section for c in CLAIMS} == set(SECTIONS)  # every section shows some claim
     for c in CLAIMS:
         assert vs[c.key] == c.judge(res)
+
+
+def test_reproduce_passes_the_gr_step_to_training_jobs(tmp_path, monkeypatch):
+    """`reproduce(gr_step=...)` refuses an unknown kind before any work, and a training job
+    run with RunOptions(gr_step=K) calls cvgr.train.train with gr_step=K."""
+    import cvgr.train
+    from cvgr.experiments import reproduce
+    from cvgr.experiments.options import RunOptions
+    from cvgr.experiments.runner import execute
+
+    out = tmp_path / "r"
+    with pytest.raises(UserError, match="unknown GR step 'jit'") as e:
+        reproduce("fashion-mnist", "quick", out, gr_step="jit")
+    assert e.value.param == "gr_step" and not out.exists()
+
+    seen = {}
+
+    def fake_train(config, out_dir, **kw):
+        seen.update(kw)
+        return {"val_acc": 0.5, "ce": 1.0, "gr": None}
+
+    monkeypatch.setattr(cvgr.train, "train", fake_train)
+    job = next(j for j in build_plan("fashion-mnist", "quick")["jobs"] if j["kind"] == "train")
+    execute(job, tmp_path, RunOptions(device="cpu", gr_step="compiled"))
+    assert seen["gr_step"] == "compiled"
