@@ -462,6 +462,13 @@ def test_config_records_the_data_really_used(tmp_path, capsys):
     env = json.loads((tmp_path / "r" / "config.json").read_text())["environment"]
     assert env["data_root"] == str(tmp_path / "data")
     assert env["data_dir"] == str(tmp_path / "data" / "fashion-mnist")
+    assert env["gr_step"] is None  # no GR in this run
+    rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
+                     "--batch-size", 4, "--beta", 1, "--out", tmp_path / "g", "--data-root",
+                     tmp_path / "data", "--device", "cpu", "--no-progress", capsys=capsys)
+    assert rc == 0, err
+    env = json.loads((tmp_path / "g" / "config.json").read_text())["environment"]
+    assert env["gr_step"] == "eager"  # auto, on a 2-batch epoch
 
 
 # -- one process per output directory ----------------------------------------------------------

@@ -91,13 +91,14 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         mean, std = channel_stats(cfg.dataset, root)
         normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
+    kind = resolve_kind(gr_step, len(train_loader))
     environment = {"device": str(dev), "data_root": root,
-                   "data_dir": str(locate(cfg.dataset, root))}  # where the files were read
+                   "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
+                   "gr_step": kind if cfg.beta > 0 else None}  # how the GR step ran
     run.check(cfg, resume)  # refuse a foreign directory before creating anything in it
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     # One process per run directory: a second one is refused, saying who holds it.
-    kind = resolve_kind(gr_step, len(train_loader))
     with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
         # The caller's global RNG state is left as it was.
         done = run.prepare(cfg, resume, environment)
