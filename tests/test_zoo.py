@@ -268,3 +268,48 @@ def test_update_readme_needs_its_markers(tmp_path):
     doc.update_readme(f, tmp_path / "empty-zoo")
     text = f.read_text()
     assert "old" not in text and text.endswith("tail\n") and "not yet measured" in text
+
+
+def test_zoo_device_script_trains_publishes_evaluates_and_packs(tmp_path):
+    """tools/zoo_device.sh (how the shipped zoo was made), on the CPU, on a 6-image MNIST-10k:
+    the entry trains 30 epochs, is published into $CVGR_ZOO_DIR, evaluated, and everything
+    comes back packed in OUT; the package's own zoo is untouched."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    from test_reliability import _idx_dataset
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    _idx_dataset(data / "mnist-10k", n=6)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (shim / "python3").chmod(0o755)
+    before = sorted(p.name for p in zoo.PACKAGE_ROOT.rglob("*"))
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "DEVICE": "cpu",
+           "CVGR_ZOO_DIR": str(tmp_path / "zoo"),
+           "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(root / "tools" / "zoo_device.sh"), str(tmp_path / "runs"),
+                           str(data), str(out), "300", "5", "mnist-10k/real-none"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = (tmp_path / "runs" / "logs" / "mnist-10k__real-none.log").read_text()
+    assert "== mnist-10k/real-none: done" in log, log
+    ev = json.loads((tmp_path / "zoo" / "mnist-10k" / "real-none.eval.json").read_text())
+    assert ev["n"] == 5 and ev["version"] == "standard" and "autoattack" in ev
+    rec = cvgr.checkpoint.read_record(tmp_path / "zoo" / "mnist-10k" / "real-none.safetensors")
+    assert rec["finished"] and rec["zoo"]["hardware"] == "cpu, 1 zoo runs sharing it"
+    parts = sorted(out.glob("zoo.tgz.part*"))
+    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+    packed = tmp_path / "packed.tgz"
+    packed.write_bytes(b"".join(p.read_bytes() for p in parts))
+    with tarfile.open(packed) as t:
+        names = t.getnames()
+    assert any(n.endswith("mnist-10k/real-none.safetensors") for n in names)
+    assert any(n.endswith("logs/mnist-10k__real-none.log") for n in names)
+    assert sorted(p.name for p in zoo.PACKAGE_ROOT.rglob("*")) == before

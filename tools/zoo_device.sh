@@ -4,12 +4,14 @@
 #   tools/zoo_device.sh RUNS DATA OUT DEADLINE [N_EVAL] [NAMES...]
 #
 # RUNS: run directories (RUNS/<dataset>/<name>, resumed where they stopped); DATA: --data-root;
-# OUT: where packed results go (a tar.gz in <=15 MiB parts: RUNS, the zoo weights and the
-# logs); DEADLINE: seconds after which unfinished work is stopped (it resumes on the next
-# call: a run from its last finished epoch, an evaluation from its stored PGD(8) row).
+# OUT: where packed results go (a tar.gz in <=15 MiB parts: RUNS with its logs, and the zoo
+# weights directory, $CVGR_ZOO_DIR or the package's); DEADLINE: seconds after which
+# unfinished work is stopped (it resumes on the next call: a run from its last finished
+# epoch, an evaluation from its stored PGD(8) row).
 # Per entry: `cvgr zoo train` (GR entries with --gr-step traced), `cvgr zoo publish`
 # (the hardware string says how many runs shared the GPU), `cvgr zoo evaluate --n N_EVAL`.
-# Used for the shipped zoo (docs/zoo.md); needs python3 with torch and cvgr importable.
+# Used for the shipped zoo (zoo-runs/README.md); needs python3 with torch and cvgr
+# importable. DEVICE=cpu runs it without a GPU (tests/test_zoo.py does, on a tiny dataset).
 set -u
 runs=$1 data=$2 out=$3 deadline=$4 n=${5:-1000}
 shift 5 || shift $#
@@ -18,6 +20,7 @@ if [ ${#names[@]} -eq 0 ]; then
   mapfile -t names < <(python3 -c 'from cvgr.zoo import CATALOGUE; print("\n".join(CATALOGUE))')
 fi
 logs=$runs/logs
+zoo=${CVGR_ZOO_DIR:-src/cvgr/zoo/weights}  # where `cvgr zoo publish` puts the weights
 mkdir -p "$runs" "$out" "$logs"
 t0=$SECONDS
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -55,7 +58,7 @@ chain() {
 pack() {
   local tmp
   tmp=$(mktemp -d)
-  tar -czf "$tmp/zoo.tgz" "$runs" src/cvgr/zoo/weights 2>/dev/null
+  tar -czf "$tmp/zoo.tgz" "$runs" "$zoo" 2>/dev/null
   split -b 15m -d "$tmp/zoo.tgz" "$tmp/zoo.tgz.part"
   rm -f "$out"/zoo.tgz.part* && mv "$tmp"/zoo.tgz.part* "$out"/ && rm -rf "$tmp"
 }
@@ -65,7 +68,9 @@ for name in "${names[@]}"; do
   chain "$name" &
   pids+=($!)
 done
-sleep 60 && command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv &
+if [ "$dev" != cpu ]; then  # how busy the GPU is a minute in
+  (sleep 60 && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv) &
+fi
 while :; do
   alive=0
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
