@@ -209,12 +209,22 @@ def test_stacked_models_step_by_step_equal_one_by_one_float32():
         params = {n: p - 0.1 * grads[n] for n, p in params.items()}
 
 
-def test_auto_traces_runs_long_enough_to_win_the_trace_back():
-    from cvgr.defenses.gr_step import AUTO_MIN_BATCHES, resolve_kind
+def test_auto_traces_runs_long_enough_to_win_the_trace_back(monkeypatch):
+    import cvgr.defenses.gr_step as gs
+    from cvgr.defenses.gr_step import AUTO_COMPILE_BATCHES, AUTO_MIN_BATCHES, resolve_kind
 
+    monkeypatch.setattr(gs, "_cxx_compiler", lambda: "/usr/bin/g++")
     assert resolve_kind("auto", AUTO_MIN_BATCHES) == "traced"
     assert resolve_kind("auto", AUTO_MIN_BATCHES - 1) == "eager"
-    assert resolve_kind("auto", 938) == "traced"  # a Fashion-MNIST epoch at batch 64
+    assert resolve_kind("auto", AUTO_MIN_BATCHES - 1, 1000) == "eager"  # short epochs: eager
+    assert resolve_kind("auto", 938) == "traced"  # one Fashion-MNIST epoch at batch 64
+    assert resolve_kind("auto", 938, 30) == "compiled"  # the paper's recipe, on a CPU
+    assert resolve_kind("auto", 938, 30, "cuda") == "traced"  # the GPU zoo's step
+    assert resolve_kind("auto", 157, 3) == "traced"  # the quick budget: 471 batches
+    assert resolve_kind("auto", AUTO_COMPILE_BATCHES // 10, 10) == "compiled"
+    assert resolve_kind("auto", AUTO_COMPILE_BATCHES // 10, 9) == "traced"
+    monkeypatch.setattr(gs, "_cxx_compiler", lambda: None)  # no compiler: never compiled
+    assert resolve_kind("auto", 938, 30) == "traced"
     for kind in ("eager", "traced", "compiled"):
         assert resolve_kind(kind, 1) == resolve_kind(kind, 10_000) == kind
     with pytest.raises(UserError, match="unknown GR step 'jit'; choose from auto, eager"):

@@ -102,9 +102,10 @@ def add_gr_step(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
     parser.add_argument("--gr-step", default="auto", choices=GR_STEP_KINDS,
                         help="how the exact/reference GR step runs, same objective: eager "
                              "autograd, one traced graph, or that graph compiled by "
-                             "torch.compile (fastest on CPU once compiled; compiles about a "
-                             "minute per run, needs a C compiler); auto (default): traced when "
-                             "an epoch has >= 100 batches, else eager")
+                             "torch.compile (fastest on CPU; compiles about a minute per run, "
+                             "needs a C++ compiler); auto (default): eager for epochs under 100 "
+                             "batches, compiled for runs of >= 5000 batches on a CPU with a "
+                             "compiler, else traced")
 
 
 def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

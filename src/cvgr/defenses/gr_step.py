@@ -32,29 +32,51 @@ from cvgr.defenses.gradient_penalty import GRLoss, _check, _check_beta, _norm_sq
 from cvgr.errors import UserError
 from cvgr.nn import second_order_mode
 
-__all__ = ["AUTO_MIN_BATCHES", "GR_STEP_KINDS", "GRStep", "resolve_kind"]
+__all__ = ["AUTO_COMPILE_BATCHES", "AUTO_MIN_BATCHES", "GR_STEP_KINDS", "GRStep",
+           "resolve_kind"]
 
 GR_STEP_KINDS = ("auto", "eager", "traced", "compiled")
 # "auto" traces when an epoch has at least this many batches: tracing costs a few seconds
 # once per run and batch shape, which a short run (a test, a smoke run) does not win back.
 AUTO_MIN_BATCHES = 100
+# ... and compiles, on a CPU with a C++ compiler, when the whole run has at least this many:
+# compiling costs about a minute once per run on 2 cores and saves about 25 ms per batch
+# there (docs/benchmarks.md), so it wins from a few thousand batches on (a paper-recipe
+# Fashion-MNIST run has 28,140).
+AUTO_COMPILE_BATCHES = 5000
 
 
-def resolve_kind(kind: str, batches_per_epoch: int) -> str:
-    """The step kind to run: `kind` itself, or for ``"auto"``, ``"traced"`` when an epoch
-    has at least :data:`AUTO_MIN_BATCHES` batches and ``"eager"`` otherwise.
+def resolve_kind(kind: str, batches_per_epoch: int, epochs: int = 1,
+                 device: str | torch.device = "cpu") -> str:
+    """The step kind to run: `kind` itself, or what ``"auto"`` means for this run.
 
-    ``"traced"`` is the default for real runs because it is exact (the same graph as the
-    eager step, without autograd's per-node bookkeeping), needs no compiler and no warm-up
-    beyond one trace; ``"compiled"`` is faster still on a CPU once compiled but compiles for
-    about a minute per run (docs/benchmarks.md), so it stays opt-in.
+    ``"auto"``: ``"eager"`` when an epoch has fewer than :data:`AUTO_MIN_BATCHES` batches;
+    else ``"compiled"`` on a CPU with a C++ compiler when the run has at least
+    :data:`AUTO_COMPILE_BATCHES` batches in all; else ``"traced"`` (exact, the same graph as
+    the eager step without autograd's per-node bookkeeping, no compiler needed). On CUDA auto
+    stays ``"traced"``: that is what trained the shipped zoo on a GPU; ``"compiled"`` there
+    is opt-in.
     """
     if kind not in GR_STEP_KINDS:
         raise UserError(f"unknown GR step {kind!r}; choose from {', '.join(GR_STEP_KINDS)}",
                         param="gr_step")
     if kind != "auto":
         return kind
-    return "traced" if batches_per_epoch >= AUTO_MIN_BATCHES else "eager"
+    if batches_per_epoch < AUTO_MIN_BATCHES:
+        return "eager"
+    if torch.device(device).type == "cpu" and batches_per_epoch * epochs >= AUTO_COMPILE_BATCHES \
+            and _cxx_compiler() is not None:
+        return "compiled"
+    return "traced"
+
+
+def _cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would use, if one is installed."""
+    import os
+    import shutil
+
+    return next((p for c in (os.environ.get("CXX"), "g++", "clang++") if c
+                 for p in [shutil.which(c)] if p), None)
 
 
 class GRStep:

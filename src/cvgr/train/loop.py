@@ -91,7 +91,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         mean, std = channel_stats(cfg.dataset, root)
         normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
-    kind = resolve_kind(gr_step, len(train_loader))
+    kind = resolve_kind(gr_step, len(train_loader), need(cfg.epochs), dev)
     environment = {"device": str(dev), "data_root": root,
                    "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
                    "gr_step": kind if cfg.beta > 0 else None}  # how the GR step ran
