@@ -206,12 +206,15 @@ def test_comparison_sentences_follow_the_numbers():
     assert doc.flag_lines(rs[1:]) == ["No evaluated model raised one."]
 
     modes = [_row(f"{fm}/complex-gr", 0.40, 0.8, 30.0),
-             _row(f"{fm}/complex-gr-reference", 0.35, 0.8, 20.0),
-             _row(f"{fm}/complex-gr-fd", 0.38, 0.8, 15.0),
+             _row(f"{fm}/complex-gr-reference", 0.25, 0.8, 20.0),
+             _row(f"{fm}/complex-gr-fd", 0.30, 0.8, 15.0),
              _row(f"{fm}/complex-none", 0.05, 0.85, 5.0)]
     g = doc.gr_modes(modes)
-    assert "Most robust: exact; fastest to train: fd" in g
+    assert "Most robust: exact; fastest to train: fd" in g  # 0.10 > two SEs (0.060)
     assert "+1.17 points per s/epoch" in g  # (0.40 - 0.05) / 30 * 100
+    modes[2]["autoattack"] = 0.38  # 0.02 apart: within two standard errors (0.061)
+    assert "Most robust: exact (tied, within two standard errors, with fd);" in \
+        doc.gr_modes(modes)
     assert "not yet measured" in doc.gr_modes(modes[:2])
 
     seeds = [_row(f"{fm}/complex-gr", 0.40, 0.80), _row(f"{fm}/complex-gr-seed1", 0.30, 0.78),

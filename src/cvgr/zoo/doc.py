@@ -74,6 +74,13 @@ def gr_modes(rs: list[dict[str, Any]]) -> str:
             s += f", {gain / r['seconds_per_epoch'] * 100:+.2f} points per s/epoch over no defense"
         parts.append(s)
     best = max(got, key=lambda m: got[m]["autoattack"])  # type: ignore[index]
+    b = got[best]
+    assert b is not None
+    tied = [m for m, r in got.items() if m != best and r is not None
+            and b["autoattack"] - r["autoattack"] <= 2 * math.sqrt(
+                _se(b["autoattack"], b["n"]) ** 2 + _se(r["autoattack"], r["n"]) ** 2)]
+    if tied:
+        best += f" (tied, within two standard errors, with {' and '.join(tied)})"
     fastest = min(got, key=lambda m: got[m]["seconds_per_epoch"])  # type: ignore[index]
     hw = {f"{r['device']}: {r['hardware']}" for r in got.values() if r}
     return ("GR-mode ablation (complex GR beta 64 + noise 0.05, Fashion-MNIST; the exact "
