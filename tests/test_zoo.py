@@ -316,3 +316,49 @@ def test_zoo_device_script_trains_publishes_evaluates_and_packs(tmp_path):
     assert any(n.endswith("mnist-10k/real-none.safetensors") for n in names)
     assert any(n.endswith("logs/mnist-10k__real-none.log") for n in names)
     assert sorted(p.name for p in zoo.PACKAGE_ROOT.rglob("*")) == before
+
+
+def test_further_attacks_on_the_survivors_lower_the_worst_case(tiny, capsys):
+    """`evaluate_further` attacks only the images the stored standard run left robust and
+    stores the worst case over both; the table and the docs show it."""
+    pytest.importorskip("pyautoattack")
+    from cvgr.benchmarking import _test_images
+
+    runs = tiny / "runs"
+    assert main(["zoo", "train", TINY, "--root", str(runs), "--quiet"]) == 0
+    assert main(["zoo", "publish", "--root", str(runs)]) == 0
+    with pytest.raises(UserError, match="no standard AutoAttack of its current weights"):
+        zoo.evaluate_further(TINY, "apgd-ce:steps=10", progress=False)
+    capsys.readouterr()
+    assert main(["zoo", "evaluate", "--further", "apgd-ce:steps=10"]) == 2
+    assert "--further needs the zoo models" in capsys.readouterr().err
+    # a stored standard evaluation whose survivors are every correctly classified image
+    model = cvgr.load(f"zoo:{TINY}")
+    xs, ys, _ = _test_images("mnist-10k", 64, None)
+    with torch.no_grad():
+        correct = (model(xs).argmax(1) == ys).nonzero().squeeze(1).tolist()
+    assert len(correct) >= 4
+    ev = {"n": 64, "eps": 0.2, "weights_sha256": zoo._sha256(zoo.weights_file(TINY)),
+          "version": "standard", "clean_accuracy": len(correct) / 64, "pgd8": {"accuracy": 0},
+          "autoattack": {"version": "standard", "robust_accuracy": len(correct) / 64,
+                         "robust_indices": correct, "flags": []}}
+    zoo.eval_file(TINY).write_text(json.dumps(ev))
+    logs: list[str] = []
+    row = zoo.evaluate_further(TINY, "apgd-ce:steps=20", seed=3, progress=False,
+                               log=logs.append)
+    still = row["robust_indices"]
+    assert set(still) <= set(correct) and row["attacked"] == len(correct)
+    assert row["worst_case_robust_accuracy"] == len(still) / 64 < len(correct) / 64
+    with torch.no_grad():  # every image still counted robust is still classified right
+        assert bool((model(xs[still]).argmax(1) == ys[still]).all()) if still else True
+    assert f"on the {len(correct)} survivors" in logs[0]
+    stored = json.loads(zoo.eval_file(TINY).read_text())
+    assert stored["further"][0]["seed"] == 3 and stored["autoattack"] == ev["autoattack"]
+    r = {r["name"]: r for r in zoo.rows()}[TINY]
+    assert r["strongest"] == row["worst_case_robust_accuracy"]
+    head, body = zoo.table([r])
+    cell = body[0][head.index("AutoAttack acc")]
+    assert f"{r['strongest']:.3f} with further attacks" in cell
+    r["evaluated"] = True
+    assert any("--further apgd-ce:steps=20 --seed 3" in line and f"{r['strongest']:.3f}" in line
+               for line in doc.flag_lines([r]))

@@ -61,6 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--version", choices=("standard", "art", "custom"), default="standard")
     q.add_argument("--attacks", default=None, help="with --version custom")
     q.add_argument("--force", action="store_true", help="measure again even if stored")
+    q.add_argument("--further", default=None, metavar="ATTACKS",
+                   help="attack the survivors of the stored standard AutoAttack again with "
+                        "these attacks (e.g. square:queries=10000) and store the worst case")
+    q.add_argument("--seed", type=int, default=1, help="seed of --further (default 1)")
     q.add_argument("--data-root", default=None, help="directory holding the datasets")
     add_device(q)
     q.set_defaults(func=run_evaluate)
@@ -133,6 +137,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.version != "custom" and args.attacks is not None:
         raise UserError("--attacks goes with --version custom")
     dev = pick_device(args.device)
+    if args.further is not None:
+        if not args.names:
+            raise UserError("--further needs the zoo models to follow up, by name")
+        for name in args.names:
+            zoo.evaluate_further(name, args.further, seed=args.seed, root=args.zoo_dir,
+                                 device=str(dev), data_root=args.data_root,
+                                 progress=not args.quiet)
+        return 0
     res = zoo.evaluate(args.names, args.n, root=args.zoo_dir, device=str(dev),
                        version=args.version, attacks=args.attacks, force=args.force,
                        data_root=args.data_root, progress=not args.quiet)
