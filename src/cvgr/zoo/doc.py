@@ -221,6 +221,7 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc") -> str:
         "cvgr zoo train --root runs/zoo --gr-step traced  # (re)train every entry, resumable",
         "cvgr zoo publish --root runs/zoo         # copy finished runs into the zoo",
         "cvgr zoo evaluate --n 1000               # clean, PGD(8), standard AutoAttack",
+        "cvgr zoo evaluate NAME --further square:queries=10000  # its survivors, attacked again",
         "cvgr zoo doc --out docs/zoo.md           # this page",
         "```",
         "",
