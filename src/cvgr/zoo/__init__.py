@@ -438,6 +438,21 @@ def _f(v: Any, fmt: str = ".3f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def aa_cell(r: dict[str, Any]) -> str:
+    """A row's AutoAttack text: the accuracy, its version if not standard, AutoAttack's own
+    flag, and the worst case after further attacks where that is lower."""
+    if r["autoattack"] is None:
+        return "-"
+    aa = _f(r["autoattack"])
+    if r["version"] != "standard":
+        aa += f" ({r['version']})"
+    if r.get("flags"):
+        aa += " (flagged)"
+    if r.get("strongest") is not None and r["strongest"] < r["autoattack"]:
+        aa += f"; {_f(r['strongest'])} with further attacks"
+    return aa
+
+
 def table(rs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and text cells of the zoo table."""
     head = ["name", "architecture", "defense", "parameters", "clean acc", "PGD(8) acc",
@@ -451,13 +466,7 @@ def table(rs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         elif r["clean_accuracy"] is None:
             cells = ["not evaluated", "-", "-", "-", "-", "-"]
         else:
-            aa = "running" if r["autoattack"] is None else _f(r["autoattack"])
-            if r["autoattack"] is not None and r["version"] != "standard":
-                aa += f" ({r['version']})"
-            if r.get("flags"):
-                aa += " (flagged)"
-            if r.get("strongest") is not None and r["strongest"] < r["autoattack"]:
-                aa += f"; {_f(r['strongest'])} with further attacks"
+            aa = "running" if r["autoattack"] is None else aa_cell(r)
             cells = [_f(r["clean_accuracy"]), _f(r["pgd8"]), aa, _f(r["eps"], "g"), str(r["n"]),
                      r.get("eval_device") or "-"]
         hw = "-" if not r["shipped"] else f"{r['device']}: {r['hardware']}"

@@ -31,6 +31,11 @@ def _se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.25 / n) / n)
 
 
+def _two_se(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Two standard errors of the difference of two rows' AutoAttack accuracies."""
+    return 2 * math.sqrt(_se(a["autoattack"], a["n"]) ** 2 + _se(b["autoattack"], b["n"]) ** 2)
+
+
 def complex_vs_real(rs: list[dict[str, Any]], dataset: str) -> str:
     """Complex GR against real GR under the standard AutoAttack, with clean accuracies."""
     d = _by_name(rs)
@@ -39,7 +44,7 @@ def complex_vs_real(rs: list[dict[str, Any]], dataset: str) -> str:
         return f"{dataset}: complex GR against real GR under the standard AutoAttack: " \
                f"{NOT_MEASURED}."
     diff = c["autoattack"] - r["autoattack"]
-    noise = 2 * math.sqrt(_se(c["autoattack"], c["n"]) ** 2 + _se(r["autoattack"], r["n"]) ** 2)
+    noise = _two_se(c, r)
     if abs(diff) <= noise:
         verdict = "ties with"
     else:
@@ -81,8 +86,7 @@ def gr_modes(rs: list[dict[str, Any]]) -> str:
     b = got[best]
     assert b is not None
     tied = [m for m, r in got.items() if m != best and r is not None
-            and b["autoattack"] - r["autoattack"] <= 2 * math.sqrt(
-                _se(b["autoattack"], b["n"]) ** 2 + _se(r["autoattack"], r["n"]) ** 2)]
+            and b["autoattack"] - r["autoattack"] <= _two_se(b, r)]
     if tied:
         best += f" (tied, within two standard errors, with {' and '.join(tied)})"
     fastest = min(got, key=lambda m: got[m]["seconds_per_epoch"])  # type: ignore[index]
@@ -142,21 +146,14 @@ def readme_section(rs: list[dict[str, Any]]) -> str:
     lines = [README_BEGIN, "",
              "| model | clean | PGD(8) | AutoAttack | eps | images | train s/epoch |",
              "|---|---|---|---|---|---|---|"]
+    from cvgr.zoo import _f, aa_cell
+
     for r in rs:
-        aa = "-" if r["autoattack"] is None else _fmt(r["autoattack"])
-        if r.get("flags"):
-            aa += " (flagged)"
-        if r.get("strongest") is not None and r["strongest"] < r["autoattack"]:
-            aa += f"; {_fmt(r['strongest'])} with further attacks"
-        lines.append(f"| {r['name']} ({r['defense']}) | {_fmt(r['clean_accuracy'])} | "
-                     f"{_fmt(r['pgd8'])} | {aa} | {_fmt(r['eps'], 'g')} | {r['n'] or '-'} | "
-                     f"{_fmt(r['seconds_per_epoch'], '.1f')} |")
+        lines.append(f"| {r['name']} ({r['defense']}) | {_f(r['clean_accuracy'])} | "
+                     f"{_f(r['pgd8'])} | {aa_cell(r)} | {_f(r['eps'], 'g')} | {r['n'] or '-'} | "
+                     f"{_f(r['seconds_per_epoch'], '.1f')} |")
     lines += ["", *[f"- {s}" for s in comparisons(rs)], "", README_END]
     return "\n".join(lines)
-
-
-def _fmt(v: Any, spec: str = ".3f") -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def update_readme(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
