@@ -469,6 +469,14 @@ def test_config_records_the_data_really_used(tmp_path, capsys):
     assert rc == 0, err
     env = json.loads((tmp_path / "g" / "config.json").read_text())["environment"]
     assert env["gr_step"] == "eager"  # auto, on a 2-batch epoch
+    for mode, want in (("exact", "traced"), ("fd", "eager")):  # fd has no traced step
+        out = tmp_path / f"g-{mode}"
+        rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs",
+                         1, "--batch-size", 4, "--beta", 1, "--gr-mode", mode, "--gr-step",
+                         "traced", "--out", out, "--data-root", tmp_path / "data", "--device",
+                         "cpu", "--no-progress", capsys=capsys)
+        assert rc == 0, err
+        assert json.loads((out / "config.json").read_text())["environment"]["gr_step"] == want
 
 
 # -- one process per output directory ----------------------------------------------------------

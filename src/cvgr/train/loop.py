@@ -63,8 +63,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     returned at once. `resume` continues an interrupted run. `callback(metrics)` is called
     after each epoch's checkpoint is written (raise from it to stop the run). `gr_step`
     ("auto", "eager", "traced" or "compiled") picks how the GR step runs
-    (:mod:`cvgr.defenses.gr_step`; same objective; "auto", the default, traces it when an
-    epoch has at least 100 batches; the fd mode and BatchNorm models always run eager).
+    (:mod:`cvgr.defenses.gr_step`; same objective; "auto", the default, is decided by
+    :func:`~cvgr.defenses.gr_step.resolve_kind` from the run's length and device; the fd mode
+    and BatchNorm models always run eager). config.json records the step that runs.
     """
     from cvgr.defenses.gr_step import resolve_kind
 
@@ -93,30 +94,31 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
 
     kind = resolve_kind(gr_step, len(train_loader), need(cfg.epochs), dev)
     environment = {"device": str(dev), "data_root": root,
-                   "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
-                   "gr_step": kind if cfg.beta > 0 else None}  # how the GR step ran
+                   "data_dir": str(locate(cfg.dataset, root))}  # where the files were read
     run.check(cfg, resume)  # refuse a foreign directory before creating anything in it
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     # One process per run directory: a second one is refused, saying who holds it.
     with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
         # The caller's global RNG state is left as it was.
+        from cvgr.models import build
+
+        torch.manual_seed(cfg.seed)
+        model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
+        fast = make_gr_step(model, cfg, kind)  # traced once per batch shape, reused every epoch
+        # how the GR step runs: the fd mode and BatchNorm models take the eager step whatever
+        # the kind asked for
+        environment["gr_step"] = (fast.kind if fast else "eager") if cfg.beta > 0 else None
         done = run.prepare(cfg, resume, environment)
-        return _train(cfg, run, done, dev, train_loader, val_loader, normalize, progress, quiet,
-                      callback, kind)
+        return _train(cfg, run, done, model, fast, train_loader, val_loader, normalize,
+                      progress, quiet, callback)
 
 
-def _train(cfg: TrainConfig, run: RunDir, done: int, dev: torch.device, train_loader: Any,
-           val_loader: Any, normalize: tuple | None, progress: bool, quiet: bool,
-           callback: Callable[[dict[str, Any]], None] | None,
-           gr_step: str = "eager") -> dict[str, Any]:
-    from cvgr.models import build
-
-    torch.manual_seed(cfg.seed)
-    model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
+def _train(cfg: TrainConfig, run: RunDir, done: int, model: nn.Module, fast: GRStep | None,
+           train_loader: Any, val_loader: Any, normalize: tuple | None, progress: bool,
+           quiet: bool, callback: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     opt = torch.optim.SGD(model.parameters(), lr=need(cfg.lr), momentum=need(cfg.momentum),
                           weight_decay=need(cfg.weight_decay))
-    fast = make_gr_step(model, cfg, gr_step)  # traced once per batch shape, reused every epoch
 
     def record(history: list[dict[str, Any]]) -> dict[str, Any]:
         return {
