@@ -8,7 +8,7 @@
 # weights directory, $CVGR_ZOO_DIR or the package's); DEADLINE: seconds after which
 # unfinished work is stopped (it resumes on the next call: a run from its last finished
 # epoch, an evaluation from its stored PGD(8) row).
-# Per entry: `cvgr zoo train` (GR entries with --gr-step traced), `cvgr zoo publish`
+# Per entry: `cvgr zoo train --gr-step traced`, `cvgr zoo publish`
 # (the hardware string says how many runs shared the GPU), `cvgr zoo evaluate --n N_EVAL`.
 # Used for the shipped zoo (zoo-runs/README.md); needs python3 with torch and cvgr
 # importable. DEVICE=cpu runs it without a GPU (tests/test_zoo.py does, on a tiny dataset).
@@ -24,9 +24,10 @@ zoo=${CVGR_ZOO_DIR:-src/cvgr/zoo/weights}  # where `cvgr zoo publish` puts the w
 mkdir -p "$runs" "$out" "$logs"
 t0=$SECONDS
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+dev=${DEVICE:-cuda}  # DEVICE=cpu for a dry run
 # MPS lets the processes' kernels share the GPU at once instead of by time slices; it is
 # kept only if a client can use the GPU through it within 30 s.
-if [ "${DEVICE:-cuda}" != cpu ] && command -v nvidia-cuda-mps-control >/dev/null \
+if [ "$dev" != cpu ] && command -v nvidia-cuda-mps-control >/dev/null \
     && nvidia-cuda-mps-control -d 2>/dev/null; then
   if timeout 30 python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()'; then
     echo "MPS daemon started"
@@ -34,18 +35,17 @@ if [ "${DEVICE:-cuda}" != cpu ] && command -v nvidia-cuda-mps-control >/dev/null
     echo quit | nvidia-cuda-mps-control; sleep 2; echo "MPS did not work: stopped"
   fi
 fi
-dev=${DEVICE:-cuda}  # DEVICE=cpu for a dry run
 gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name(0) if '$dev' != 'cpu' else 'cpu')")
 hw="$gpu, ${#names[@]} zoo runs sharing it"
 echo "device: $gpu; torch $(python3 -c 'import torch; print(torch.__version__)'); ${#names[@]} entries"
 
 chain() {
-  local name=$1 log=$logs/${1//\//__}.log step=eager
-  case $name in *-gr|*-gr-seed*|*-gr-reference) step=traced ;; esac
+  local name=$1 log=$logs/${1//\//__}.log
   {
-    echo "== $name: train (gr-step $step) at $((SECONDS - t0)) s"
+    echo "== $name: train at $((SECONDS - t0)) s"
+    # traced wherever it applies (exact/reference GR); config.json records the step that ran
     python3 -m cvgr zoo train "$name" --root "$runs" --data-root "$data" --device "$dev" \
-      --threads 1 --gr-step "$step" --quiet || exit 1
+      --threads 1 --gr-step traced --quiet || exit 1
     echo "== $name: publish at $((SECONDS - t0)) s"
     python3 -m cvgr zoo publish "$runs/$name" --name "$name" --hardware "$hw" || exit 1
     echo "== $name: evaluate at $((SECONDS - t0)) s"
