@@ -18,6 +18,7 @@ setup: $(STAMP)
 data: setup
 	$(BIN)/cvgr data fetch fashion-mnist
 	$(BIN)/cvgr data fetch mnist-10k
+	$(BIN)/cvgr data fetch mnist
 	$(BIN)/cvgr data list
 
 test: setup data

