@@ -36,6 +36,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-arch", default=None, help="real architecture (default: the paper's)")
     p.add_argument("--complex-arch", default=None,
                    help="complex architecture (default: the paper's)")
+    p.add_argument("--n-eval", type=int, default=None, metavar="N",
+                   help="test images of every evaluation (default: the budget's; e.g. 1000 "
+                        "for the paper budget on a CPU); the report states the count")
+    p.add_argument("--only", action="append", default=None, metavar="PATTERN",
+                   help="run only the jobs whose ids match this shell pattern (repeatable; "
+                        "--list shows the ids) and the jobs they need; the report marks the "
+                        "rest pending")
+    p.add_argument("--retrain", action="store_true",
+                   help="train every model here, even where a shipped zoo model has the "
+                        "identical configuration (by default it is taken from the zoo)")
     p.add_argument("--list", action="store_true", help="print the job list and exit")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from finished results; run nothing")
@@ -81,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.list:
         plan = build_plan(args.dataset, args.budget, real_arch=args.real_arch,
-                          complex_arch=args.complex_arch)
+                          complex_arch=args.complex_arch, n_eval=args.n_eval)
         for job in plan["jobs"]:
             deps = f" <- {', '.join(job['deps'])}" if job["deps"] else ""
             print(f"{job['id']:<34} {job['kind']:<8}{deps}")
@@ -92,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                     real_arch=args.real_arch, complex_arch=args.complex_arch,
                     deterministic=args.deterministic, executor=args.executor,
                     ray=_ray_options(args), progress=False if args.quiet else None,
-                    log=_silent if args.quiet else None, gr_step=args.gr_step)
+                    log=_silent if args.quiet else None, gr_step=args.gr_step,
+                    n_eval=args.n_eval, use_zoo=not args.retrain, only=args.only)
     _print_verdicts(res["verdicts"])
     failed = res["outcome"]["failed"]
     return 1 if failed else 0

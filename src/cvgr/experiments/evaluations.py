@@ -24,6 +24,7 @@ from cvgr.experiments.jobs import (
     IdentityConfig,
     MaskingConfig,
     SizesConfig,
+    TimingConfig,
     TransferConfig,
 )
 from cvgr.experiments.options import RunOptions
@@ -185,9 +186,22 @@ def _sizes(cfg: SizesConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     return {"models": rows}
 
 
+def _timing(cfg: TimingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The training-time table: every model's epoch timed in this one job, on one machine."""
+    from cvgr.experiments.runner import describe_hardware
+    from cvgr.train import TrainConfig
+    from cvgr.train.timing import time_epochs
+
+    configs = {label: TrainConfig.from_dict(c) for label, c in cfg["models"].items()}
+    rows = time_epochs(configs, cfg["batches"], device=ctx["device"],
+                       data_root=ctx["data_root"], gr_step=ctx["gr_step"])
+    return {"models": rows, "batches": cfg["batches"], "device": str(ctx["device"]),
+            "hardware": describe_hardware(ctx["device"]), "threads": torch.get_num_threads()}
+
+
 EVALUATIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
     "curve": _curve, "transfer": _transfer, "masking": _masking, "autoattack": _autoattack,
-    "identity": _identity, "sizes": _sizes,
+    "identity": _identity, "sizes": _sizes, "timing": _timing,
 }
 
 
@@ -202,5 +216,6 @@ def run_evaluation(cfg: EvalConfig | dict[str, Any], root: str | os.PathLike,
     if what not in EVALUATIONS:
         raise ValueError(f"unknown evaluation {what!r}")
     ctx = {"root": Path(root), "device": resolve_device(options.device),
-           "data_root": options.data_root, "progress": options.progress}
+           "data_root": options.data_root, "progress": options.progress,
+           "gr_step": options.gr_step}
     return EVALUATIONS[what](cfg, ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = ["AutoAttackConfig", "CurveConfig", "EvalConfig", "EvalJob", "IdentityConfig", "Job",
-           "MaskingConfig", "SizesConfig", "TrainJob", "TransferConfig"]
+           "MaskingConfig", "SizesConfig", "TimingConfig", "TrainJob", "TransferConfig"]
 
 
 class CurveConfig(TypedDict):
@@ -73,8 +73,17 @@ class SizesConfig(TypedDict):
     dataset: str
 
 
+class TimingConfig(TypedDict):
+    """Seconds per epoch of each of `models` (label -> TrainConfig fields), timed together in
+    one process over `batches` batches each (`cvgr.train.timing.time_epochs`)."""
+
+    what: Literal["timing"]
+    models: dict[str, dict[str, Any]]
+    batches: int
+
+
 EvalConfig = (CurveConfig | TransferConfig | MaskingConfig | AutoAttackConfig | IdentityConfig
-              | SizesConfig)
+              | SizesConfig | TimingConfig)
 
 
 class TrainJob(TypedDict):

@@ -22,6 +22,9 @@ class RunOptions:
     deterministic: deterministic PyTorch kernels (`cvgr.devices.deterministic`).
     threads: PyTorch threads inside the job (None: leave PyTorch's setting).
     gr_step: how training jobs run the GR step (`cvgr.defenses.gr_step.GR_STEP_KINDS`).
+    use_zoo: take a shipped zoo model (and its stored AutoAttack) where a train job's
+        resolved config is identical to a zoo entry's, instead of training it again
+        (`cvgr.zoo.adopt`); False: train everything (``--retrain``).
     """
 
     device: str | None = None
@@ -31,6 +34,7 @@ class RunOptions:
     deterministic: bool = False
     threads: int | None = None
     gr_step: str = "auto"
+    use_zoo: bool = True
 
     def replace(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)

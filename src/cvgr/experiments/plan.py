@@ -32,17 +32,16 @@ from cvgr.experiments.jobs import (
     Job,
     MaskingConfig,
     SizesConfig,
+    TimingConfig,
     TrainJob,
     TransferConfig,
 )
 from cvgr.names import AdvKind, Attack, DefensePart, defense_name
+from cvgr.paper import PAPER_TIME_RATIOS
 
-__all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings", "build_plan",
-           "check_plan", "eps_grid", "job_by_id", "model_label"]
+__all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "TIMED_MODELS", "Budget", "DatasetSettings",
+           "build_plan", "check_plan", "eps_grid", "job_by_id", "model_label"]
 
-PAPER_TIME_RATIOS = {"real-gr": 1.33, "real-pgd4": 2.31, "real-pgd8": 3.64,
-                     "complex-none": 1.42, "complex-gr": 2.39}
-"""Seed training-time table (MNIST, RTX 2070 Super) as ratios to real no defense (253 s)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,9 @@ class Budget:
     description: str
     hidden: bool = False
     lr_scale: float = 1.0  # x the recipe's learning rate (short budgets make up for few steps)
+    # batches per model of the training-time job (None: no such job; the time table then
+    # comes from the training runs' own seconds)
+    timing_batches: int | None = None
 
 
 # The quick budget's AutoAttack: the authors' APGD-CE (20 iterations) and Square (100 queries),
@@ -73,7 +75,7 @@ QUICK_AUTOATTACK = "apgd-ce:steps=20,square:queries=100"
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("tiny", 1, 128, 32, 2, (1.0, 4.0), (0, 1), 4, 5, 16, 8, "custom", "apgd-ce:steps=3",
-           "for tests only: seconds, numbers meaningless", hidden=True),
+           "for tests only: seconds, numbers meaningless", hidden=True, timing_batches=2),
     Budget("quick", 3, 10000, 500, 6, (0.25, 1.0, 2.0), (0, 1, 2), 50, 50, 200, 100,
            "custom", QUICK_AUTOATTACK,
            "minutes on 2 CPU cores: 3 epochs on 10000 images at 2x the recipe's learning "
@@ -81,12 +83,15 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("standard", 10, 20000, 1000, None, (1 / 16, 0.25, 1.0, 4.0, 16.0), (0, 1, 2), 200,
            100, 1000, 500, "standard", None,
            "10 epochs on 20000 images, 1000 test images, full eps grid, the standard "
-           "AutoAttack (a GPU helps)"),
+           "AutoAttack (a GPU helps)", timing_batches=100),
     Budget("paper", None, None, None, None, (1 / 16, 0.25, 1.0, 4.0, 16.0), (0, 1, 2), 1000,
            100, None, 1000, "standard", None,
            "the paper's recipe: all epochs, all training images, the full test set, the "
-           "standard AutoAttack (GPU)"),
+           "standard AutoAttack (GPU)", timing_batches=300),
 )}
+
+TIMED_MODELS = ("real-none", "real-gr", "real-pgd4", "real-pgd8", "complex-none", "complex-gr")
+"""The six nets of the seed's training-time table, by model label."""
 
 # relative cost of one training image, by defense (one forward+backward = 1); used for ETA only
 _TRAIN_COST = {"none": 1.0, "noise": 1.0, "gr": 4.0, "pgd4": 5.0, "pgd8": 9.0}
@@ -136,6 +141,7 @@ def _train_cost(cfg: dict[str, Any]) -> float:
 class _Builder:
     def __init__(self) -> None:
         self.jobs: list[Job] = []
+        self.configs: dict[str, dict[str, Any]] = {}
         self._train_ids: dict[str, str] = {}
 
     def train(self, job_id: str, config: dict[str, Any], cost: float, group: str) -> str:
@@ -144,6 +150,7 @@ class _Builder:
         if key in self._train_ids:
             return self._train_ids[key]
         self._train_ids[key] = job_id
+        self.configs[job_id] = config
         self.jobs.append(TrainJob(id=job_id, kind="train", config=config, deps=[], cost=cost,
                                   group=group))
         return job_id
@@ -158,14 +165,15 @@ class _Builder:
 class _Planner:
     """Builds one dataset's jobs for one budget (see `build_plan`)."""
 
-    def __init__(self, dataset: str, budget: Budget, archs: dict[str, str]) -> None:
+    def __init__(self, dataset: str, budget: Budget, archs: dict[str, str],
+                 n_eval: int | None = None) -> None:
         spec = DATASETS[dataset]
         self.dataset, self.b, self.s, self.archs = dataset, budget, spec.settings, archs
         self.epochs = budget.epochs
         self.lr = None if budget.lr_scale == 1.0 else spec.recipe.lr * budget.lr_scale
         self.run_epochs = budget.epochs or spec.recipe.epochs
         self.n_train = min(budget.limit_train or spec.train_size, spec.train_size)
-        self.n_eval = min(budget.n_eval or spec.test_size, spec.test_size)
+        self.n_eval = min(n_eval or budget.n_eval or spec.test_size, spec.test_size)
         self.claim = round(self.s.claim_eps, 6)
         self.grid = sorted({*eps_grid(self.s, budget.eps_points), self.claim})
         self.bld = _Builder()
@@ -255,10 +263,24 @@ class _Planner:
         self.bld.evaluate("eval-sizes", SizesConfig(what="sizes", archs=self.archs,
                                                     dataset=self.dataset), [], 10, "sizes")
 
+    def timing(self, main: dict[str, str]) -> None:
+        """The training-time table: the paper's six nets timed in one job on one machine."""
+        batches = self.b.timing_batches
+        if not batches:
+            return
+        models = {lab: self.bld.configs[main[lab]] for lab in TIMED_MODELS}
+        cost = sum(_train_cost(c) for c in models.values()) * batches * 2 * 64
+        self.bld.evaluate("eval-timing", TimingConfig(what="timing", models=models,
+                                                      batches=batches), [], cost, "timing")
+
 
 def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
-               complex_arch: str | None = None) -> dict[str, Any]:
-    """The whole reproduction for one dataset and budget: settings and jobs, plain JSON data."""
+               complex_arch: str | None = None, n_eval: int | None = None) -> dict[str, Any]:
+    """The whole reproduction for one dataset and budget: settings and jobs, plain JSON data.
+
+    `n_eval` caps the test images of every evaluation (the budget's count by default; the
+    training runs' own validation keeps the budget's), e.g. 1000 for a paper budget on a CPU.
+    """
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}",
                         param="dataset")
@@ -270,7 +292,11 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     archs = {"real": real_arch or s.real_arch, "complex": complex_arch or s.complex_arch}
     _check_arch(archs["real"], "real_arch")
     _check_arch(archs["complex"], "complex_arch")
-    p = _Planner(dataset, b, archs)
+    if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, int)
+                               or n_eval < 1):
+        raise UserError(f"n_eval must be a whole number of test images >= 1, got {n_eval!r}",
+                        param="n_eval")
+    p = _Planner(dataset, b, archs, n_eval)
     main = p.models()
     sweep = p.sweep()
     names = [chr(ord("A") + i) for i in range(len(b.seeds))]
@@ -278,6 +304,7 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     p.curves(main)
     p.transfer(seeded)
     p.checks(main)
+    p.timing(main)
     plan = {
         "dataset": dataset, "budget": asdict(b), "settings": asdict(s), "archs": archs,
         "eps": p.grid, "claim_eps": p.claim, "n_eval": p.n_eval, "n_train": p.n_train,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from cvgr.experiments.report import collect, write_report
 from cvgr.experiments.runner import format_seconds, run_jobs
 from cvgr.io import LOCK_FILE, check_output_dir, locked_dir, read_json, write_json
 
-__all__ = ["EXECUTORS", "RayOptions", "RunOptions", "report_only", "reproduce"]
+__all__ = ["EXECUTORS", "RayOptions", "RunOptions", "report_only", "reproduce", "select_jobs"]
 
 PLAN_FILE = "plan.json"
 EXECUTORS = ("local", "ray")
@@ -52,12 +53,18 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
               progress: bool | None = None, deterministic: bool = False,
               executor: str = "local", ray: RayOptions | None = None,
               log: Callable[[str], None] | None = None,
-              gr_step: str = "auto") -> dict[str, Any]:
+              gr_step: str = "auto", n_eval: int | None = None, use_zoo: bool = True,
+              only: Sequence[str] | None = None) -> dict[str, Any]:
     """Run (or resume) the reproduction into OUT and write its report.
 
     `executor` "local" runs the jobs in this process (`workers` 1) or in `workers` local
     processes; "ray" runs each as a Ray task (`ray`: address, resources, shared filesystem).
     `gr_step` is how training jobs run the GR step (:mod:`cvgr.defenses.gr_step`).
+    `n_eval` caps the test images of every evaluation (:func:`build_plan`). `use_zoo` takes a
+    shipped zoo model where a train job's configuration is identical to a zoo entry's
+    (:mod:`cvgr.zoo.adopt`; False: train it here). `only`: run just the jobs whose ids match
+    one of these shell patterns (``"eval-transfer"``, ``"train-*-gr-beta*"``) and the jobs
+    they depend on; the report marks the rest as pending.
     Returns {"outcome": the runner's summary, "verdicts", "report": path of report.md}.
     Finished runs and evaluations are skipped, so calling it again only redoes the report.
     """
@@ -73,30 +80,54 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
                             "jobs at once follows cpus_per_job and gpus_per_job",
                             param="workers")
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch)
+    plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch,
+                      n_eval=n_eval)
+    jobs = select_jobs(plan["jobs"], only)
     from cvgr.defenses.gr_step import resolve_kind
 
     resolve_kind(gr_step, 0)  # an unknown kind: one line before any work
     options = _run_options(device, data_root, progress, deterministic, executor, workers)
-    options = options.replace(gr_step=gr_step)
+    options = options.replace(gr_step=gr_step, use_zoo=use_zoo)
     out = check_output_dir(out, "out")
     locate(dataset, data_root)  # a missing dataset: one clear message before any work
     _claim_dir(out, plan, write=False)  # refuse a foreign directory before touching it
     with locked_dir(out, "out"):  # one reproduction per directory at a time
         _claim_dir(out, plan)
-        return _reproduce(dataset, budget, out, plan, options, workers, executor, ray, say)
+        return _reproduce(dataset, budget, out, plan, jobs, options, workers, executor, ray,
+                          say)
 
 
-def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any],
+def select_jobs(jobs: list[Any], only: Sequence[str] | None) -> list[Any]:
+    """The jobs whose ids match one of the shell patterns `only` (all for None), with every
+    job they depend on, in plan order. A pattern that matches nothing is a UserError."""
+    if not only:
+        return list(jobs)
+    by_id = {j["id"]: j for j in jobs}
+    for pattern in only:
+        if not fnmatch.filter(by_id, pattern):
+            raise UserError(f"only: {pattern!r} matches no job of this plan; `cvgr reproduce "
+                            "--list` shows the job ids", param="only")
+    want = {i for i in by_id if any(fnmatch.fnmatchcase(i, p) for p in only)}
+    todo = list(want)
+    while todo:
+        for dep in by_id[todo.pop()]["deps"]:
+            if dep not in want:
+                want.add(dep)
+                todo.append(dep)
+    return [j for j in jobs if j["id"] in want]
+
+
+def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any], jobs: list[Any],
                options: RunOptions, workers: int, executor: str, ray: RayOptions | None,
                say: Callable[[str], None]) -> dict[str, Any]:
-    say(f"reproducing on {dataset}, budget {budget}: {len(plan['jobs'])} jobs into {out}")
+    part = "" if len(jobs) == len(plan["jobs"]) else f" of the plan's {len(plan['jobs'])}"
+    say(f"reproducing on {dataset}, budget {budget}: {len(jobs)} jobs{part} into {out}")
     if executor == "ray":
         from cvgr.experiments.ray_executor import run_jobs_ray
 
-        outcome = run_jobs_ray(plan["jobs"], out, ray, options=options, log=say)
+        outcome = run_jobs_ray(jobs, out, ray, options=options, log=say)
     else:
-        outcome = run_jobs(plan["jobs"], out, workers, options=options, log=say)
+        outcome = run_jobs(jobs, out, workers, options=options, log=say)
     res = collect(out, plan, outcome)
     vs = write_report(res, out)
     say(f"finished in {format_seconds(outcome['seconds'])}: {len(outcome['ran'])} run, "

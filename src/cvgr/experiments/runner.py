@@ -83,22 +83,44 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
         torch.set_num_threads(options.threads)
     with deterministic(options.deterministic):
         if job["kind"] == "train":
-            from cvgr.train import TrainConfig, train
-
-            metrics = train(TrainConfig.from_dict(job["config"]), out, resume=True,
-                            progress=options.progress, device=dev,
-                            data_root=options.data_root, quiet=options.quiet,
-                            gr_step=options.gr_step)
-            summary = {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
+            summary = _train_job(job, out, dev, options)
         else:
-            from cvgr.experiments.evaluations import run_evaluation
+            result = _zoo_evaluation(job, root) if options.use_zoo else None
+            if result is None:
+                from cvgr.experiments.evaluations import run_evaluation
 
-            result = run_evaluation(job["config"], root, options.replace(device=str(dev)))
+                result = run_evaluation(job["config"], root, options.replace(device=str(dev)))
             write_json(out, {"id": job["id"], "config": job["config"], "deps": job["deps"],
                              "seconds": round(time.perf_counter() - t0, 3), "result": result})
-            summary = {}
+            summary = {"zoo": result["source"]} if "source" in result else {}
     return {"id": job["id"], "seconds": time.perf_counter() - t0, "summary": summary,
             "device": str(dev), "hardware": describe_hardware(dev)}
+
+
+def _train_job(job: Job, out: Path, dev: Any, options: RunOptions) -> dict[str, Any]:
+    """Train a job's run, or take the shipped zoo model trained with exactly its config."""
+    from cvgr.train import TrainConfig, train
+
+    cfg = TrainConfig.from_dict(dict(job["config"]))
+    if options.use_zoo:
+        from cvgr.zoo.adopt import adopt_run
+
+        taken = adopt_run(cfg, out)
+        if taken is not None:
+            return {"zoo": taken}
+    metrics = train(cfg, out, resume=True, progress=options.progress, device=dev,
+                    data_root=options.data_root, quiet=options.quiet, gr_step=options.gr_step)
+    return {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
+
+
+def _zoo_evaluation(job: Job, root: str | os.PathLike) -> dict[str, Any] | None:
+    """The zoo's stored AutoAttack result where the job asks exactly for it, else None."""
+    cfg: dict[str, Any] = dict(job["config"])
+    if cfg.get("what") != "autoattack":
+        return None
+    from cvgr.zoo.adopt import adopt_autoattack
+
+    return adopt_autoattack(cfg, Path(root) / "runs" / cfg["model"])
 
 
 def describe_hardware(device: str | Any) -> str:

@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from cvgr.io import atomic_write
+from cvgr.paper import PAPER_TIME_LABELS, PAPER_TIMES
 
 __all__ = ["comparisons", "flag_lines", "readme_section", "render", "update_readme", "write"]
 
-# The paper's supplement: MNIST training times on an RTX 2070 Super (whole runs, seconds).
-PAPER_TIMES = [("real, no defense", 253), ("real, GR", 336), ("real, PGD-4 AT", 585),
-               ("real, PGD-8 AT", 921), ("complex, no defense", 360), ("complex, GR", 604)]
 NOT_MEASURED = "not yet measured"
 
 
@@ -176,16 +174,16 @@ def update_readme(path: str | os.PathLike, root: str | os.PathLike | None = None
 
 def _paper_table(rs: list[dict[str, Any]]) -> str:
     d = _by_name(rs)
-    ours = {"real, no defense": "mnist-10k/real-none", "real, GR": "mnist-10k/real-gr",
-            "complex, no defense": "mnist-10k/complex-none", "complex, GR": "mnist-10k/complex-gr"}
+    ours = {k: f"mnist-10k/{k}" for k in ("real-none", "real-gr", "complex-none", "complex-gr")}
     base = d.get("mnist-10k/real-none", {}).get("seconds_per_epoch")
+    paper_base = PAPER_TIMES["real-none"]
     lines = ["| model | paper: seconds (MNIST, RTX 2070 Super) | paper: ratio | zoo: s/epoch "
              "(MNIST-10k) | zoo: ratio |", "|---|---|---|---|---|"]
-    for label, secs in PAPER_TIMES:
-        r = d.get(ours.get(label, ""), {})
+    for key, secs in PAPER_TIMES.items():
+        r = d.get(ours.get(key, ""), {})
         s = r.get("seconds_per_epoch")
         ratio = f"{s / base:.2f}" if s and base else "-"
-        lines.append(f"| {label} | {secs} | {secs / 253:.2f} | "
+        lines.append(f"| {PAPER_TIME_LABELS[key]} | {secs} | {secs / paper_base:.2f} | "
                      f"{'-' if s is None else f'{s:.1f}'} | {ratio} |")
     return "\n".join(lines)
 

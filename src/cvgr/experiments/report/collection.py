@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cvgr.io import read_json, read_jsonl
+from cvgr.zoo.adopt import adopted_from
 
 __all__ = ["collect"]
 
@@ -36,6 +37,7 @@ def collect(root: str | os.PathLike, plan: Mapping[str, Any],
                 "seed": c.get("seed", 0), "epochs_done": len(rows),
                 "final": rows[-1] if rows else None,
                 "seconds_per_epoch": _seconds_per_epoch(rows),
+                "source": adopted_from(root / "runs" / job["id"]),  # "zoo:<name>" or None
             }
         else:
             f = root / "evals" / f"{job['id']}.json"
@@ -43,6 +45,9 @@ def collect(root: str | os.PathLike, plan: Mapping[str, Any],
                 stored = read_json(f)
                 if stored.get("config") == job["config"]:
                     evaluations[job["id"]] = stored["result"]
+    pending = [j["id"] for j in plan["jobs"]
+               if (training[j["id"]]["epochs_done"] < plan["epochs"] if j["kind"] == "train"
+                   else j["id"] not in evaluations)]
     log = root / "log.jsonl"
     train_ids = {j["id"] for j in plan["jobs"] if j["kind"] == "train"}
     done = [r for r in (read_jsonl(log) if log.is_file() else [])
@@ -55,7 +60,7 @@ def collect(root: str | os.PathLike, plan: Mapping[str, Any],
     res = {k: plan[k] for k in keys}
     res.update(training=training, evaluations=evaluations,
                failed=dict((outcome or {}).get("failed", {})),
-               blocked=list((outcome or {}).get("blocked", [])),
+               blocked=list((outcome or {}).get("blocked", [])), pending=pending,
                workers=workers, device=", ".join(devices) or None,
                hardware="; ".join(hardware) or None)
     return res

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cvgr.experiments.plan import PAPER_TIME_RATIOS
-from cvgr.experiments.report.verdicts import curve_of, sweep_points, time_ratios
+from cvgr.experiments.report.verdicts import curve_of, sweep_points, time_hardware, time_ratios
 from cvgr.io import atomic_write
 from cvgr.names import Attack
+from cvgr.paper import PAPER_TIME_RATIOS
 
 __all__ = ["LABELS", "plot_robustness", "plot_sweep", "plot_times"]
 
@@ -87,8 +87,7 @@ def plot_sweep(res: Mapping[str, Any], path: Path) -> Path | None:
 
 def plot_times(res: Mapping[str, Any], path: Path) -> Path | None:
     """Our ratios beside the paper's, each labelled with its hardware."""
-    ratios = time_ratios(res)
-    hardware = res.get("hardware") or res.get("device") or "this machine"
+    ratios, hardware = time_ratios(res), time_hardware(res)
     keys = [k for k in PAPER_TIME_RATIOS if ratios.get(k) is not None]
     if not keys:
         return None

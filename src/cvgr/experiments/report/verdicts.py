@@ -15,14 +15,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cvgr.experiments.plan import PAPER_TIME_RATIOS
 from cvgr.names import Attack
+from cvgr.paper import PAPER_TIME_RATIOS
 
 __all__ = ["CLAIMS", "HOLDS", "INCONCLUSIVE", "MODEST_OVERHEAD", "NOT_HOLD", "NOT_MEASURED",
            "TIME_MARGIN", "Claim", "Verdict", "aa_label", "accuracy_margin", "curve_at",
-           "curve_mean", "curve_of", "sweep_points", "time_ratios", "verdict_approaches",
-           "verdict_beats", "verdict_frontier", "verdict_identity", "verdict_masking",
-           "verdict_sizes",           "verdict_time", "verdict_transfer", "verdicts"]
+           "curve_mean", "curve_of", "sweep_points", "time_hardware", "time_ratios",
+           "time_seconds", "verdict_approaches", "verdict_beats", "verdict_frontier",
+           "verdict_identity", "verdict_masking", "verdict_sizes", "verdict_time",
+           "verdict_transfer", "verdicts"]
 
 HOLDS, NOT_HOLD, INCONCLUSIVE, NOT_MEASURED = ("holds", "does not hold", "inconclusive",
                                                "not measured")
@@ -277,9 +278,27 @@ def curve_of(res: Mapping[str, Any], attack: str, label: str) -> dict[str, Any] 
     return res["evaluations"].get(f"eval-{attack}-{label}")
 
 
+def time_seconds(res: Mapping[str, Any]) -> dict[str, float | None]:
+    """Seconds per epoch of each compared model: from the timing job (every model timed in
+    one process on one machine) where the plan has one and it finished, else the mean
+    training seconds of each run."""
+    timing = (res["evaluations"].get("eval-timing") or {}).get("models")
+    if timing:
+        return {label: (timing.get(label) or {}).get("seconds_per_epoch")
+                for label in res["models"]}
+    return {label: res["training"].get(tid, {}).get("seconds_per_epoch")
+            for label, tid in res["models"].items()}
+
+
+def time_hardware(res: Mapping[str, Any]) -> str:
+    """Where the times of `time_seconds` were measured."""
+    timing = res["evaluations"].get("eval-timing") or {}
+    return str(timing.get("hardware") or res.get("hardware") or res.get("device")
+               or "this machine")
+
+
 def time_ratios(res: Mapping[str, Any]) -> dict[str, float | None]:
-    spe = {label: res["training"].get(tid, {}).get("seconds_per_epoch")
-           for label, tid in res["models"].items()}
+    spe = time_seconds(res)
     base = spe.get("real-none")
     return {label: (v / base if v is not None and base else None) for label, v in spe.items()}
 
@@ -349,7 +368,7 @@ def _transfer(which: int) -> Callable[[Results], Verdict]:
 
 
 def _time(res: Results) -> Verdict:
-    return verdict_time(time_ratios(res), hardware=res.get("hardware") or res.get("device"))
+    return verdict_time(time_ratios(res), hardware=time_hardware(res))
 
 
 def _masking(kind: str) -> Callable[[Results], Verdict]:

@@ -1,0 +1,127 @@
+"""Seconds per training epoch of several configurations, measured together on one machine.
+
+The paper's cost claim compares training times of six nets (real: none, GR, PGD-4 AT, PGD-8
+AT; complex: none, GR). Whole runs on shared hardware are not comparable, so this times
+`train_epoch` itself (data, augmentation, defense, SGD step) for a fixed number of batches per
+configuration, the configurations interleaved so that a burst of other load hits one repeat
+of each, keeps the fastest repeat, and extrapolates a full epoch plus validation on the test
+set: a few hundred batches per row give the ratios.
+
+    rows = time_epochs({"real-none": cfg_a, "complex-gr": cfg_b}, batches=300)
+    rows["complex-gr"]["seconds_per_epoch"] / rows["real-none"]["seconds_per_epoch"]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from cvgr.errors import UserError
+from cvgr.train.config import TrainConfig
+
+__all__ = ["WARMUP_BATCHES", "time_epochs"]
+
+WARMUP_BATCHES = 10
+"""Batches run before timing (and before which a traced or compiled GR step is built)."""
+
+
+class _Row:
+    """One configuration, set up once and timed repeatedly."""
+
+    def __init__(self, cfg: TrainConfig, batches: int, device: torch.device,
+                 data_root: str | None, gr_step: str) -> None:
+        from cvgr.data import Loader, get_spec
+        from cvgr.defenses.gr_step import resolve_kind
+        from cvgr.models import build
+        from cvgr.train.config import need
+        from cvgr.train.loop import VAL_BATCH, evaluate, make_gr_step, train_epoch
+
+        self.cfg = cfg.resolved()
+        bs = need(self.cfg.batch_size)
+        self.loader = Loader(self.cfg.dataset, "train", bs, train=True, seed=self.cfg.seed,
+                             limit=bs * batches, device=device, root=data_root)
+        self.val = Loader(self.cfg.dataset, "test", VAL_BATCH, train=False,
+                          limit=self.cfg.limit_test, device=device, root=data_root)
+        n_train = get_spec(self.cfg.dataset).train_size
+        self.batches_per_epoch = math.ceil(min(self.cfg.limit_train or n_train, n_train) / bs)
+        # the step `cvgr train` would run for this configuration's whole run on this device
+        kind = resolve_kind(gr_step, self.batches_per_epoch, need(self.cfg.epochs), device)
+        torch.manual_seed(self.cfg.seed)
+        self.model = build(self.cfg.arch, complex=self.cfg.complex).to(device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=need(self.cfg.lr),
+                                   momentum=need(self.cfg.momentum),
+                                   weight_decay=need(self.cfg.weight_decay))
+        self.step = make_gr_step(self.model, self.cfg, kind)
+        self.kind = (self.step.kind if self.step else "eager") if self.cfg.beta > 0 else None
+        warm = Loader(self.cfg.dataset, "train", bs, train=True, seed=self.cfg.seed,
+                      limit=bs * WARMUP_BATCHES, device=device, root=data_root)
+        train_epoch(self.model, self.opt, warm, 0, self.cfg, gr_step=self.step)
+        self._train_epoch, self._evaluate = train_epoch, evaluate
+        self.device = device
+        self.train_s: list[float] = []
+        self.val_s: list[float] = []
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def time_once(self, repeat: int) -> None:
+        self._sync()
+        t = time.perf_counter()
+        self._train_epoch(self.model, self.opt, self.loader, repeat + 1, self.cfg,
+                          gr_step=self.step)
+        self._sync()
+        self.train_s.append((time.perf_counter() - t) / len(self.loader))
+        t = time.perf_counter()
+        self._evaluate(self.model, self.val)
+        self._sync()
+        self.val_s.append(time.perf_counter() - t)
+
+    def result(self) -> dict[str, Any]:
+        per_batch, val = min(self.train_s), min(self.val_s)  # other load only adds time
+        return {"seconds_per_batch": per_batch, "validation_seconds": val,
+                "batches_per_epoch": self.batches_per_epoch,
+                "seconds_per_epoch": per_batch * self.batches_per_epoch + val,
+                "gr_step": self.kind}
+
+
+def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: int = 2,
+                device: str | torch.device = "cpu", data_root: str | os.PathLike | None = None,
+                gr_step: str = "auto") -> dict[str, dict[str, Any]]:
+    """Estimated seconds per epoch (training + validation) of each configuration.
+
+    Args:
+        configs: label -> TrainConfig; all are timed in this one call.
+        batches: batches timed per configuration and repeat (a few hundred give the ratios).
+        repeats: timings per configuration, interleaved; the fastest is kept.
+        device: where to train.
+        data_root: where the datasets are looked for first.
+        gr_step: how GR configurations run their step ("auto": what `cvgr train` picks for
+            the configuration's whole run on `device`).
+
+    Returns:
+        label -> {"seconds_per_batch", "validation_seconds", "batches_per_epoch",
+        "seconds_per_epoch", "gr_step"}.
+    """
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+        raise UserError(f"batches must be a whole number >= 1, got {batches!r}",
+                        param="batches")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise UserError(f"repeats must be a whole number >= 1, got {repeats!r}",
+                        param="repeats")
+    dev = torch.device(device)
+    root = None if data_root is None else str(data_root)
+    rows = {label: _Row(cfg, batches, dev, root, gr_step) for label, cfg in configs.items()}
+    for r in range(repeats):  # interleaved: a burst of load hits one repeat of each row
+        for row in rows.values():
+            row.time_once(r)
+    out = {label: row.result() for label, row in rows.items()}
+    bad = [k for k, v in out.items() if not math.isfinite(v["seconds_per_epoch"])]
+    if bad:
+        raise RuntimeError(f"timing of {', '.join(bad)} is not finite")
+    return out
