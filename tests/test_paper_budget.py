@@ -3,7 +3,6 @@ taken instead of retrained, the chosen-jobs runner, the timing job and the time 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.server
 import json
