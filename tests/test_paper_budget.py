@@ -392,3 +392,18 @@ def test_the_time_table_prefers_the_timing_job():
     res = _res([10, 20, 30, 40, 50, 60], timing=[2, 3, 5, 9, 2, 4])
     assert time_seconds(res)["complex-gr"] == 4 and time_hardware(res) == "CPU: timing box"
     assert time_ratios(res)["real-pgd8"] == pytest.approx(4.5)
+
+
+def test_transfer_curves_cover_the_grid_and_judge_white_box_per_eps():
+    from cvgr.experiments.report.figures import white_box_margin
+
+    plan = build_plan("fashion-mnist", "paper", n_eval=1000)
+    (job,) = [j for j in plan["jobs"] if j["id"] == "eval-transfer-curves"]
+    assert job["config"]["eps"] == plan["eps"] and job["config"]["n"] == 1000
+    assert job["deps"] == sorted(plan["seeded"].values())
+    clean = [[0.9, 0.9], [0.8, 0.8]]
+    tc = {"eps": [0.0, 0.1], "sources": ["A", "B"], "targets": ["A", "B"],
+          "accuracy": [clean, [[0.2, 0.7], [0.6, 0.3]]]}
+    assert white_box_margin(tc) == pytest.approx(0.2 - 0.6)  # eps 0 is not an attack
+    tc["accuracy"][1] = [[0.5, 0.7], [0.4, 0.3]]  # B's attack beats A's white-box by 0.1
+    assert white_box_margin(tc) == pytest.approx(0.1)

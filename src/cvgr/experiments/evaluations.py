@@ -26,6 +26,7 @@ from cvgr.experiments.jobs import (
     SizesConfig,
     TimingConfig,
     TransferConfig,
+    TransferCurvesConfig,
 )
 from cvgr.experiments.options import RunOptions
 
@@ -70,6 +71,28 @@ def _transfer(cfg: TransferConfig, ctx: dict[str, Any]) -> dict[str, Any]:
                           progress=ctx["progress"])
     res["runs"] = dict(cfg["models"])
     return res
+
+
+def _transfer_curves(cfg: TransferCurvesConfig, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The transfer matrix at every eps; at eps 0 every row is the clean accuracy."""
+    from cvgr.evaluate import accuracy, transfer_matrix
+
+    models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
+    dataset = record_of(next(iter(models.values())))["dataset"]
+    x, y = _test_images(dataset, cfg["n"], ctx["data_root"])
+    names = list(models)
+    clean = {k: accuracy(m, x, y, _BATCH) for k, m in models.items()}
+    matrices = []
+    for eps in cfg["eps"]:
+        if eps == 0:
+            matrices.append([[clean[t] for t in names] for _ in names])
+            continue
+        m = transfer_matrix(models, x, y, eps, cfg["steps"], batch_size=_BATCH, seed=0,
+                            progress=ctx["progress"])
+        matrices.append(m["accuracy"])
+    return {"eps": list(cfg["eps"]), "sources": names, "targets": names, "accuracy": matrices,
+            "clean_accuracy": clean, "steps": cfg["steps"], "n": len(x),
+            "runs": dict(cfg["models"])}
 
 
 def _masking(cfg: MaskingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +225,7 @@ def _timing(cfg: TimingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
 EVALUATIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
     "curve": _curve, "transfer": _transfer, "masking": _masking, "autoattack": _autoattack,
     "identity": _identity, "sizes": _sizes, "timing": _timing,
+    "transfer_curves": _transfer_curves,
 }
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = ["AutoAttackConfig", "CurveConfig", "EvalConfig", "EvalJob", "IdentityConfig", "Job",
-           "MaskingConfig", "SizesConfig", "TimingConfig", "TrainJob", "TransferConfig"]
+           "MaskingConfig", "SizesConfig", "TimingConfig", "TrainJob", "TransferConfig",
+           "TransferCurvesConfig"]
 
 
 class CurveConfig(TypedDict):
@@ -29,6 +30,17 @@ class TransferConfig(TypedDict):
     what: Literal["transfer"]
     models: dict[str, str]
     eps: float
+    steps: int
+    n: int
+
+
+class TransferCurvesConfig(TypedDict):
+    """The transfer matrix of `models` at every eps of `eps` (seed Figures 2-3: white-box and
+    transferred PGD(`steps`) accuracy of each net against eps)."""
+
+    what: Literal["transfer_curves"]
+    models: dict[str, str]
+    eps: list[float]
     steps: int
     n: int
 
@@ -83,7 +95,7 @@ class TimingConfig(TypedDict):
 
 
 EvalConfig = (CurveConfig | TransferConfig | MaskingConfig | AutoAttackConfig | IdentityConfig
-              | SizesConfig | TimingConfig)
+              | SizesConfig | TimingConfig | TransferCurvesConfig)
 
 
 class TrainJob(TypedDict):

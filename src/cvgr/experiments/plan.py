@@ -35,6 +35,7 @@ from cvgr.experiments.jobs import (
     TimingConfig,
     TrainJob,
     TransferConfig,
+    TransferCurvesConfig,
 )
 from cvgr.names import AdvKind, Attack, DefensePart, defense_name
 from cvgr.paper import PAPER_TIME_RATIOS
@@ -67,6 +68,7 @@ class Budget:
     # batches per model of the training-time job (None: no such job; the time table then
     # comes from the training runs' own seconds)
     timing_batches: int | None = None
+    transfer_curves: bool = False  # the transfer matrix at every eps of the grid, too
 
 
 # The quick budget's AutoAttack: the authors' APGD-CE (20 iterations) and Square (100 queries),
@@ -75,7 +77,8 @@ QUICK_AUTOATTACK = "apgd-ce:steps=20,square:queries=100"
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("tiny", 1, 128, 32, 2, (1.0, 4.0), (0, 1), 4, 5, 16, 8, "custom", "apgd-ce:steps=3",
-           "for tests only: seconds, numbers meaningless", hidden=True, timing_batches=2),
+           "for tests only: seconds, numbers meaningless", hidden=True, timing_batches=2,
+           transfer_curves=True),
     Budget("quick", 3, 10000, 500, 6, (0.25, 1.0, 2.0), (0, 1, 2), 50, 50, 200, 100,
            "custom", QUICK_AUTOATTACK,
            "minutes on 2 CPU cores: 3 epochs on 10000 images at 2x the recipe's learning "
@@ -83,11 +86,11 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
     Budget("standard", 10, 20000, 1000, None, (1 / 16, 0.25, 1.0, 4.0, 16.0), (0, 1, 2), 200,
            100, 1000, 500, "standard", None,
            "10 epochs on 20000 images, 1000 test images, full eps grid, the standard "
-           "AutoAttack (a GPU helps)", timing_batches=100),
+           "AutoAttack (a GPU helps)", timing_batches=100, transfer_curves=True),
     Budget("paper", None, None, None, None, (1 / 16, 0.25, 1.0, 4.0, 16.0), (0, 1, 2), 1000,
            100, None, 1000, "standard", None,
            "the paper's recipe: all epochs, all training images, the full test set, the "
-           "standard AutoAttack (GPU)", timing_batches=300),
+           "standard AutoAttack (GPU)", timing_batches=300, transfer_curves=True),
 )}
 
 TIMED_MODELS = ("real-none", "real-gr", "real-pgd4", "real-pgd8", "complex-none", "complex-gr")
@@ -238,6 +241,11 @@ class _Planner:
         self.bld.evaluate("eval-transfer", TransferConfig(what="transfer", models=seeded,
                                                           eps=self.claim, steps=8, n=n),
                           ids, n * len(ids) * (9 + len(ids)), "transfer")
+        if self.b.transfer_curves:
+            self.bld.evaluate("eval-transfer-curves",
+                              TransferCurvesConfig(what="transfer_curves", models=seeded,
+                                                   eps=self.grid, steps=8, n=n),
+                              ids, n * len(ids) * (9 + len(ids)) * len(self.grid), "transfer")
 
     def checks(self, main: dict[str, str]) -> None:
         b, n = self.b, self.n_eval

@@ -85,6 +85,46 @@ def plot_sweep(res: Mapping[str, Any], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def plot_transfer_curves(res: Mapping[str, Any], path: Path) -> Path | None:
+    """Seed Figures 2-3: per target net, white-box PGD accuracy (solid) and accuracy under
+    PGD transferred from each other net (dashed), against eps."""
+    tc = res["evaluations"].get("eval-transfer-curves")
+    if not tc:
+        return None
+    names, eps = tc["targets"], tc["eps"]
+    fig = _figure((3.4 * len(names), 3.2))
+    for j, target in enumerate(names):
+        ax = fig.add_subplot(1, len(names), j + 1)
+        for i, src in enumerate(tc["sources"]):
+            acc = [m[i][j] for m in tc["accuracy"]]
+            white = src == target
+            ax.plot(eps, acc, linestyle="-" if white else "--", marker="o" if white else None,
+                    markersize=3, linewidth=2 if white else 1.2,
+                    label="white-box" if white else f"from {src}")
+        ax.set(xlabel="eps (L-inf)", ylim=(-0.02, 1.02), title=f"net {target}")
+        if j == 0:
+            ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{res['dataset']}: PGD({tc['steps']}) white-box and transferred among "
+                 f"independently trained complex GR nets, {tc['n']} test images", fontsize=9)
+    return _save(fig, path)
+
+
+def white_box_margin(tc: Mapping[str, Any]) -> float:
+    """Largest amount by which a transferred attack beat white-box on any net at any eps > 0
+    (<= 0: white-box was the strongest everywhere; -1 when there is no eps > 0)."""
+    worst = -1.0
+    for eps, m in zip(tc["eps"], tc["accuracy"], strict=True):
+        if eps == 0:
+            continue  # no attack at eps 0: every row is the clean accuracy
+        for j in range(len(tc["targets"])):
+            off = [m[i][j] for i in range(len(tc["sources"])) if i != j]
+            if off:
+                worst = max(worst, m[j][j] - min(off))
+    return worst
+
+
 def plot_times(res: Mapping[str, Any], path: Path) -> Path | None:
     """Our ratios beside the paper's, each labelled with its hardware."""
     ratios, hardware = time_ratios(res), time_hardware(res)

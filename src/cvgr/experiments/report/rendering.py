@@ -15,7 +15,14 @@ from typing import Any
 import markdown as md_lib
 
 from cvgr.experiments.plan import model_label
-from cvgr.experiments.report.figures import LABELS, plot_robustness, plot_sweep, plot_times
+from cvgr.experiments.report.figures import (
+    LABELS,
+    plot_robustness,
+    plot_sweep,
+    plot_times,
+    plot_transfer_curves,
+    white_box_margin,
+)
 from cvgr.experiments.report.verdicts import (
     CLAIMS,
     HOLDS,
@@ -171,6 +178,11 @@ def _frontier(d: Doc, c: Ctx) -> None:
 
 
 def _transfer(d: Doc, c: Ctx) -> None:
+    _transfer_matrix(d, c)
+    _transfer_curves(d, c)
+
+
+def _transfer_matrix(d: Doc, c: Ctx) -> None:
     tm = c.res["evaluations"].get("eval-transfer")
     if not tm:
         return
@@ -184,6 +196,20 @@ def _transfer(d: Doc, c: Ctx) -> None:
     d.p("Rows: model the attack was crafted on; columns: model evaluated; diagonal: "
         "white-box. Seeds: " + ", ".join(f"{k} = {model_label(v)}"
                                         for k, v in c.res["seeded"].items()) + ".")
+
+
+def _transfer_curves(d: Doc, c: Ctx) -> None:
+    tc = c.res["evaluations"].get("eval-transfer-curves")
+    if tc:
+        d.img(plot_transfer_curves(c.res, c.figs / "transfer_curves.png"),
+              "white-box and transferred PGD against eps", c.out)
+        margin = white_box_margin(tc)
+        d.p(f"Over eps ({tc['eps'][0]:g} to {tc['eps'][-1]:g}, {tc['n']} test images): "
+            + ("white-box PGD is the strongest attack on every net at every eps > 0 (every "
+               f"transferred attack leaves at least {-margin:.3f} more accuracy)."
+               if margin <= 0 else
+               f"a transferred attack beats white-box by up to {margin:.3f} somewhere (read "
+               "against the accuracy margin of the claims below)."))
 
 
 def _time(d: Doc, c: Ctx) -> None:
