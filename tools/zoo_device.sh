@@ -12,6 +12,13 @@
 # (the hardware string says how many runs shared the GPU), `cvgr zoo evaluate --n N_EVAL`.
 # Used for the shipped zoo (zoo-runs/README.md); needs python3 with torch and cvgr
 # importable. DEVICE=cpu runs it without a GPU (tests/test_zoo.py does, on a tiny dataset).
+#
+# PAPER="mnist fashion-mnist" adds, after the zoo entries, the paper-budget reproduction of
+# each named dataset into RUNS/paper/<dataset> (`cvgr reproduce --budget paper`: the zoo
+# models just published are taken, everything else is trained there, PAPER_JOBS processes
+# sharing the device, evaluations on PAPER_N_EVAL test images, default N_EVAL) and the time
+# table's single-run speed benchmark (benchmarks/train_speed.py on the device, nothing else
+# running), all inside the same deadline and packed with the rest.
 set -u
 runs=$1 data=$2 out=$3 deadline=$4 n=${5:-1000}
 shift 5 || shift $#
@@ -84,6 +91,26 @@ while :; do
   if [ $(((SECONDS - t0) % 90)) -lt 5 ]; then pack; fi
 done
 wait 2>/dev/null
+pack
+paper() {  # the paper-budget reproductions and the device's timing row, after the zoo
+  local ds left
+  for ds in ${PAPER:-}; do
+    left=$((deadline - (SECONDS - t0)))
+    [ "$left" -gt 30 ] || break
+    echo "== paper $ds at $((SECONDS - t0)) s ($left s left)"
+    timeout -s TERM "$left" python3 -m cvgr reproduce --dataset "$ds" --budget paper \
+      --out "$runs/paper/$ds" --jobs "${PAPER_JOBS:-8}" --device "$dev" \
+      --n-eval "${PAPER_N_EVAL:-$n}" --data-root "$data" --quiet \
+      >"$logs/paper-$ds.log" 2>&1
+    echo "== paper $ds: exit $? at $((SECONDS - t0)) s"
+  done
+  left=$((deadline - (SECONDS - t0)))
+  if [ -n "${PAPER:-}" ] && [ "$left" -gt 60 ] && [ -f benchmarks/train_speed.py ]; then
+    timeout -s TERM "$left" python3 benchmarks/train_speed.py --device "$dev" --no-write \
+      >"$logs/train_speed-$dev.txt" 2>&1
+  fi
+}
+paper
 pack
 echo "finished at $((SECONDS - t0)) s"
 for name in "${names[@]}"; do tail -n 2 "$logs/${name//\//__}.log" | sed "s|^|$name: |"; done
