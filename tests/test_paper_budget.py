@@ -340,9 +340,9 @@ def test_timing_job_times_the_six_nets_of_the_seed_table():
     plan = build_plan("mnist", "paper")
     (job,) = [j for j in plan["jobs"] if j["id"] == "eval-timing"]
     cfg = job["config"]
-    assert list(cfg["models"]) == list(TIMED_MODELS) == list(PAPER_TIMES)
+    assert list(cfg["configs"]) == list(TIMED_MODELS) == list(PAPER_TIMES)
     by_id = {j["id"]: j for j in plan["jobs"]}
-    for label, c in cfg["models"].items():
+    for label, c in cfg["configs"].items():
         assert c == by_id[f"train-{label}"]["config"]
     assert cfg["batches"] == 300
     assert not any(j["id"] == "eval-timing" for j in build_plan("mnist", "quick")["jobs"])

@@ -215,7 +215,7 @@ def _timing(cfg: TimingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.train import TrainConfig
     from cvgr.train.timing import time_epochs
 
-    configs = {label: TrainConfig.from_dict(c) for label, c in cfg["models"].items()}
+    configs = {label: TrainConfig.from_dict(c) for label, c in cfg["configs"].items()}
     rows = time_epochs(configs, cfg["batches"], device=ctx["device"],
                        data_root=ctx["data_root"], gr_step=ctx["gr_step"])
     return {"models": rows, "batches": cfg["batches"], "device": str(ctx["device"]),

@@ -86,11 +86,12 @@ class SizesConfig(TypedDict):
 
 
 class TimingConfig(TypedDict):
-    """Seconds per epoch of each of `models` (label -> TrainConfig fields), timed together in
-    one process over `batches` batches each (`cvgr.train.timing.time_epochs`)."""
+    """Seconds per epoch of each of `configs` (label -> TrainConfig fields), timed together in
+    one process over `batches` batches each (`cvgr.train.timing.time_epochs`). It names no
+    train job: it trains its own few batches."""
 
     what: Literal["timing"]
-    models: dict[str, dict[str, Any]]
+    configs: dict[str, dict[str, Any]]
     batches: int
 
 

@@ -276,9 +276,9 @@ class _Planner:
         batches = self.b.timing_batches
         if not batches:
             return
-        models = {lab: self.bld.configs[main[lab]] for lab in TIMED_MODELS}
-        cost = sum(_train_cost(c) for c in models.values()) * batches * 2 * 64
-        self.bld.evaluate("eval-timing", TimingConfig(what="timing", models=models,
+        configs = {lab: self.bld.configs[main[lab]] for lab in TIMED_MODELS}
+        cost = sum(_train_cost(c) for c in configs.values()) * batches * 2 * 64
+        self.bld.evaluate("eval-timing", TimingConfig(what="timing", configs=configs,
                                                       batches=batches), [], cost, "timing")
 
 
