@@ -407,3 +407,18 @@ def test_transfer_curves_cover_the_grid_and_judge_white_box_per_eps():
     assert white_box_margin(tc) == pytest.approx(0.2 - 0.6)  # eps 0 is not an attack
     tc["accuracy"][1] = [[0.5, 0.7], [0.4, 0.3]]  # B's attack beats A's white-box by 0.1
     assert white_box_margin(tc) == pytest.approx(0.1)
+
+
+def test_reproduce_json_prints_one_document(tmp_path, capsys):
+    from cvgr.cli import main
+    from cvgr.io import write_json
+
+    write_json(tmp_path / "plan.json", build_plan("fashion-mnist", "tiny"))
+    assert main(["reproduce", "--report-only", "--out", str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert out.count("\n") == 1 and doc["report"] == str(tmp_path / "report.md")
+    assert doc["verdicts"]["time"]["status"] == "not measured"
+    assert "wrote" in err and "wrote" not in out
+    report = (tmp_path / "report.md").read_text()
+    assert "Pending (" in report and "eval-timing" in report

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from cvgr.cli._common import add_device, add_gr_step, add_quiet
+from cvgr.cli._common import add_device, add_gr_step, add_output, emit, note
 
 if TYPE_CHECKING:
     from cvgr.experiments.ray_executor import RayOptions
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="deterministic PyTorch kernels (matters on GPU; see docs/cluster.md)")
     add_gr_step(p)
     _add_ray(p)
-    add_quiet(p)
+    add_output(p)
     p.set_defaults(func=run)
 
 
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report_only:
         res = report_only(args.out)
-        _print_verdicts(res["verdicts"])
-        print(f"wrote {res['report']}")
+        _print_verdicts(args, res["verdicts"], {"report": str(res["report"])})
+        note(args, f"wrote {res['report']}")
         return 0
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
@@ -104,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
                     ray=_ray_options(args), progress=False if args.quiet else None,
                     log=_silent if args.quiet else None, gr_step=args.gr_step,
                     n_eval=args.n_eval, use_zoo=not args.retrain, only=args.only)
-    _print_verdicts(res["verdicts"])
     failed = res["outcome"]["failed"]
+    _print_verdicts(args, res["verdicts"], {"report": str(res["report"]), "failed": failed,
+                                            "ran": res["outcome"]["ran"],
+                                            "skipped": res["outcome"]["skipped"]})
     return 1 if failed else 0
 
 
@@ -133,6 +135,7 @@ def _silent(message: str) -> None:
     """--quiet: no progress messages."""
 
 
-def _print_verdicts(verdicts: dict) -> None:
-    for key, v in verdicts.items():
-        print(f"{key:<30} {v['status']:<14} {v['text']}")
+def _print_verdicts(args: argparse.Namespace, verdicts: dict, extra: dict) -> None:
+    """The verdicts: one line each, or with --json one document with `extra` beside them."""
+    emit(args, {"verdicts": verdicts, **extra},
+         [f"{key:<30} {v['status']:<14} {v['text']}" for key, v in verdicts.items()])
