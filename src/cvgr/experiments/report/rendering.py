@@ -175,6 +175,11 @@ def _frontier(d: Doc, c: Ctx) -> None:
         d.table(["net", "beta", "final GR loss", "final CE loss"], rows)
         d.p("Final-epoch training averages; GR loss = penalty / beta"
             + (f", trained with noise sigma {s['gr_noise']:g}" if s["gr_noise"] else "") + ".")
+    if c.res["dataset"] != "svhn":
+        d.p("The seed's Figure 1 has a second panel on SVHN: `cvgr reproduce --dataset svhn` "
+            "runs the same sweep where SVHN's files exist (`cvgr data list` says whether they "
+            "are on this machine; they could not be obtained where the committed reports "
+            "were made).")
 
 
 def _transfer(d: Doc, c: Ctx) -> None:
