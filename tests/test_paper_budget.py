@@ -370,6 +370,10 @@ def test_time_epochs_extrapolates_a_full_epoch():
     assert rows["a"]["gr_step"] is None and rows["b"]["gr_step"] == "eager"
     with pytest.raises(UserError, match="batches must be a whole number"):
         time_epochs(cfgs, 0)
+    with pytest.raises(UserError, match="clock must be one of wall, cpu"):
+        time_epochs(cfgs, 1, clock="sundial")
+    cpu = time_epochs({"a": cfgs["a"]}, 1, repeats=1, clock="cpu")["a"]
+    assert cpu["seconds_per_batch"] > 0
 
 
 def _res(train_spe, timing=None):

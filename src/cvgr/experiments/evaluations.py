@@ -216,10 +216,14 @@ def _timing(cfg: TimingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.train.timing import time_epochs
 
     configs = {label: TrainConfig.from_dict(c) for label, c in cfg["configs"].items()}
+    threads = torch.get_num_threads()
+    # one thread on a CPU: time this process's CPU seconds, which other programs sharing the
+    # cores do not inflate; else elapsed time
+    clock = "cpu" if torch.device(ctx["device"]).type == "cpu" and threads == 1 else "wall"
     rows = time_epochs(configs, cfg["batches"], device=ctx["device"],
-                       data_root=ctx["data_root"], gr_step=ctx["gr_step"])
+                       data_root=ctx["data_root"], gr_step=ctx["gr_step"], clock=clock)
     return {"models": rows, "batches": cfg["batches"], "device": str(ctx["device"]),
-            "hardware": describe_hardware(ctx["device"]), "threads": torch.get_num_threads()}
+            "hardware": describe_hardware(ctx["device"]), "threads": threads, "clock": clock}
 
 
 EVALUATIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -24,7 +24,9 @@ import torch
 from cvgr.errors import UserError
 from cvgr.train.config import TrainConfig
 
-__all__ = ["WARMUP_BATCHES", "time_epochs"]
+__all__ = ["CLOCKS", "WARMUP_BATCHES", "time_epochs"]
+
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 WARMUP_BATCHES = 10
 """Batches run before timing (and before which a traced or compiled GR step is built)."""
@@ -70,17 +72,17 @@ class _Row:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def time_once(self, repeat: int) -> None:
+    def time_once(self, repeat: int, clock: Callable[[], float]) -> None:
         self._sync()
-        t = time.perf_counter()
+        t = clock()
         self._train_epoch(self.model, self.opt, self.loader, repeat + 1, self.cfg,
                           gr_step=self.step)
         self._sync()
-        self.train_s.append((time.perf_counter() - t) / len(self.loader))
-        t = time.perf_counter()
+        self.train_s.append((clock() - t) / len(self.loader))
+        t = clock()
         self._evaluate(self.model, self.val)
         self._sync()
-        self.val_s.append(time.perf_counter() - t)
+        self.val_s.append(clock() - t)
 
     def result(self) -> dict[str, Any]:
         per_batch, val = min(self.train_s), min(self.val_s)  # other load only adds time
@@ -92,7 +94,7 @@ class _Row:
 
 def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: int = 2,
                 device: str | torch.device = "cpu", data_root: str | os.PathLike | None = None,
-                gr_step: str = "auto") -> dict[str, dict[str, Any]]:
+                gr_step: str = "auto", clock: str = "wall") -> dict[str, dict[str, Any]]:
     """Estimated seconds per epoch (training + validation) of each configuration.
 
     Args:
@@ -103,6 +105,8 @@ def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: in
         data_root: where the datasets are looked for first.
         gr_step: how GR configurations run their step ("auto": what `cvgr train` picks for
             the configuration's whole run on `device`).
+        clock: "wall" (elapsed time) or "cpu" (this process's CPU time: with one PyTorch
+            thread on a CPU it is immune to other programs sharing the cores).
 
     Returns:
         label -> {"seconds_per_batch", "validation_seconds", "batches_per_epoch",
@@ -114,12 +118,17 @@ def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: in
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise UserError(f"repeats must be a whole number >= 1, got {repeats!r}",
                         param="repeats")
+    if clock not in CLOCKS:
+        raise UserError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}",
+                        param="clock")
     dev = torch.device(device)
+    if clock == "cpu" and dev.type != "cpu":
+        raise UserError("clock 'cpu' times CPU work only; use 'wall' on a GPU", param="clock")
     root = None if data_root is None else str(data_root)
     rows = {label: _Row(cfg, batches, dev, root, gr_step) for label, cfg in configs.items()}
     for r in range(repeats):  # interleaved: a burst of load hits one repeat of each row
         for row in rows.values():
-            row.time_once(r)
+            row.time_once(r, CLOCKS[clock])
     out = {label: row.result() for label, row in rows.items()}
     bad = [k for k, v in out.items() if not math.isfinite(v["seconds_per_epoch"])]
     if bad:

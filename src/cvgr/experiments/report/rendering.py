@@ -231,8 +231,11 @@ def _time(d: Doc, c: Ctx) -> None:
     if timing:
         steps = sorted({str(r.get("gr_step")) for r in timing["models"].values()
                         if r.get("gr_step")})
+        clock = ("this process's CPU time (one thread: other programs on the machine do "
+                 "not inflate it)" if timing.get("clock") == "cpu" else "elapsed time")
         d.p(f"Ours: every model timed in one job on {hardware} ({timing.get('threads')} "
-            f"PyTorch threads): {timing['batches']} batches per model, models interleaved, "
+            f"PyTorch threads, {clock}): {timing['batches']} batches per model, models "
+            "interleaved, "
             "the faster of two repeats, extrapolated to a full epoch plus validation on the "
             f"test set (GR step: {', '.join(steps) or 'none'}; the one `cvgr train` runs "
             "for the whole recipe on that device). The paper's seconds are whole runs.")
