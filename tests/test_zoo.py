@@ -22,6 +22,7 @@ CHEAP = "apgd-ce:steps=5,square:queries=20"
 
 def test_catalogue_is_the_issue_list():
     fm = {"arch": "mnist-cnn-groupsum", "complex": True, "beta": 64.0, "noise": 0.05}
+    mn = {"arch": "mnist-cnn", "beta": 512.0}
     want = {
         "fashion-mnist/complex-gr": fm,
         "fashion-mnist/real-gr": {"arch": "mnist-cnn", "beta": 64.0, "noise": 0.05},
@@ -36,6 +37,15 @@ def test_catalogue_is_the_issue_list():
         "fashion-mnist/complex-gr-fd": {**fm, "gr_mode": "fd"},
         "fashion-mnist/complex-gr-seed1": {**fm, "seed": 1},
         "fashion-mnist/complex-gr-seed2": {**fm, "seed": 2},
+        "mnist/complex-gr": {**mn, "complex": True, "arch": "mnist-cnn-groupsum"},
+        "mnist/complex-gr-seed1": {**mn, "complex": True, "arch": "mnist-cnn-groupsum",
+                                   "seed": 1},
+        "mnist/complex-gr-seed2": {**mn, "complex": True, "arch": "mnist-cnn-groupsum",
+                                   "seed": 2},
+        "mnist/real-gr": mn,
+        "mnist/real-none": {"arch": "mnist-cnn"},
+        "mnist/complex-none": {"arch": "mnist-cnn-groupsum", "complex": True},
+        "mnist/real-pgd4": {"arch": "mnist-cnn", "adv_eps": 0.3, "adv_steps": 4},
     }
     assert list(zoo.CATALOGUE) == list(want)
     for name, fields in want.items():
