@@ -121,6 +121,8 @@ def test_different_run_in_the_directory_is_refused_untouched(tmp_path):
     with pytest.raises(UserError, match=r"holds a different run \(beta") as e:
         run(tiny(beta=2.0), out, resume=True)
     assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match=r"trades 0.0 there, 6.0 asked"):
+        run(tiny(trades=6.0, adv_eps=0.1), out)
     assert snapshot(out) == before
     if find("svhn")[0] is None:  # no dataset: refused before anything is written
         with pytest.raises(UserError, match="svhn"):

@@ -95,7 +95,10 @@ def test_trades_is_left_out_of_the_record_while_off():
     assert TrainConfig.from_dict(plain.to_dict()) == plain
     t = cfg(adv_eps=0.1, trades=6.0).resolved()
     assert t.to_dict()["trades"] == 6.0 and "--trades" in t.argv()
-    assert t != cfg(adv_eps=0.1, adv_steps=10).resolved()
+    pgd10 = cfg(adv_eps=0.1, adv_steps=10).resolved()
+    assert t != pgd10
+    assert t.differences(pgd10) == ["trades 0.0 there, 6.0 asked"]
+    assert pgd10.differences(t) == ["trades 6.0 there, 0.0 asked"]
 
 
 def test_defense_names():

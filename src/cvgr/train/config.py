@@ -228,7 +228,7 @@ class TrainConfig:
 
     def differences(self, other: TrainConfig) -> list[str]:
         """'field X there, Y asked' for every field where `other` (stored) differs from self."""
-        a, b = self.to_dict(), other.to_dict()
+        a, b = asdict(self), asdict(other)  # every field, also those to_dict() leaves out
         return [f"{k} {b[k]!r} there, {a[k]!r} asked" for k in a if a[k] != b[k]]
 
     def argv(self) -> list[str]:
