@@ -32,6 +32,7 @@ FULL_EPOCH_BATCHES = 938  # ceil(60000 / 64)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Training speed"
 
+TRADES = {"trades": 6.0, "adv_eps": 0.1, "adv_steps": 10}  # the published beta and steps
 # (label, arch, complex, defense settings, paper ratio, our target ratio)
 ROWS: list[tuple[str, str, bool, dict, float | None, float | None]] = [
     ("real none", "MNISTNetV0", False, {}, 1.0, None),
@@ -47,6 +48,13 @@ ROWS: list[tuple[str, str, bool, dict, float | None, float | None]] = [
     ("complex GR exact eager", "MNISTNetV1", True, {"beta": 64.0, "gr_step": "eager"},
      None, None),
     ("complex GR exact traced", "MNISTNetV1", True, {"beta": 64.0, "gr_step": "traced"},
+     None, None),
+    # the field's standard defenses and AT on the complex net (issue 18; the zoo's entries)
+    ("real AT pgd10", "MNISTNetV0", False, {"adv_eps": 0.1, "adv_steps": 10}, None, None),
+    ("real TRADES", "MNISTNetV0", False, TRADES, None, None),
+    ("complex AT pgd4", "MNISTNetV1", True, {"adv_eps": 0.1, "adv_steps": 4}, None, None),
+    ("complex TRADES", "MNISTNetV1", True, TRADES, None, None),
+    ("complex GR+AT pgd4", "MNISTNetV1", True, {"beta": 64.0, "adv_eps": 0.1, "adv_steps": 4},
      None, None),
 ]
 
@@ -176,7 +184,8 @@ def main() -> None:
         f"best of {args.repeats}; {args.clock} clock. "
         f"s per epoch = ms per batch x {FULL_EPOCH_BATCHES} + validation on 10,000 test images."
         " Ratios are to real MNISTNetV0 with no defense from the same run. GR: beta 64, q 1; "
-        "AT: PGD, eps 0.1, step 1.85 eps/k, random start.",
+        "AT: PGD, eps 0.1, step 1.85 eps/k, random start; TRADES: beta 6, eps 0.1, 10 inner "
+        "steps of eps/4; GR+AT: the penalty on the PGD batch's loss.",
         "",
         f"Measured on {where}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}:",
         "",

@@ -382,3 +382,172 @@ def test_adversarial_batch_leaves_batchnorm_statistics_and_validates():
                    {"eps": 0.1, "steps": 2, "kind": "cw"}, {"eps": 0.1, "steps": 2.5}]:
         with pytest.raises(UserError):
             adversarial_batch(model, x, y, **kwargs)
+
+
+# -- TRADES -----------------------------------------------------------------------------------
+
+def reference_trades(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+    """(CE, KL) written out from probabilities, image by image, in float64: no log_softmax, no
+    cross_entropy, no batched reduction shared with the code under test."""
+    ce = kl = torch.zeros((), dtype=DT)
+    for i in range(x.shape[0]):
+        a, b = model(x[i:i + 1])[0], model(x_adv[i:i + 1])[0]
+        p = torch.exp(a - a.max()) / torch.exp(a - a.max()).sum()
+        q = torch.exp(b - b.max()) / torch.exp(b - b.max()).sum()
+        ce = ce - torch.log(p[y[i]])
+        kl = kl + sum(p[c] * torch.log(p[c] / q[c]) for c in range(len(p)))
+    return ce / x.shape[0], kl / x.shape[0]
+
+
+def central_differences(model: nn.Module, f) -> list[Tensor]:
+    """d f() / d every parameter by central differences (no autograd)."""
+    step, out = 1e-6, []
+    with torch.no_grad():
+        for p in model.parameters():
+            flat = p.view(-1)
+            num = torch.empty_like(flat)
+            for j in range(flat.numel()):
+                old = flat[j].item()
+                flat[j] = old + step
+                up = f()
+                flat[j] = old - step
+                down = f()
+                flat[j] = old
+                num[j] = (up - down) / (2 * step)
+            out.append(num.view_as(p))
+    return out
+
+
+@pytest.mark.parametrize("make", [tiny_complex, tiny_real])
+def test_trades_loss_and_gradient_match_an_independent_float64_computation(make):
+    from cvgr.defenses import trades_loss
+
+    model = make()
+    x, y = batch(n=4)
+    x_adv = 1 - x  # far from x, so the KL term is not negligible
+    out = trades_loss(model, x, x_adv, y, beta=6.0)
+    ce, kl = reference_trades(model, x, x_adv, y)
+    assert out.ce.item() == pytest.approx(ce.item(), rel=1e-12)
+    assert out.kl.item() == pytest.approx(kl.item(), rel=1e-12) and kl.item() > 1e-4
+    assert out.total.item() == pytest.approx((ce + 6.0 * kl).item(), rel=1e-12)
+    # parameter gradients of the total and of the KL term alone, against central differences
+    # of the reference
+    g_total = param_grads(model, out.total)
+    g_kl = param_grads(model, trades_loss(model, x, x_adv, y, beta=6.0).kl)
+    num_total = central_differences(model, lambda: sum(
+        w * t for w, t in zip((1.0, 6.0), reference_trades(model, x, x_adv, y), strict=True)))
+    num_kl = central_differences(model, lambda: reference_trades(model, x, x_adv, y)[1])
+    for a, b in zip(g_total, num_total, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+    for a, b in zip(g_kl, num_kl, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-10)
+    assert sum(g.norm() for g in g_kl) > 1e-3  # the KL's gradient is really checked
+
+
+def test_trades_gradient_flows_through_both_forwards():
+    """The KL's gradient is taken through p(x) as well as p(x') (as published): it differs
+    from the gradient with p(x) held constant."""
+    from cvgr.defenses import trades_loss
+    from cvgr.defenses.trades import kl_per_image
+
+    model = tiny_real()
+    x, y = batch(n=4)
+    x_adv = (x + 0.2).clamp(0, 1)
+    full = param_grads(model, trades_loss(model, x, x_adv, y, beta=1.0).kl)
+    held = param_grads(model, kl_per_image(model(x).detach(), model(x_adv)).mean())
+    diff = sum((a - b).norm() for a, b in zip(full, held, strict=True))
+    assert diff > 1e-3 * sum(a.norm() for a in full)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_trades_inner_maximisation_increases_the_kl(training):
+    from cvgr.defenses import trades_batch
+    from cvgr.defenses.trades import kl_per_image
+
+    model, x, y = trained_mlp()
+    model.train(training)
+    eps = 0.2
+    adv = {k: trades_batch(model, x, eps, k, generator=torch.Generator().manual_seed(1))
+           for k in (1, 10)}
+    assert model.training is training
+    assert all(p.grad is None for p in model.parameters())
+    with torch.no_grad():
+        clean = model(x)
+
+        def kl(z: Tensor) -> float:
+            return kl_per_image(clean, model(z)).mean().item()
+
+        start = x + 0.001 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+        rand = (x + eps * (2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(2))
+                           - 1)).clamp(0, 1)
+        kl_start, kl_rand, kl1, kl10 = kl(start), kl(rand), kl(adv[1]), kl(adv[10])
+    for a in adv.values():
+        assert not a.requires_grad
+        assert (a - x).abs().max() <= eps + 1e-6 and a.min() >= 0 and a.max() <= 1
+    # the start is (almost) x, where the KL is 0; the ascent climbs far above it and above a
+    # random point of the same ball, and more steps climb higher
+    assert kl_start < 1e-5
+    assert kl1 > 100 * kl_start
+    assert kl10 > 10 * kl1 and kl10 > 0.3  # 10 steps of eps/4: 0.75 here, 1 step 0.012
+    assert kl10 > 10 * kl_rand
+
+
+def test_trades_default_step_is_a_quarter_of_eps():
+    """One step from the seeded Gaussian start moves every pixel by exactly eps/4 (inputs kept
+    away from the box and ball edges so nothing is clipped)."""
+    from cvgr.defenses import trades_batch
+
+    model, x, _ = trained_mlp()
+    x = 0.3 + 0.4 * x  # inside [0.3, 0.7]
+    eps = 0.2
+    got = trades_batch(model, x, eps, 1, generator=torch.Generator().manual_seed(3))
+    start = x + 0.001 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    moved = (got - start).abs()
+    assert moved.max().item() == pytest.approx(eps / 4, rel=1e-5)
+    assert (moved > 0).float().mean() > 0.5  # most pixels have a non-zero KL gradient
+    got2 = trades_batch(model, x, eps, 1, step=0.01, generator=torch.Generator().manual_seed(3))
+    assert (got2 - start).abs().max().item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_trades_bad_arguments_raise_user_error():
+    from cvgr.defenses import trades_batch, trades_loss
+
+    model, x, y = trained_mlp()
+    for kwargs, param in [({"eps": 1.5, "steps": 2}, "adv_eps"),
+                          ({"eps": -0.1, "steps": 2}, "adv_eps"),
+                          ({"eps": 0.1, "steps": 0}, "adv_steps"),
+                          ({"eps": 0.1, "steps": 2.5}, "adv_steps"),
+                          ({"eps": 0.1, "steps": 2, "step": 0.0}, "step")]:
+        with pytest.raises(UserError) as e:
+            trades_batch(model, x, **kwargs)
+        assert e.value.param == param and "\n" not in str(e.value)
+    torch.testing.assert_close(trades_batch(model, x, 0.0, 3), x)
+    for beta in [-1.0, math.nan, True]:
+        with pytest.raises(UserError) as e:
+            trades_loss(model, x, x, y, beta)
+        assert e.value.param == "trades"
+    with pytest.raises(UserError):
+        trades_loss(model, x, x[:3], y, 6.0)
+    with pytest.raises(UserError):
+        trades_loss(model, x, x, y[:3], 6.0)
+
+
+# -- the PGD training step rule ---------------------------------------------------------------
+
+def test_pgd_training_moves_at_most_1_85_eps_in_all():
+    """cvgr's PGD training rule is K steps of 1.85 eps / K (the paper's reference code), not
+    Madry-style 2.5 eps / K: on a linear two-class model the input gradient's sign never
+    changes, so a pixel walks from its random start in one direction until the ball's edge
+    stops it; a pixel that starts near the far edge shows the whole walk, 1.85 eps."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2)).to(DT)
+    x = 0.3 + 0.4 * torch.rand(32, 1, 4, 4, dtype=DT)
+    y = torch.randint(0, 2, (32,))
+    eps, k = 0.1, 10
+    adv = adversarial_batch(model, x, y, eps, k, generator=torch.Generator().manual_seed(4))
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(4), dtype=DT)
+    start = x + (2 * u - 1) * eps  # cvgr.attacks.common.random_in_ball, written out
+    walk = (adv - start).abs()
+    assert walk.max().item() == pytest.approx(1.85 * eps, rel=1e-9)  # 2.5 eps would show here
+    assert ((adv - x).abs() <= eps + 1e-12).all()

@@ -121,6 +121,8 @@ def test_different_run_in_the_directory_is_refused_untouched(tmp_path):
     with pytest.raises(UserError, match=r"holds a different run \(beta") as e:
         run(tiny(beta=2.0), out, resume=True)
     assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match=r"trades 0.0 there, 6.0 asked"):
+        run(tiny(trades=6.0, adv_eps=0.1), out)
     assert snapshot(out) == before
     if find("svhn")[0] is None:  # no dataset: refused before anything is written
         with pytest.raises(UserError, match="svhn"):
@@ -158,14 +160,152 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
+CPLX = {"arch": "MNISTNetV1", "complex": True}
+PGD2 = {"adv_eps": 0.1, "adv_steps": 2}
+
+
 @pytest.mark.parametrize("defense", [
     {},
     {"adv_eps": 0.1, "adv_kind": "fgsm"},
-    {"beta": 8.0, "gr_mode": "fd", "arch": "MNISTNetV1", "complex": True},
-    {"beta": 8.0, "gr_mode": "reference", "arch": "MNISTNetV1", "complex": True, "q": 2},
+    {"beta": 8.0, "gr_mode": "fd", **CPLX},
+    {"beta": 8.0, "gr_mode": "reference", **CPLX, "q": 2},
+    # every defense on both kinds of net: PGD AT, TRADES, GR + PGD AT
+    PGD2, {**PGD2, **CPLX},
+    {"trades": 6.0, **PGD2}, {"trades": 6.0, **PGD2, **CPLX},
+    {"beta": 8.0, **PGD2}, {"beta": 8.0, **PGD2, **CPLX},
 ])
 def test_every_defense_trains(tmp_path, defense):
     m = run(tiny(limit_train=64, **defense), tmp_path / "r")
     assert math.isfinite(m["ce"]) and 0 <= m["train_acc"] <= 1
     assert (m["gr"] is None) == ("beta" not in defense)
-    assert (m["cos"] is None) == ("beta" not in defense)
+    assert (m["cos"] is None) == ("beta" not in defense and "trades" not in defense)
+    assert ("kl" in m) == ("trades" in defense)
+    if "trades" in defense:
+        assert m["kl"] >= 0 and m["loss"] == pytest.approx(m["ce"] + 6.0 * m["kl"], rel=1e-6)
+    rec = cvgr.load(tmp_path / "r").record
+    assert rec["defense"]["name"] == tiny(**defense).resolved().defense
+    assert rec["complex"] == defense.get("complex", False)
+
+
+# -- the defenses' composition in one training step, against hand-written float64 versions ----
+
+DT = torch.float64
+
+
+def _ce_per_image(model, x, y):
+    """Per-image cross-entropy written from probabilities (no F.cross_entropy)."""
+    logits = model(x)
+    logits = logits - logits.max(1, keepdim=True).values
+    return -(logits.gather(1, y[:, None])[:, 0] - logits.exp().sum(1).log())
+
+
+def _hand_pgd(model, x, y, eps, steps, gen):
+    """Madry PGD as cvgr trains with it: uniform start, K sign steps of 1.85 eps / K."""
+    alpha = 1.85 * eps / steps
+    u = torch.rand(x.shape, generator=gen, dtype=x.dtype)
+    adv = (x + (2 * u - 1) * eps).clamp(0, 1)
+    for _ in range(steps):
+        a = adv.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(_ce_per_image(model, a, y).sum(), a)
+        adv = (x + (adv + alpha * g.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+    return adv.detach()
+
+
+def _hand_gr(model, x, y, beta):
+    """(CE_mean + beta * P, CE_mean, P), P = mean_i ||grad_x l_i||_1^2 / B^2, image by image."""
+    b = x.shape[0]
+    ces, norms = [], []
+    for i in range(b):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        li = _ce_per_image(model, xi, y[i:i + 1])[0]
+        (gi,) = torch.autograd.grad(li, xi, create_graph=True)
+        ces.append(li)
+        norms.append(gi.abs().sum() ** 2)
+    ce = torch.stack(ces).mean()
+    penalty = torch.stack(norms).mean() / b**2
+    return ce + beta * penalty, ce, penalty
+
+
+def _hand_trades(model, x, y, eps, steps, beta, gen):
+    """TRADES written out: KL-ascent from x + 0.001 N(0, 1) with steps of eps / 4, then
+    CE(x) + beta * mean KL(p(x) || p(x'))."""
+    def probs(z):
+        lg = model(z)
+        return (lg - lg.logsumexp(1, True)).exp()
+
+    with torch.no_grad():
+        p = probs(x)
+    adv = (x + (x + 0.001 * torch.randn(x.shape, generator=gen, dtype=x.dtype) - x)
+           .clamp(-eps, eps)).clamp(0, 1)
+    for _ in range(steps):
+        a = adv.clone().requires_grad_(True)
+        kl = (p * (p.log() - probs(a).log())).sum()
+        (g,) = torch.autograd.grad(kl, a)
+        adv = (x + (adv + eps / 4 * g.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+    adv = adv.detach()
+    pc, pa = probs(x), probs(adv)
+    ce = -pc.gather(1, y[:, None]).log().mean()
+    kl = (pc * (pc.log() - pa.log())).sum(1).mean()
+    return ce + beta * kl, ce, kl
+
+
+def _one_step(cfg, model, x, y, seed, kind="eager"):
+    """cvgr's training step with SGD lr 1 (no momentum, no decay): returns the loss row and
+    the parameter change, which is minus the gradient."""
+    from cvgr.train.loop import _step, make_gr_step
+
+    params = list(model.parameters())
+    before = [p.detach().clone() for p in params]
+    opt = torch.optim.SGD(params, lr=1.0)
+    row, _ = _step(model, opt, x, y, cfg, torch.Generator().manual_seed(seed), params, False,
+                   make_gr_step(model, cfg, kind))
+    return row, [b - p.detach() for b, p in zip(before, params, strict=True)]
+
+
+def _float64_model(cfg, sharpen: float = 1.0):
+    """The config's net in float64; `sharpen` scales the last weight matrix (a fresh net's
+    near-uniform outputs leave a KL too small to test)."""
+    from cvgr.models import build
+
+    torch.manual_seed(0)
+    model = build(cfg.arch, complex=cfg.complex).to(DT)
+    with torch.no_grad():
+        [p for p in model.parameters() if p.dim() == 2][-1].mul_(sharpen)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["eager", "traced"])
+@pytest.mark.parametrize("net", [{"arch": "MNISTNetV0"}, CPLX])
+def test_gr_with_pgd_at_takes_the_penalty_on_the_adversarial_loss(net, kind):
+    cfg = TrainConfig(dataset="fashion-mnist", beta=64.0, adv_eps=0.1, adv_steps=3, lr=1.0,
+                      momentum=0.0, weight_decay=0.0, **net).resolved()
+    model = _float64_model(cfg)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=DT)
+    y = torch.tensor([0, 3, 5, 9])
+    x_adv = _hand_pgd(model, x, y, 0.1, 3, torch.Generator().manual_seed(7))
+    assert (x_adv - x).abs().max() > 0.09
+    total, ce, penalty = _hand_gr(model, x_adv, y, 64.0)
+    want = torch.autograd.grad(total, list(model.parameters()))
+    clean_penalty = _hand_gr(model, x, y, 64.0)[2]
+    assert abs(clean_penalty - penalty) > 0.05 * penalty  # clean and adversarial differ here
+    row, moved = _one_step(cfg, model, x, y, 7, kind)
+    torch.testing.assert_close(row[:3], torch.stack([total, ce, penalty]).detach(),
+                               rtol=1e-9, atol=0)
+    for got, w in zip(moved, want, strict=True):
+        torch.testing.assert_close(got, w, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("net", [{"arch": "MNISTNetV0"}, CPLX])
+def test_trades_training_step_matches_a_hand_written_one(net):
+    cfg = TrainConfig(dataset="fashion-mnist", trades=6.0, adv_eps=0.1, adv_steps=3, lr=1.0,
+                      momentum=0.0, weight_decay=0.0, **net).resolved()
+    model = _float64_model(cfg, sharpen=30.0)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=DT)
+    y = torch.tensor([0, 3, 5, 9])
+    total, ce, kl = _hand_trades(model, x, y, 0.1, 3, 6.0, torch.Generator().manual_seed(7))
+    want = torch.autograd.grad(total, list(model.parameters()))
+    assert kl > 1e-2
+    row, moved = _one_step(cfg, model, x, y, 7)
+    torch.testing.assert_close(row[:3], torch.stack([total, ce, kl]).detach(), rtol=1e-9, atol=0)
+    for got, w in zip(moved, want, strict=True):
+        torch.testing.assert_close(got, w, rtol=1e-7, atol=1e-12)

@@ -25,6 +25,7 @@ def test_help_explains_every_option(capsys):
             assert action.help, f"{action.option_strings} has no help"
             assert action.option_strings[0] in text
     assert "GR + noise" in text and "--adv-eps" in text
+    assert "TRADES" in text and "--trades" in text and "GR + PGD AT" in text
 
 
 @pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").exists(),
@@ -49,6 +50,11 @@ def test_paper_command_runs(tmp_path, capsys):
     (["--dataset", "imagenet"], "unknown dataset"),
     (["--beta", "-1"], "--beta must be >= 0"),
     (["--adv-eps", "2"], "--adv-eps must be [0, 1]"),
+    (["--trades", "6"], "--trades needs adv_eps > 0"),
+    (["--trades", "-1", "--adv-eps", "0.1"], "--trades must be >= 0"),
+    (["--trades", "6", "--adv-eps", "0.1", "--beta", "1"], "--trades with GR"),
+    (["--trades", "6", "--adv-eps", "0.1", "--adv-kind", "fgsm"], "(--adv-kind)"),
+    (["--adv-eps", "0.1", "--adv-steps", "0"], "--adv-steps must be >= 1"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, words):
     base = {"--dataset": "fashion-mnist", "--arch": "MNISTNetV0"}

@@ -52,6 +52,12 @@ def test_overrides_kept():
     ({"momentum": 1.0}, "momentum must be", "momentum"),
     ({"epochs": 3, "milestones": (5,)}, "milestone", "milestones"),
     ({"dataset": "cifar10"}, "takes (1, 28, 28)", "arch"),
+    ({"adv_eps": 0.1, "adv_steps": 0}, "adv_steps must be", "adv_steps"),
+    ({"trades": -1.0, "adv_eps": 0.1}, "trades must be", "trades"),
+    ({"trades": float("inf"), "adv_eps": 0.1}, "trades must be", "trades"),
+    ({"trades": 6.0}, "trades needs adv_eps > 0", "trades"),
+    ({"trades": 6.0, "adv_eps": 0.1, "beta": 1.0}, "not a defined combination", "trades"),
+    ({"trades": 6.0, "adv_eps": 0.1, "adv_kind": "fgsm"}, "does not apply", "adv_kind"),
 ])
 def test_bad_settings_are_user_errors(kw, words, param):
     """The core names the parameter (never a command-line flag) and sets UserError.param."""
@@ -70,12 +76,43 @@ def test_identity_is_canonical():
     assert cfg(adv_eps=0.1, adv_kind="fgsm", adv_steps=8).resolved().adv_steps == 1
 
 
+def test_adv_steps_default_is_4_for_pgd_and_10_for_trades():
+    """An unset adv_steps resolves to the paper's PGD-4, or TRADES' published 10; the
+    explicit values are the same runs (the zoo's configs resolve as before)."""
+    assert cfg(adv_eps=0.1).resolved().adv_steps == 4
+    assert cfg(adv_eps=0.1).resolved() == cfg(adv_eps=0.1, adv_steps=4).resolved()
+    t = cfg(adv_eps=0.1, trades=6.0).resolved()
+    assert t.adv_steps == 10 and t == cfg(adv_eps=0.1, trades=6.0, adv_steps=10).resolved()
+    assert cfg(adv_eps=0.1, trades=6.0, adv_steps=3).resolved().adv_steps == 3
+    assert cfg().resolved().adv_steps == 4 and cfg().resolved() == cfg(adv_steps=9).resolved()
+
+
+def test_trades_is_left_out_of_the_record_while_off():
+    """Runs without TRADES keep the config dict and command line they had before the field
+    existed, so shipped records and old run directories still match."""
+    plain = cfg(adv_eps=0.1).resolved()
+    assert "trades" not in plain.to_dict() and "--trades" not in plain.argv()
+    assert TrainConfig.from_dict(plain.to_dict()) == plain
+    t = cfg(adv_eps=0.1, trades=6.0).resolved()
+    assert t.to_dict()["trades"] == 6.0 and "--trades" in t.argv()
+    pgd10 = cfg(adv_eps=0.1, adv_steps=10).resolved()
+    assert t != pgd10
+    assert t.differences(pgd10) == ["trades 0.0 there, 6.0 asked"]
+    assert pgd10.differences(t) == ["trades 6.0 there, 0.0 asked"]
+
+
 def test_defense_names():
     assert cfg().resolved().defense == "none"
     assert cfg(beta=64, noise=0.05).resolved().defense == "gr+noise"
     assert cfg(beta=64, gr_mode="fd").resolved().defense == "gr-fd"
     assert cfg(adv_eps=0.1, adv_steps=8).resolved().defense == "pgd8"
     assert cfg(adv_eps=0.1, adv_kind="fgsm").resolved().defense == "fgsm"
+    assert cfg(adv_eps=0.1, adv_steps=10).resolved().defense == "pgd10"
+    assert cfg(adv_eps=0.1, beta=64).resolved().defense == "pgd4+gr"
+    assert cfg(adv_eps=0.1, trades=6.0).resolved().defense == "trades10"
+    assert cfg(adv_eps=0.1, trades=6.0, noise=0.05).resolved().defense == "trades10+noise"
+    assert cfg(adv_eps=0.1, trades=6.0).resolved().defense_settings() == {
+        "name": "trades10", "adv_eps": 0.1, "adv_steps": 10, "adv_kind": "pgd", "trades": 6.0}
     d = cfg(beta=64, noise=0.05).resolved().defense_settings()
     assert d["beta"] == 64 and d["noise"] == 0.05 and d["q"] == 1 and "adv_eps" not in d
 
@@ -88,5 +125,9 @@ def test_dict_round_trip_and_argv_rebuilds_the_same_config():
     from cvgr.cli.train import config_from_args
 
     assert config_from_args(args).resolved() == c
+    t = cfg(adv_eps=0.1, trades=6.0, adv_steps=5, complex=False, arch="MNISTNetV0").resolved()
+    assert TrainConfig.from_dict(t.to_dict()) == t
+    assert config_from_args(build_parser().parse_args(["train", *t.argv(), "--out", "x"])
+                            ).resolved() == t
     with pytest.raises(UserError, match="unknown training setting"):
         TrainConfig.from_dict({**c.to_dict(), "gamma": 1})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,12 +18,15 @@ from cvgr.errors import UserError
 from cvgr.zoo import doc
 
 TINY = "mnist-10k/tiny-mlp"
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
 CHEAP = "apgd-ce:steps=5,square:queries=20"
 
 
 def test_catalogue_is_the_issue_list():
     fm = {"arch": "mnist-cnn-groupsum", "complex": True, "beta": 64.0, "noise": 0.05}
-    mn = {"arch": "mnist-cnn", "beta": 512.0}
+    cx = {"arch": "mnist-cnn-groupsum", "complex": True}
+    mn_c = {**cx, "beta": 512.0}
+    trades = {"trades": 6.0, "adv_eps": 0.1, "adv_steps": 10, "adv_kind": "pgd"}
     want = {
         "fashion-mnist/complex-gr": fm,
         "fashion-mnist/real-gr": {"arch": "mnist-cnn", "beta": 64.0, "noise": 0.05},
@@ -37,15 +41,19 @@ def test_catalogue_is_the_issue_list():
         "fashion-mnist/complex-gr-fd": {**fm, "gr_mode": "fd"},
         "fashion-mnist/complex-gr-seed1": {**fm, "seed": 1},
         "fashion-mnist/complex-gr-seed2": {**fm, "seed": 2},
-        "mnist/complex-gr": {**mn, "complex": True, "arch": "mnist-cnn-groupsum"},
-        "mnist/complex-gr-seed1": {**mn, "complex": True, "arch": "mnist-cnn-groupsum",
-                                   "seed": 1},
-        "mnist/complex-gr-seed2": {**mn, "complex": True, "arch": "mnist-cnn-groupsum",
-                                   "seed": 2},
-        "mnist/real-gr": mn,
+        "mnist/complex-gr": mn_c,
+        "mnist/complex-gr-seed1": {**mn_c, "seed": 1},
+        "mnist/complex-gr-seed2": {**mn_c, "seed": 2},
+        "mnist/real-gr": {"arch": "mnist-cnn", "beta": 512.0},
         "mnist/real-none": {"arch": "mnist-cnn"},
         "mnist/complex-none": {"arch": "mnist-cnn-groupsum", "complex": True},
         "mnist/real-pgd4": {"arch": "mnist-cnn", "adv_eps": 0.3, "adv_steps": 4},
+        # issue 18: the field's standard defenses, and AT on the complex net
+        "fashion-mnist/real-pgd10": {"arch": "mnist-cnn", "adv_eps": 0.1, "adv_steps": 10},
+        "fashion-mnist/real-trades": {"arch": "mnist-cnn", **trades},
+        "fashion-mnist/complex-pgd4": {**cx, "adv_eps": 0.1, "adv_steps": 4},
+        "fashion-mnist/complex-trades": {**cx, **trades},
+        "fashion-mnist/complex-gr-pgd4": {**cx, "beta": 64.0, "adv_eps": 0.1, "adv_steps": 4},
     }
     assert list(zoo.CATALOGUE) == list(want)
     for name, fields in want.items():
@@ -56,7 +64,7 @@ def test_catalogue_is_the_issue_list():
             (30, 0.005, 64, (20,), 0.2)
         assert cfg.limit_train is None and cfg.limit_test is None
         default = {"complex": False, "beta": 0.0, "noise": 0.0, "adv_eps": 0.0, "seed": 0,
-                   "gr_mode": "exact", "adv_steps": 4}
+                   "gr_mode": "exact", "adv_steps": 4, "adv_kind": "pgd", "trades": 0.0}
         for k, v in {**default, **fields}.items():
             assert getattr(cfg, k) == v, (name, k)
         # the printed command, parsed by the real CLI, makes the same run
@@ -372,3 +380,46 @@ def test_further_attacks_on_the_survivors_lower_the_worst_case(tiny, capsys):
     r["evaluated"] = True
     assert any("--further apgd-ce:steps=20 --seed 3" in line and f"{r['strongest']:.3f}" in line
                for line in doc.flag_lines([r]))
+
+
+ISSUE18 = ["fashion-mnist/real-pgd10", "fashion-mnist/real-trades", "fashion-mnist/complex-pgd4",
+           "fashion-mnist/complex-trades", "fashion-mnist/complex-gr-pgd4"]
+
+
+def test_pending_entries_are_listed_refused_and_documented(monkeypatch, tmp_path, capsys):
+    """Entries in the catalogue but not shipped: the table and the README say so, loading or
+    evaluating one is a one-line UserError, the page lists their settings."""
+    monkeypatch.setenv(zoo.ENV, str(tmp_path / "empty-zoo"))
+    rows = {r["name"]: r for r in zoo.rows()}
+    capsys.readouterr()
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    for name in ISSUE18:
+        assert not rows[name]["shipped"] and rows[name]["autoattack"] is None
+        assert "not trained yet" in next(ln for ln in out if ln.startswith(name + " "))
+        with pytest.raises(UserError, match=f"zoo:{name} is not shipped yet") as e:
+            cvgr.load(f"zoo:{name}")
+        assert "\n" not in str(e.value)
+    assert main(["zoo", "evaluate", ISSUE18[1]]) == 2
+    assert "not shipped yet" in capsys.readouterr().err
+    assert f"| {ISSUE18[1]} (trades10) | not trained yet |" in doc.readme_section(zoo.rows())
+    page = doc.render(zoo.rows())
+    assert "| fashion-mnist/real-trades | real, TRADES beta 6 at eps 0.1 (10 inner steps) | " \
+           "--arch MNISTNetV0 --trades 6 --adv-eps 0.1 --adv-steps 10 |" in page
+
+
+@pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").exists(),
+                    reason="Fashion-MNIST files not installed")
+@pytest.mark.parametrize("name", ISSUE18)
+def test_issue18_entries_train_a_tiny_smoke_run(tmp_path, name):
+    """Each new entry's exact defense, on 64 images for one epoch (not the zoo budget)."""
+    from cvgr.train import train
+
+    e = zoo.entry(name)
+    cfg = zoo.ZooEntry(name, e.summary, {**e.settings, "epochs": 1, "limit_train": 64,
+                                         "limit_test": 32, "batch_size": 32}).config()
+    m = train(cfg, tmp_path / "r", progress=False, quiet=True, device="cpu", data_root=FMNIST)
+    assert 0 <= m["val_acc"] <= 1 and m["ce"] > 0
+    rec = cvgr.load(tmp_path / "r").record
+    assert rec["defense"]["name"] == e.config().defense
+    assert rec["defense"].get("trades") == e.settings.get("trades")

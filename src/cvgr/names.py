@@ -39,24 +39,30 @@ class Attack(StrEnum):
 
 
 class DefensePart(StrEnum):
-    """The parts a defense name is made of: ``pgd8+gr``, ``gr+noise``, ``fgsm``, ``none``."""
+    """The parts a defense name is made of: ``pgd8+gr``, ``gr+noise``, ``fgsm``, ``trades10``,
+    ``none``."""
 
     NONE = "none"
     GR = "gr"
     NOISE = "noise"
     FGSM = "fgsm"
     PGD = "pgd"
+    TRADES = "trades"
 
 
 def defense_name(*, beta: float = 0.0, noise: float = 0.0, adv_eps: float = 0.0,
                  adv_steps: int = 4, adv_kind: str = AdvKind.PGD,
-                 gr_mode: str = GRMode.EXACT) -> str:
-    """The one short name of a defense: none, gr, noise, gr+noise, pgd4, fgsm, pgd8+gr, gr-fd...
+                 gr_mode: str = GRMode.EXACT, trades: float = 0.0) -> str:
+    """The one short name of a defense: none, gr, noise, gr+noise, pgd4, fgsm, pgd8+gr, gr-fd,
+    trades10...
 
-    Adversarial training first, then GR (``gr-MODE`` unless exact), then noise.
+    Adversarial training (or TRADES, with its inner steps) first, then GR (``gr-MODE`` unless
+    exact), then noise.
     """
     parts: list[str] = []
-    if adv_eps > 0:
+    if adv_eps > 0 and trades > 0:
+        parts.append(f"{DefensePart.TRADES}{adv_steps}")
+    elif adv_eps > 0:
         parts.append(DefensePart.FGSM if adv_kind == AdvKind.FGSM
                      else f"{DefensePart.PGD}{adv_steps}")
     if beta > 0:

@@ -22,8 +22,13 @@ defenses (combine freely):
   GR            --beta B [--q 1|2] [--gr-mode exact|reference|fd] [--fd-h H]
   noise         --noise SIGMA
   GR + noise    --beta 64 --noise 0.05   (the paper's Fashion-MNIST setting)
-  PGD AT        --adv-eps EPS [--adv-steps K]   (step 1.85*EPS/K, random start)
+  PGD AT        --adv-eps EPS [--adv-steps K]   (K 4; step 1.85*EPS/K, random start)
+  PGD-10 AT     --adv-eps EPS --adv-steps 10
   FGSM AT       --adv-eps EPS --adv-kind fgsm
+  GR + PGD AT   --beta B --adv-eps EPS [--adv-steps K]   (penalty on the adversarial loss)
+  TRADES        --trades BETA_T --adv-eps EPS [--adv-steps K]
+                (published: BETA_T 6, K 10, inner step EPS/4 from x + 0.001*N(0,1))
+  every defense trains real and complex nets alike (--complex)
 
 defaults: each dataset's recipe (docs/method.md, section 6), SGD with lr x0.2 at each milestone:
 {recipes}
@@ -103,10 +108,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="std of Gaussian noise added to training images, clamped to [0, 1]")
     g.add_argument("--adv-eps", type=float, default=0.0, metavar="EPS",
                    help="adversarial training L-inf radius in [0, 1]; 0 = off")
-    g.add_argument("--adv-steps", type=int, default=4, metavar="K",
-                   help="PGD steps for adversarial training (paper: 4 and 8; default 4)")
+    g.add_argument("--adv-steps", type=int, default=None, metavar="K",
+                   help="PGD steps for adversarial training (paper: 4 and 8) or TRADES' inner "
+                        "steps (default 4 for PGD, 10 with --trades)")
     g.add_argument("--adv-kind", default=str(AdvKind.PGD), choices=[str(k) for k in AdvKind],
                    help="pgd (random start, step 1.85*eps/K) or fgsm (one step of eps)")
+    g.add_argument("--trades", type=float, default=0.0, metavar="BETA_T",
+                   help="TRADES weight of KL(f(x) || f(x')), x' from --adv-steps sign steps of "
+                        "eps/4 inside --adv-eps (needs --adv-eps; published 6); 0 = off")
 
     g = p.add_argument_group("optimiser (default: the dataset's recipe)")
     g.add_argument("--epochs", type=int, default=None, help="epochs (recipe)")
@@ -141,6 +150,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         dataset=args.dataset, arch=args.arch, complex=args.complex,
         beta=args.beta, q=args.q, gr_mode=args.gr_mode, fd_h=args.fd_h, noise=args.noise,
         adv_eps=args.adv_eps, adv_steps=args.adv_steps, adv_kind=args.adv_kind,
+        trades=args.trades,
         epochs=args.epochs, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, batch_size=args.batch_size,
         milestones=args.milestones, lr_gamma=args.lr_gamma, seed=args.seed,

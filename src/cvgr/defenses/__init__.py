@@ -1,5 +1,6 @@
 """Defenses: input-gradient regularization (exact, reference, finite difference), Gaussian
-noise augmentation and adversarial training batches. Each works on a model and tensors only."""
+noise augmentation, adversarial training batches and TRADES. Each works on a model and tensors
+only."""
 
 from cvgr.defenses.adversarial import ADVERSARIAL_KINDS, adversarial_batch
 from cvgr.defenses.gradient_penalty import (
@@ -10,14 +11,18 @@ from cvgr.defenses.gradient_penalty import (
     input_gradient_penalty,
 )
 from cvgr.defenses.noise import gaussian_noise
+from cvgr.defenses.trades import TradesLoss, trades_batch, trades_loss
 
 __all__ = [
     "ADVERSARIAL_KINDS",
     "DEFAULT_FD_STEP",
     "PENALTY_MODES",
     "GRLoss",
+    "TradesLoss",
     "adversarial_batch",
     "gaussian_noise",
     "gradient_regularized_loss",
     "input_gradient_penalty",
+    "trades_batch",
+    "trades_loss",
 ]

@@ -29,6 +29,10 @@ def need(value: T | None) -> T:
 
 GR_MODES = tuple(GRMode)
 ADV_KINDS = tuple(AdvKind)
+PGD_STEPS = 4  # the paper's PGD adversarial training (PGD-4; it also trains PGD-8)
+TRADES_STEPS = 10  # TRADES' published inner steps
+# Fields newer than the shipped zoo, and their "off" value: to_dict() leaves them out when off.
+OPTIONAL_OFF: dict[str, Any] = {"trades": 0.0}
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,10 @@ class TrainConfig:
 
     Defense: `beta` > 0 adds gradient regularization (penalty q-norm, `gr_mode`, `fd_h`);
     `noise` > 0 adds Gaussian noise to training images (with GR: the paper's GR + noise);
-    `adv_eps` > 0 replaces each batch by FGSM or `adv_steps`-step PGD examples.
+    `adv_eps` > 0 replaces each batch by FGSM or `adv_steps`-step PGD examples (with GR: the
+    penalty is taken on the adversarial batch's loss); `trades` > 0 (with `adv_eps` > 0)
+    trains with TRADES instead: CE at the clean batch + trades * KL to an `adv_steps`-step
+    KL-maximising point. `adv_steps` None: 4 for PGD (the paper's), 10 for TRADES (published).
     """
 
     dataset: str
@@ -50,8 +57,9 @@ class TrainConfig:
     fd_h: float | None = None
     noise: float = 0.0
     adv_eps: float = 0.0
-    adv_steps: int = 4
+    adv_steps: int | None = None
     adv_kind: str = str(AdvKind.PGD)
+    trades: float = 0.0
     # optimiser and schedule (None: the dataset's recipe)
     epochs: int | None = None
     lr: float | None = None
@@ -107,7 +115,9 @@ class TrainConfig:
             beta=_float(self.beta, "beta", 0.0),
             noise=_float(self.noise, "noise", 0.0),
             adv_eps=_float(self.adv_eps, "adv_eps", 0.0, 1.0),
-            adv_steps=_int(self.adv_steps, "adv_steps", 1),
+            adv_steps=_int(self.adv_steps if self.adv_steps is not None
+                           else self._default_steps(), "adv_steps", 1),
+            trades=_float(self.trades, "trades", 0.0),
             fd_h=None if self.fd_h is None else _pos(self.fd_h, "fd_h"),
             seed=_int(self.seed, "seed", 0),
             limit_train=None if self.limit_train is None else _int(self.limit_train,
@@ -119,6 +129,11 @@ class TrainConfig:
         cfg._check_choices()
         return cfg._canonical()
 
+    def _default_steps(self) -> int:
+        """adv_steps when unset: TRADES' published 10, else the paper's PGD-4."""
+        trades = self.trades
+        return TRADES_STEPS if isinstance(trades, int | float) and trades > 0 else PGD_STEPS
+
     def _check_choices(self) -> None:
         if self.q not in (1, 2):
             raise UserError(f"q must be 1 or 2, got {self.q!r}", param="q")
@@ -128,10 +143,26 @@ class TrainConfig:
         if self.adv_kind not in ADV_KINDS:
             raise UserError(f"unknown adv_kind {self.adv_kind!r}; choose from "
                             f"{', '.join(ADV_KINDS)}", param="adv_kind")
+        self._check_trades()
         if self.milestones and self.epochs and self.milestones[-1] > self.epochs:
             raise UserError(f"milestone {self.milestones[-1]} is past the last epoch "
                             f"({self.epochs}); give milestones within 1..epochs",
                             param="milestones")
+
+    def _check_trades(self) -> None:
+        if not self.trades > 0:
+            return
+        if self.adv_eps == 0:
+            raise UserError("trades needs adv_eps > 0: the radius of its inner KL "
+                            "maximisation (the paper's eps, e.g. 0.1 for Fashion-MNIST)",
+                            param="trades")
+        if self.adv_kind != AdvKind.PGD:
+            raise UserError(f"trades makes its own PGD points; adv_kind {self.adv_kind!r} "
+                            "does not apply (leave it pgd)", param="adv_kind")
+        if self.beta > 0:
+            raise UserError("trades with GR (beta > 0) is not a defined combination; train "
+                            "GR with PGD adversarial training (adv_eps, adv_steps) instead",
+                            param="trades")
 
     def _canonical(self) -> TrainConfig:
         """Settings that mean nothing for this defense reset, so identity is canonical."""
@@ -141,15 +172,16 @@ class TrainConfig:
         if cfg.beta == 0:  # GR settings mean nothing without GR
             cfg = replace(cfg, q=1, gr_mode=str(GRMode.EXACT), fd_h=None)
         if cfg.adv_eps == 0:
-            cfg = replace(cfg, adv_steps=4, adv_kind=str(AdvKind.PGD))
+            cfg = replace(cfg, adv_steps=PGD_STEPS, adv_kind=str(AdvKind.PGD))
         return cfg
 
     @property
     def defense(self) -> str:
         """Short name: none, gr, noise, gr+noise, pgd4, fgsm, pgd8+gr, ... (cvgr.names)."""
         return defense_name(beta=self.beta, noise=self.noise, adv_eps=self.adv_eps,
-                            adv_steps=self.adv_steps, adv_kind=self.adv_kind,
-                            gr_mode=self.gr_mode)
+                            adv_steps=self.adv_steps if self.adv_steps is not None
+                            else self._default_steps(), adv_kind=self.adv_kind,
+                            gr_mode=self.gr_mode, trades=self.trades)
 
     def defense_settings(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.defense}
@@ -159,6 +191,8 @@ class TrainConfig:
             d.update(noise=self.noise)
         if self.adv_eps > 0:
             d.update(adv_eps=self.adv_eps, adv_steps=self.adv_steps, adv_kind=self.adv_kind)
+        if self.trades > 0:
+            d.update(trades=self.trades)
         return d
 
     def lr_at(self, epoch: int) -> float:
@@ -169,9 +203,15 @@ class TrainConfig:
     # -- (de)serialisation ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values. Fields added after the first zoo was shipped are
+        left out while off (`OPTIONAL_OFF`), so every earlier run's config.json, record and
+        command line stay exactly what they were."""
         d = asdict(self)
         if d["milestones"] is not None:
             d["milestones"] = list(d["milestones"])
+        for k, off in OPTIONAL_OFF.items():
+            if d.get(k) == off:
+                del d[k]
         return d
 
     @classmethod
@@ -188,7 +228,7 @@ class TrainConfig:
 
     def differences(self, other: TrainConfig) -> list[str]:
         """'field X there, Y asked' for every field where `other` (stored) differs from self."""
-        a, b = self.to_dict(), other.to_dict()
+        a, b = asdict(self), asdict(other)  # every field, also those to_dict() leaves out
         return [f"{k} {b[k]!r} there, {a[k]!r} asked" for k in a if a[k] != b[k]]
 
     def argv(self) -> list[str]:

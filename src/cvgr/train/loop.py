@@ -1,9 +1,10 @@
 """The one training loop, for every defense.
 
-Per batch: optional Gaussian noise, optional adversarial replacement (FGSM / PGD), then either
-plain cross-entropy or the gradient-regularized objective, one SGD step. GR + noise (the
-paper's Fashion-MNIST setting) is simply both switches on: the penalty is taken at the noisy
-images.
+Per batch: optional Gaussian noise, optional adversarial replacement (FGSM / PGD), then
+plain cross-entropy, the gradient-regularized objective or TRADES, one SGD step. GR + noise
+(the paper's Fashion-MNIST setting) is simply both switches on: the penalty is taken at the
+noisy images; GR + PGD AT likewise takes the penalty on the adversarial batch's loss. TRADES
+keeps the clean batch and adds its KL term at its own inner-maximisation point.
 
 Speed: nothing in the batch loop waits for the device. Per-batch losses stay on the device and
 are looked at every `CHECK_EVERY` batches (non-finite check, progress-bar text) and at the end
@@ -203,6 +204,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     gen.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     use_gr = cfg.beta > 0
+    use_trades = cfg.trades > 0
 
     per_batch: list[Tensor] = []  # [total, ce, penalty, correct] per batch, on the device
     sizes: list[int] = []
@@ -212,7 +214,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
                         progress=progress, mininterval=0.5)
     try:
         for i, (x, y) in enumerate(loader.epoch(epoch)):
-            want_cos = use_gr and i < cfg.cos_batches
+            want_cos = (use_gr or use_trades) and i < cfg.cos_batches
             row, cos = _step(model, opt, x, y, cfg, gen, params, want_cos,
                              None if want_cos else fast)
             per_batch.append(row)
@@ -243,6 +245,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
         "loss": float(sums[0]),
         "train_acc": float(s[:, 3].sum() / n.sum()),
         "cos": float(torch.stack(cosines).mean()) if cosines else None,
+        **({"kl": float(sums[2])} if use_trades else {}),  # TRADES' batch-mean KL term
     }
 
 
@@ -250,13 +253,15 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, cf
           gen: torch.Generator, params: Sequence[Tensor], want_cos: bool,
           fast: GRStep | None = None) -> tuple[Tensor, Tensor | None]:
     """One SGD step with `cfg`'s defense: ([total, ce, penalty, correct], cosine or None).
-    With `fast` (a traced/compiled GR step) the GR objective's gradients come from it."""
-    from cvgr.defenses import adversarial_batch, gaussian_noise, gradient_regularized_loss
+    With `fast` (a traced/compiled GR step) the GR objective's gradients come from it.
+    `penalty` is the GR penalty P (GR), the batch-mean KL (TRADES) or 0."""
+    from cvgr.defenses import adversarial_batch, gaussian_noise
 
     if cfg.noise > 0:
         x = gaussian_noise(x, cfg.noise, generator=gen)
-    if cfg.adv_eps > 0:
-        x = adversarial_batch(model, x, y, cfg.adv_eps, cfg.adv_steps, kind=cfg.adv_kind,
+    if cfg.adv_eps > 0 and not cfg.trades > 0:
+        # PGD / FGSM AT; with GR the penalty below is taken at (and on the loss of) this batch
+        x = adversarial_batch(model, x, y, cfg.adv_eps, need(cfg.adv_steps), kind=cfg.adv_kind,
                               random_start=cfg.adv_kind == AdvKind.PGD, generator=gen)
     if cfg.beta > 0 and fast is not None and not want_cos:
         opt.zero_grad(set_to_none=True)
@@ -264,13 +269,7 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, cf
         opt.step()
         return torch.stack([total.detach(), ce.detach(), penalty.detach(),
                             (logits.detach().argmax(1) == y).sum().to(total.dtype)]), None
-    if cfg.beta > 0:
-        total, ce, penalty, logits = gradient_regularized_loss(
-            model, x, y, cfg.beta, q=cfg.q, mode=cfg.gr_mode, h=cfg.fd_h)
-    else:
-        logits = model(x)
-        ce = total = F.cross_entropy(logits, y)
-        penalty = torch.zeros((), device=total.device)
+    total, ce, penalty, logits = _objective(model, x, y, cfg, gen)
     g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True) \
         if want_cos else None
     opt.zero_grad(set_to_none=True)
@@ -280,6 +279,23 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, cf
     row = torch.stack([total.detach(), ce.detach(), penalty.detach(),
                        (logits.detach().argmax(1) == y).sum().to(total.dtype)])
     return row, cos
+
+
+def _objective(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig,
+               gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(total, ce, penalty, logits) of the eager objective at the (already noised or
+    adversarial) batch x: TRADES, GR, or plain cross-entropy."""
+    from cvgr.defenses import gradient_regularized_loss, trades_batch, trades_loss
+
+    if cfg.trades > 0:
+        x_adv = trades_batch(model, x, cfg.adv_eps, need(cfg.adv_steps), generator=gen)
+        return tuple(trades_loss(model, x, x_adv, y, cfg.trades))  # type: ignore[return-value]
+    if cfg.beta > 0:
+        return tuple(gradient_regularized_loss(  # type: ignore[return-value]
+            model, x, y, cfg.beta, q=cfg.q, mode=cfg.gr_mode, h=cfg.fd_h))
+    logits = model(x)
+    ce = F.cross_entropy(logits, y)
+    return ce, ce, torch.zeros((), device=ce.device), logits
 
 
 @torch.no_grad()
@@ -310,6 +326,8 @@ def format_row(row: dict[str, Any], epochs: int) -> str:
     parts = [f"epoch {row['epoch']:>3}/{epochs}", f"ce {row['ce']:.4f}"]
     if row.get("gr") is not None:
         parts.append(f"gr {row['gr']:.4g}")
+    if row.get("kl") is not None:
+        parts.append(f"kl {row['kl']:.4g}")
     parts += [f"acc {100 * row['train_acc']:.2f}%",
               f"val {100 * row['val_acc']:.2f}% (loss {row['val_loss']:.4f})"]
     if row.get("cos") is not None:

@@ -68,6 +68,7 @@ def _entries() -> dict[str, ZooEntry]:
     v1 = {"arch": "MNISTNetV1", "complex": True}
     grf = {"beta": 64.0, "noise": 0.05}
     grm = {"beta": 512.0}
+    trades = {"trades": 6.0, "adv_eps": 0.1, "adv_steps": 10}
     fm, mn = "fashion-mnist", "mnist-10k"
     rows: list[tuple[str, str, dict[str, Any]]] = [
         (f"{fm}/complex-gr", "complex, GR beta 64 + noise 0.05", {**v1, **grf}),
@@ -98,6 +99,19 @@ def _entries() -> dict[str, ZooEntry]:
         ("mnist/complex-none", "complex, no defense", dict(v1)),
         ("mnist/real-pgd4", "real, PGD-4 adversarial training at eps 0.3",
          {**v0, "adv_eps": 0.3, "adv_steps": 4}),
+        # the field's standard defenses at the paper's recipe (issue 18): Madry-style PGD-10 AT,
+        # TRADES at its published beta 6 and 10 inner steps, AT on the complex net, and GR
+        # combined with PGD-4 AT (the penalty on the adversarial loss)
+        (f"{fm}/real-pgd10", "real, PGD-10 adversarial training at eps 0.1",
+         {**v0, "adv_eps": 0.1, "adv_steps": 10}),
+        (f"{fm}/real-trades", "real, TRADES beta 6 at eps 0.1 (10 inner steps)",
+         {**v0, **trades}),
+        (f"{fm}/complex-pgd4", "complex, PGD-4 adversarial training at eps 0.1",
+         {**v1, "adv_eps": 0.1, "adv_steps": 4}),
+        (f"{fm}/complex-trades", "complex, TRADES beta 6 at eps 0.1 (10 inner steps)",
+         {**v1, **trades}),
+        (f"{fm}/complex-gr-pgd4", "complex, GR beta 64 + PGD-4 adversarial training at eps 0.1",
+         {**v1, "beta": 64.0, "adv_eps": 0.1, "adv_steps": 4}),
     ]
     return {n: ZooEntry(n, s, kw) for n, s, kw in rows}
 

@@ -147,6 +147,10 @@ def readme_section(rs: list[dict[str, Any]]) -> str:
     from cvgr.zoo import _f, aa_cell
 
     for r in rs:
+        if not r.get("shipped", True):  # pending: in the catalogue, not trained yet
+            lines.append(f"| {r['name']} ({r['defense']}) | not trained yet | - | - | - | - | "
+                         "- |")
+            continue
         lines.append(f"| {r['name']} ({r['defense']}) | {_f(r['clean_accuracy'])} | "
                      f"{_f(r['pgd8'])} | {aa_cell(r)} | {_f(r['eps'], 'g')} | {r['n'] or '-'} | "
                      f"{_f(r['seconds_per_epoch'], '.1f')} |")
