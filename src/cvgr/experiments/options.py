@@ -22,6 +22,9 @@ class RunOptions:
     deterministic: deterministic PyTorch kernels (`cvgr.devices.deterministic`).
     threads: PyTorch threads inside the job (None: leave PyTorch's setting).
     gr_step: how training jobs run the GR step (`cvgr.defenses.gr_step.GR_STEP_KINDS`).
+    executor, jobs: set by the executor that runs the job ("local" or "ray", and how many
+        jobs run at once), recorded with each run: on CPU the thread count, which these
+        decide, changes the last bits of the weights (docs/cluster.md).
     """
 
     device: str | None = None
@@ -31,6 +34,8 @@ class RunOptions:
     deterministic: bool = False
     threads: int | None = None
     gr_step: str = "auto"
+    executor: str | None = None
+    jobs: int | None = None
 
     def replace(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)
