@@ -362,3 +362,25 @@ def test_further_attacks_on_the_survivors_lower_the_worst_case(tiny, capsys):
     r["evaluated"] = True
     assert any("--further apgd-ce:steps=20 --seed 3" in line and f"{r['strongest']:.3f}" in line
                for line in doc.flag_lines([r]))
+
+
+def test_zoo_takes_the_list_options_as_its_default_action(tmp_path, capsys):
+    def run(*argv):
+        rc = main(["zoo", *argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    rc, listed, _ = run("list", "--json")
+    assert rc == 0 and json.loads(listed)
+    for argv in (["--json"], ["--json", "list"]):
+        rc, out, _ = run(*argv)
+        assert rc == 0 and out == listed, argv  # the same JSON document
+    empty = tmp_path / "empty-zoo"
+    empty.mkdir()
+    for argv in (["--zoo-dir", str(empty), "--json"], ["list", "--zoo-dir", str(empty),
+                                                      "--json"]):
+        rc, out, _ = run(*argv)
+        assert rc == 0 and not any(r["shipped"] for r in json.loads(out)), argv
+    rc, _, err = run("--json", "doc", "--out", str(tmp_path / "zoo.md"))
+    assert rc == 2 and err.count("\n") == 1 and "--json goes with the zoo table" in err
+    assert not (tmp_path / "zoo.md").exists()
