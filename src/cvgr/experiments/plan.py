@@ -38,7 +38,7 @@ from cvgr.experiments.jobs import (
 from cvgr.names import AdvKind, Attack, DefensePart, defense_name
 
 __all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "Budget", "DatasetSettings", "build_plan",
-           "check_plan", "eps_grid", "job_by_id", "model_label"]
+           "check_plan", "eps_grid", "model_label"]
 
 PAPER_TIME_RATIOS = {"real-gr": 1.33, "real-pgd4": 2.31, "real-pgd8": 3.64,
                      "complex-none": 1.42, "complex-gr": 2.39}
@@ -312,7 +312,3 @@ def check_plan(plan: dict[str, Any]) -> None:
         if not (isinstance(job.get("cost"), int | float) and math.isfinite(job["cost"])):
             raise ValueError(f"job {job['id']!r}: cost must be a finite number")
         seen.add(job["id"])
-
-
-def job_by_id(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {j["id"]: j for j in plan["jobs"]}
