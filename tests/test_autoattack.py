@@ -6,6 +6,8 @@ A tiny 10-class model is trained inside the test (the standard version targets 9
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -89,6 +91,58 @@ def test_standard_is_the_authors_version_and_worst_case(model, data, standard):
         right = (model(x_adv).argmax(1) == y).nonzero().squeeze(1).tolist()
     assert right == res["robust_indices"]
     assert len(right) == round(res["robust_accuracy"] * len(x))
+
+
+def spy_calls(monkeypatch) -> list[list[str]]:
+    """Record the attack list of every call of the authors' run_standard_evaluation."""
+    from pyautoattack import AutoAttack
+
+    calls: list[list[str]] = []
+    real = AutoAttack.run_standard_evaluation
+
+    def spy(self, *args, **kwargs):
+        calls.append(list(self.attacks_to_run))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoAttack, "run_standard_evaluation", spy)
+    return calls
+
+
+def test_standard_equals_the_authors_api_image_for_image(model, data, monkeypatch, caplog):
+    from pyautoattack import AutoAttack
+
+    x, y = data
+    eps = 0.12  # here APGD-CE and APGD-T each fool images: the per-attack rows are tested
+    calls = spy_calls(monkeypatch)
+    res, x_adv = evaluate.autoattack(model, x, y, eps, version="standard", seed=4,
+                                     batch_size=8, progress=False, return_examples=True)
+    assert calls == [["apgd-ce", "apgd-t", "fab-t", "square"]]  # one call, the authors' list
+    caplog.set_level(logging.DEBUG, logger="auto-attack")
+    aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=4, device="cpu")
+    adv, y_adv = aa.run_standard_evaluation(x, y, batch_size=8)
+    assert torch.equal(x_adv, adv)
+    assert res["robust_indices"] == (y_adv == y).nonzero().squeeze(1).tolist()
+    reported = [r.getMessage().split(" (total")[0] for r in caplog.records
+                if r.getMessage().startswith("robust accuracy after")]
+    assert reported == [f"robust accuracy after {a['attack'].upper()}: "
+                        f"{a['robust_accuracy']:.2%}" for a in res["attacks"]]
+    accs = [a["robust_accuracy"] for a in res["attacks"]]
+    assert accs[0] > accs[1] and accs[0] < res["clean_accuracy"]  # two attacks contributed
+
+
+def test_custom_runs_the_authors_list_in_as_few_calls_as_its_settings_allow(model, data,
+                                                                           monkeypatch):
+    x, y = data
+    calls = spy_calls(monkeypatch)
+    one = "apgd-ce:steps=5,apgd-dlr:steps=5,square:queries=20"
+    res = evaluate.autoattack(model, x, y, 0.12, version="custom", attacks=one, progress=False)
+    assert calls == [["apgd-ce", "apgd-dlr", "square"]]
+    assert [r["settings"]["n_iter"] for r in res["attacks"][:2]] == [5, 5]
+    calls.clear()
+    # APGD-CE and APGD-DLR share one object in the authors' code: other steps, another call
+    evaluate.autoattack(model, x, y, 0.12, version="custom", progress=False,
+                        attacks="apgd-ce:steps=5,apgd-dlr:steps=6,apgd-ce:steps=7")
+    assert calls == [["apgd-ce"], ["apgd-dlr"], ["apgd-ce"]]
 
 
 def test_standard_at_most_pgd_and_art(model, data, standard):

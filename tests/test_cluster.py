@@ -33,6 +33,10 @@ def _have_fashion() -> bool:
 
 needs_data = pytest.mark.skipif(not _have_fashion(),
                                 reason="fashion-mnist not installed (make data)")
+# The local setting the Ray runs are compared with, bit for bit: one job at a time on one
+# PyTorch thread. Ray's tasks run on --cpus-per-job threads (1 by default), as each worker of
+# `--jobs 2` does on 2 cores; `--jobs 1` alone would use all cores' threads and may differ in
+# the last bits (docs/cluster.md, "Seeds and determinism").
 CPU1 = RunOptions(device="cpu", threads=1)
 
 
@@ -73,8 +77,13 @@ def local_tiny(tmp_path_factory):
 
 
 def _compare(jobs, local, other):
+    """Bitwise the same weights and results as the local runner with CPU1 (1 thread)."""
     for job in jobs:
         if job["kind"] == "train":
+            envs = [read_json(job_output(job, r) / "config.json")["environment"]
+                    for r in (local, other)]
+            assert [e["torch_threads"] for e in envs] == [1, 1], job["id"]
+            assert [e["executor"] for e in envs] == ["local", "ray"], job["id"]
             a = load_file(str(job_output(job, local) / "model.safetensors"))
             b = load_file(str(job_output(job, other) / "model.safetensors"))
             assert a.keys() == b.keys()
@@ -88,7 +97,8 @@ def _compare(jobs, local, other):
 @pytest.mark.slow
 def test_tiny_budget_through_the_cli_on_ray(ray_local, local_tiny, tmp_path, capsys):
     """The whole hidden tiny budget through `cvgr reproduce --executor ray` (shared
-    filesystem: one machine), against the local runner, bitwise."""
+    filesystem: one machine, 1 thread per task), against the local runner with one job on 1
+    thread (CPU1), bitwise."""
     jobs, local = local_tiny
     out = tmp_path / "rep"
     argv = ["reproduce", "--dataset", "fashion-mnist", "--budget", "tiny", "--out", str(out),
@@ -104,6 +114,7 @@ def test_tiny_budget_through_the_cli_on_ray(ray_local, local_tiny, tmp_path, cap
     _compare(jobs, local, out)
     done = [r for r in read_jsonl(out / "log.jsonl") if r["status"] == "done"]
     assert len(done) == n and all(r["device"] == "cpu" and r["node"] for r in done)
+    assert {(r["executor"], r["threads"]) for r in done} == {("ray", 1)}
     assert main(argv) == 0  # resume and is_done unchanged: nothing runs twice
     assert f"{n} already finished, 0 to run" in capsys.readouterr().err
     assert len(read_jsonl(out / "log.jsonl")) == n
@@ -113,7 +124,8 @@ def test_tiny_budget_through_the_cli_on_ray(ray_local, local_tiny, tmp_path, cap
 @pytest.mark.slow
 def test_tiny_jobs_shipped_without_shared_fs(ray_local, local_tiny, tmp_path):
     """Without a shared filesystem the workers return their files; OUT gets exactly the
-    local runner's layout and bitwise the same weights."""
+    local runner's layout and bitwise the same weights as it gives with one job on 1 thread
+    (CPU1, as each Ray task here)."""
     jobs, local = local_tiny
     logs = []
     out = run_jobs_ray(jobs, tmp_path, RayOptions(shared_fs="no"), options=CPU1,

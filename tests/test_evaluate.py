@@ -60,6 +60,22 @@ def test_parse_eps():
             evaluate.parse_eps(bad)
 
 
+def test_evaluate_package_init_only_reexports():
+    """evaluate/__init__.py holds imports and __all__, no logic; parse_eps lives in curves."""
+    import ast
+    from pathlib import Path
+
+    from cvgr.evaluate import curves
+
+    tree = ast.parse(Path(evaluate.__file__).read_text())
+    body = [n for n in tree.body if not (isinstance(n, ast.Expr)  # the docstring
+                                         and isinstance(n.value, ast.Constant))]
+    kinds = {type(n).__name__ for n in body}
+    assert kinds <= {"Import", "ImportFrom", "Assign"}, kinds
+    assert [t.id for n in body if isinstance(n, ast.Assign) for t in n.targets] == ["__all__"]
+    assert evaluate.parse_eps is curves.parse_eps
+
+
 def test_robustness_curve_matches_direct_attack_and_batching(model, data):
     x, y = data
     eps = [0.0, 0.05, 0.1, 0.2]

@@ -10,6 +10,7 @@ import pytest
 
 import cvgr
 from cvgr.cli import build_parser, main
+from cvgr.models import resolve
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -32,7 +33,7 @@ def test_help_explains_every_option(capsys):
                     reason="Fashion-MNIST files not installed")
 def test_paper_command_runs(tmp_path, capsys):
     out = tmp_path / "runs" / "c64"
-    rc = main(["train", "--dataset", "fashion-mnist", "--arch", "MNISTNetV1", "--complex",
+    rc = main(["train", "--dataset", "fashion-mnist", "--complex",  # --arch: the dataset's
                "--beta", "64", "--noise", "0.05", "--epochs", "1", "--out", str(out),
                "--limit-train", "128", "--limit-test", "64", "--device", "cpu",
                "--data-root", str(FMNIST), "--json"])
@@ -43,6 +44,28 @@ def test_paper_command_runs(tmp_path, capsys):
     assert "epoch   1/1" in captured.err  # epoch lines are progress messages, on stderr
     model = cvgr.load(out)
     assert model.record["defense"]["name"] == "gr+noise" and model.record["complex"]
+    stored = json.loads((out / "config.json").read_text())["config"]["arch"]
+    assert stored == resolve("MNISTNetV1").name  # fashion-mnist's complex net
+
+
+@pytest.mark.parametrize("dataset, complex_flag, arch", [
+    ("fashion-mnist", [], "MNISTNetV0"),
+    ("fashion-mnist", ["--complex"], "MNISTNetV1"),
+    ("cifar10", ["--complex"], "CIFARNet1"),
+])
+def test_arch_defaults_to_the_datasets_paper_net(dataset, complex_flag, arch):
+    from cvgr.cli.train import config_from_args
+    from cvgr.data import DATASETS
+
+    args = build_parser().parse_args(["train", "--dataset", dataset, *complex_flag,
+                                      "--out", "r"])
+    cfg = config_from_args(args)
+    settings = DATASETS[dataset].settings
+    assert cfg.arch == arch == (settings.complex_arch if complex_flag else settings.real_arch)
+    assert cfg.resolved().arch == resolve(arch).name
+    given = build_parser().parse_args(["train", "--dataset", dataset, "--arch", "MNISTMLP",
+                                       "--out", "r"])
+    assert config_from_args(given).arch == "MNISTMLP"  # an explicit --arch wins
 
 
 @pytest.mark.parametrize("argv, words", [

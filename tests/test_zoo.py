@@ -423,3 +423,25 @@ def test_issue18_entries_train_a_tiny_smoke_run(tmp_path, name):
     rec = cvgr.load(tmp_path / "r").record
     assert rec["defense"]["name"] == e.config().defense
     assert rec["defense"].get("trades") == e.settings.get("trades")
+
+
+def test_zoo_takes_the_list_options_as_its_default_action(tmp_path, capsys):
+    def run(*argv):
+        rc = main(["zoo", *argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    rc, listed, _ = run("list", "--json")
+    assert rc == 0 and json.loads(listed)
+    for argv in (["--json"], ["--json", "list"]):
+        rc, out, _ = run(*argv)
+        assert rc == 0 and out == listed, argv  # the same JSON document
+    empty = tmp_path / "empty-zoo"
+    empty.mkdir()
+    for argv in (["--zoo-dir", str(empty), "--json"], ["list", "--zoo-dir", str(empty),
+                                                      "--json"]):
+        rc, out, _ = run(*argv)
+        assert rc == 0 and not any(r["shipped"] for r in json.loads(out)), argv
+    rc, _, err = run("--json", "doc", "--out", str(tmp_path / "zoo.md"))
+    assert rc == 2 and err.count("\n") == 1 and "--json goes with the zoo table" in err
+    assert not (tmp_path / "zoo.md").exists()

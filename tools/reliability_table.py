@@ -101,7 +101,7 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
         immutable(ro, True)
     Path("file").write_text("x")
     train = ["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--device", "cpu",
-             "--no-progress"]
+             "--quiet"]
     rc, err = run([*train, "--epochs", "1", "--limit-train", "512", "--limit-test", "200",
                    "--out", "run"])
     assert rc == 0, err

@@ -33,9 +33,9 @@ defenses (combine freely):
 defaults: each dataset's recipe (docs/method.md, section 6), SGD with lr x0.2 at each milestone:
 {recipes}
 
-example:
-  cvgr train --dataset fashion-mnist --arch MNISTNetV1 --complex --beta 64 --noise 0.05 \\
-      --epochs 30 --out runs/c64
+example (--complex without --arch: the dataset's complex net, here MNISTNetV1):
+  cvgr train --dataset fashion-mnist --complex --beta 64 --noise 0.05 --epochs 30 \\
+      --out runs/c64
 
 Epoch lines and the progress bar go to stderr (--quiet: neither); stdout gets the result, with
 --json the final epoch's metrics as one JSON document.
@@ -68,6 +68,27 @@ def _dataset_help() -> str:
     return ", ".join(DATASETS)
 
 
+def _arch_help() -> str:
+    from cvgr.data import DATASETS
+
+    by_nets: dict[tuple[str, str], list[str]] = {}
+    for name, spec in DATASETS.items():
+        by_nets.setdefault((spec.settings.real_arch, spec.settings.complex_arch), []).append(name)
+    return "; ".join(f"{', '.join(names)}: {real}, {cplx}"
+                     for (real, cplx), names in by_nets.items())
+
+
+def default_arch(dataset: str, complex_net: bool) -> str:
+    """The paper's net for a dataset (its spec's settings), as `cvgr reproduce` picks it; ""
+    for an unknown dataset, which `TrainConfig.resolved()` then names."""
+    from cvgr.data import DATASETS
+
+    spec = DATASETS.get(dataset)
+    if spec is None:
+        return ""
+    return spec.settings.complex_arch if complex_net else spec.settings.real_arch
+
+
 def _milestones(text: str) -> tuple[int, ...]:
     if text.strip().lower() in ("none", ""):
         return ()
@@ -84,9 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to train")
     g.add_argument("--dataset", required=True, help=_dataset_help())
-    g.add_argument("--arch", required=True,
-                   help="architecture name or reference alias (see `cvgr models`), "
-                        "e.g. MNISTNetV0, MNISTNetV1, CIFARNet1")
+    g.add_argument("--arch", default=None,
+                   help="architecture name or reference alias (see `cvgr models`); default: "
+                        f"the paper's net for the dataset, real or with --complex complex "
+                        f"({_arch_help()})")
     g.add_argument("--complex", action="store_true",
                    help="build the complex (phase-to-magnitude) version; default real")
     g.add_argument("--out", required=True, metavar="RUN",
@@ -147,7 +169,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        dataset=args.dataset, arch=args.arch, complex=args.complex,
+        dataset=args.dataset, complex=args.complex,
+        arch=args.arch if args.arch is not None else default_arch(args.dataset, args.complex),
         beta=args.beta, q=args.q, gr_mode=args.gr_mode, fd_h=args.fd_h, noise=args.noise,
         adv_eps=args.adv_eps, adv_steps=args.adv_steps, adv_kind=args.adv_kind,
         trades=args.trades,

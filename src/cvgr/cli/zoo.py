@@ -1,6 +1,6 @@
 """`cvgr zoo`: the shipped models (the paper's, at the paper's budget) and their numbers.
 
-  cvgr zoo [list]                          the table (untrained / unevaluated entries say so)
+  cvgr zoo [list] [--json]                 the table (untrained / unevaluated entries say so)
   cvgr zoo train [NAMES] --root DIR        train entries into DIR/<dataset>/<name>, resumable
   cvgr zoo publish RUN_DIR... | --root DIR copy finished runs into the zoo (alias: add)
   cvgr zoo evaluate [NAMES] --n 500        clean, PGD(8), standard AutoAttack; JSON per model
@@ -13,35 +13,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from cvgr.cli._common import add_device, add_gr_step, add_quiet, pick_device
 from cvgr.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # `cvgr zoo` alone is `cvgr zoo list`, so the zoo command takes the list action's options.
+    # An action's copies of them default to SUPPRESS: given after the action they win, else
+    # the values given before it stand.
     p = sub.add_parser("zoo", help="the model zoo: table, train, publish, evaluate, doc",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    zoo_dir = argparse.ArgumentParser(add_help=False)
-    zoo_dir.add_argument("--zoo-dir", default=None, metavar="DIR",
-                         help="zoo weights directory (default: the package's, or $CVGR_ZOO_DIR)")
+    _add_list_options(p)
+    p.set_defaults(func=run_list)
+    zoo_dir = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _add_zoo_dir(zoo_dir)
     add_quiet(zoo_dir)
-    p.set_defaults(func=run_list, json=False, zoo_dir=None, quiet=False)
+    quiet = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    add_quiet(quiet)
     s = p.add_subparsers(dest="zoo_command", metavar="ACTION")
 
-    q = s.add_parser("list", parents=[zoo_dir], help="the zoo table (the default action)")
-    q.add_argument("--json", action="store_true", help="print the rows as JSON")
+    q = s.add_parser("list", argument_default=argparse.SUPPRESS,
+                     help="the zoo table (the default action)")
+    _add_list_options(q)
     q.set_defaults(func=run_list)
 
-    q = s.add_parser("train", help="train zoo entries (resumable run directories)")
+    q = s.add_parser("train", parents=[quiet],
+                     help="train zoo entries (resumable run directories)")
     q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all)")
     q.add_argument("--root", default="runs/zoo", metavar="DIR",
                    help="runs go to DIR/<dataset>/<name> (default runs/zoo)")
     q.add_argument("--data-root", default=None, help="directory holding the datasets")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     add_gr_step(q)
-    add_quiet(q)
     add_device(q)
-    q.set_defaults(func=run_train)
+    q.set_defaults(func=_no_json(run_train))
 
     for action in ("publish", "add"):
         q = s.add_parser(action, parents=[zoo_dir],
@@ -53,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--name", default=None, help="the entry (default: found from the run)")
         q.add_argument("--hardware", default=None,
                        help="what the runs trained on (default: detected here)")
-        q.set_defaults(func=run_publish)
+        q.set_defaults(func=_no_json(run_publish))
 
     q = s.add_parser("evaluate", parents=[zoo_dir], help="measure the table's numbers")
     q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all shipped)")
@@ -67,13 +74,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=1, help="seed of --further (default 1)")
     q.add_argument("--data-root", default=None, help="directory holding the datasets")
     add_device(q)
-    q.set_defaults(func=run_evaluate)
+    q.set_defaults(func=_no_json(run_evaluate))
 
     q = s.add_parser("doc", parents=[zoo_dir], help="write the zoo page (markdown)")
     q.add_argument("--out", default="docs/zoo.md", help="default docs/zoo.md")
     q.add_argument("--readme", default=None, metavar="FILE",
                    help="also rewrite the zoo table between FILE's zoo markers (README.md)")
-    q.set_defaults(func=run_doc)
+    q.set_defaults(func=_no_json(run_doc))
+
+
+def _add_zoo_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--zoo-dir", metavar="DIR",
+                        help="zoo weights directory (default: the package's, or $CVGR_ZOO_DIR)")
+
+
+def _add_list_options(parser: argparse.ArgumentParser) -> None:
+    """The table's options: on `cvgr zoo` itself (defaults set) and on `cvgr zoo list`."""
+    _add_zoo_dir(parser)
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_quiet(parser)
+
+
+def _no_json(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """An action that prints no JSON refuses a --json given before it (`cvgr zoo --json
+    ACTION`) instead of ignoring it."""
+    def checked(args: argparse.Namespace) -> int:
+        if args.json:
+            raise UserError(f"--json goes with the zoo table (`cvgr zoo --json` or `cvgr zoo "
+                            f"list --json`), not with `cvgr zoo {args.zoo_command}`",
+                            param="--json")
+        return run(args)
+
+    return checked
 
 
 def run_list(args: argparse.Namespace) -> int:

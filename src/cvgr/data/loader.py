@@ -111,10 +111,6 @@ class Loader:
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)
 
-    @property
-    def num_samples(self) -> int:
-        return len(self.labels)
-
     def epoch(self, e: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Iterate (x float32 [0, 1] (B, *input_shape), y int64 (B,)) on the loader's device."""
         n = len(self.labels)

@@ -41,7 +41,6 @@ __all__ = ["locate", "find", "search_dirs", "cache_root", "destination", "requir
 
 SYSTEM_DIRS = (Path("/usr/share/datasets"), Path("/usr/local/share/datasets"))
 CIFAR_DIR = "cifar-10-batches-py"
-CIFAR_TRAIN = CifarPythonReader.TRAIN
 _SPLITS = ("train", "test")
 
 # Published checksums (MD5 of the files as the datasets' own sites distribute them).
@@ -259,7 +258,7 @@ def _fetch_cifar(dest: Path, log: Log) -> Path:
     with tempfile.TemporaryDirectory(dir=_mkdir(dest)) as tmp:
         tgz = download([m + fname for m in MIRRORS["cifar10"]], Path(tmp) / fname, md5, log)
         with tarfile.open(tgz) as tar:  # copy out only the named members: no path tricks
-            for member in (*CIFAR_TRAIN, "test_batch", "batches.meta"):
+            for member in (*CifarPythonReader.TRAIN, "test_batch", "batches.meta"):
                 f = tar.extractfile(f"{CIFAR_DIR}/{member}")
                 if f is None:
                     raise UserError(f"{tgz}: lacks {CIFAR_DIR}/{member}")

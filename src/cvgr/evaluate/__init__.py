@@ -13,6 +13,7 @@ from cvgr.evaluate.curves import (
     attack_batched,
     check_eps_list,
     mean_loss,
+    parse_eps,
     predict,
     robustness_curve,
 )
@@ -47,29 +48,3 @@ __all__ = [
     "transfer_matrix",
 ]
 
-
-def parse_eps(text: str) -> list[float]:
-    """'0:0.3:0.02' (inclusive range), '0.1,0.2' or '0.1' -> a list of eps values."""
-    import math
-
-    from cvgr.errors import UserError
-
-    try:
-        if ":" in text:
-            parts = [float(t) for t in text.split(":")]
-            if len(parts) != 3 or not all(map(math.isfinite, parts)) or parts[2] <= 0 \
-                    or parts[1] < parts[0]:
-                raise ValueError
-            start, stop, step = parts
-            n = int(round((stop - start) / step))
-            if n + 1 > MAX_EPS_POINTS:  # refuse before building a huge list
-                raise UserError(f"eps {text!r} gives {n + 1} values, more than {MAX_EPS_POINTS};"
-                                " use a larger step", param="eps")
-            vals = [round(start + i * step, 10) for i in range(n + 1)]
-            return [v for v in vals if v <= stop + 1e-9]
-        return [float(t) for t in text.split(",") if t.strip()]
-    except UserError:
-        raise
-    except (ValueError, OverflowError):
-        raise UserError(f"cannot read eps {text!r}; write START:STOP:STEP (e.g. 0:0.3:0.02), "
-                        "a comma list (0.1,0.2) or one number", param="eps") from None

@@ -11,8 +11,12 @@ earlier attacks left classified correctly, so the robust accuracy is the per-ima
 - ``custom``: any list of attacks from both libraries with their settings, e.g.
   ``["apgd-ce", {"attack": "square", "queries": 100}]``.
 
-Every example an attack returns is projected back onto the eps-ball and [0, 1] and the model
-is asked again, so a library bug cannot inflate an attack. The result records the version,
+The standard version is one call of the authors' public API, `AutoAttack(model, norm=..., eps=...,
+version="standard", seed=..., device=...).run_standard_evaluation(x, y, batch_size=...)`, and
+its per-attack accuracies are what that call reports on its `auto-attack` logger. A custom list
+goes through `version="custom"` and `attacks=`. Every example a library says fooled the model
+is checked (projected onto the eps-ball and [0, 1] if it left them, the model asked again), so
+a library bug cannot inflate an attack. The result records the version,
 each attack's settings as run, the library versions, the seed, the robust accuracy after each
 attack and which images survived.
 """
@@ -20,6 +24,7 @@ attack and which images survived.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -139,17 +144,44 @@ def version_attacks(version: str, attacks: Any = None) -> list[dict[str, Any]] |
     return parse_attacks(attacks)
 
 
-class _FlagLog(logging.Handler):
-    """Collects the warnings of the authors' automatic checks (zero gradients, randomness)."""
+# The authors' AutoAttack reports its progress on the `auto-attack` logger (pyautoattack 0.2.0):
+# one record per batch of each attack, and one per finished attack.
+_BATCH = re.compile(r"(?P<attack>[a-z-]+) - \d+/\d+ - (?P<fooled>\d+) out of (?P<size>\d+) "
+                    r"successfully perturbed")
+_AFTER = re.compile(r"robust accuracy after (?P<attack>[A-Z-]+): (?P<pct>[\d.]+)% "
+                    r"\(total time (?P<time>[\d.]+) s\)")
+# The objects of the authors' AutoAttack that run each attack: attacks sharing one object share
+# its settings, so a custom list that sets them differently runs them in separate calls.
+_OBJECT = {"apgd-ce": "apgd", "apgd-dlr": "apgd", "apgd-t": "apgd_targeted", "fab": "fab",
+           "fab-t": "fab", "square": "square"}
+
+
+class _Report(logging.Handler):
+    """What the authors' AutoAttack reports on its logger: the warnings of its automatic checks
+    (zero gradients, randomness, ...) and, per attack, the images it attacked and fooled."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
+        super().__init__(logging.DEBUG)
+        self.flags: list[str] = []
+        self.start()
+
+    def start(self) -> None:
+        """Forget the attack counts of an earlier call (the flags are kept)."""
+        self.attacked: dict[str, int] = {}
+        self.fooled: dict[str, int] = {}
+        self.after: dict[str, tuple[float, float]] = {}  # attack -> (percent, total seconds)
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
-        if msg not in self.messages:
-            self.messages.append(msg)
+        if record.levelno >= logging.WARNING:
+            if msg not in self.flags:
+                self.flags.append(msg)
+        elif m := _BATCH.fullmatch(msg):
+            name = m["attack"]
+            self.attacked[name] = self.attacked.get(name, 0) + int(m["size"])
+            self.fooled[name] = self.fooled.get(name, 0) + int(m["fooled"])
+        elif m := _AFTER.fullmatch(msg):
+            self.after[m["attack"].lower()] = (float(m["pct"]), float(m["time"]))
 
 
 def _require_libraries(specs: list[dict[str, Any]] | None) -> set[str]:
@@ -164,23 +196,30 @@ def _require_libraries(specs: list[dict[str, Any]] | None) -> set[str]:
     return libs
 
 
-def _attack_step(runner: _Runner, spec: dict[str, Any], model: nn.Module, x: Tensor, y: Tensor,
-                 x_adv: Tensor, robust: Tensor, batch_size: int) -> dict[str, Any]:
-    """One attack of the list on the images still robust; updates x_adv and robust in place
-    and returns its row of the result."""
-    idx = robust.nonzero().squeeze(1)
-    t0 = time.perf_counter()
-    settings = runner.configure(spec)
-    if len(idx) and runner.eps > 0:
-        xs, ys = x[idx], y[idx]
-        adv = runner.run(spec, xs, ys)
-        adv = project(adv.to(x.device, x.dtype), xs, runner.eps, runner.norm)
-        fooled = predict(model, adv, batch_size)[0] != ys
-        x_adv[idx[fooled]] = adv[fooled]
-        robust[idx[fooled]] = False
-    return {"attack": spec["attack"], "library": spec["library"], "settings": settings,
-            "attacked": int(len(idx)), "robust_accuracy": robust.float().mean().item(),
-            "seconds": round(time.perf_counter() - t0, 3)}
+def _segments(specs: list[dict[str, Any]] | None) -> list[list[dict[str, Any]] | None]:
+    """The calls that run a version: None is the authors' standard version in one call; a custom
+    list is cut where the library changes or an attack needs an object already set otherwise."""
+    if specs is None:
+        return [None]
+    out: list[list[dict[str, Any]]] = []
+    for spec in specs:
+        last = out[-1] if out else None
+        if last is None or spec["library"] == "art" or last[0]["library"] == "art" \
+                or any(_clash(s, spec) for s in last):
+            out.append([spec])
+        else:
+            last.append(spec)
+    return list(out)
+
+
+def _clash(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two of the authors' attacks cannot run in one call with their settings."""
+    if a["attack"] == b["attack"]:
+        return True
+    if _OBJECT[a["attack"]] != _OBJECT[b["attack"]]:
+        return False
+    keys = ("steps", "restarts", "targets")
+    return {k: a.get(k) for k in keys} != {k: b.get(k) for k in keys}
 
 
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "linf",
@@ -212,42 +251,34 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str 
         raise UserError(f"the standard AutoAttack targets 9 classes, so it needs at least 10; "
                         f"this model has {n_classes}: use version='custom' with fewer targets")
     _check_classes(specs, n_classes)
-    robust = labels == y
-    clean = robust.float().mean().item()
-    x_adv = x.detach().clone()
     dev = model_device(model)
-    flags = _FlagLog()
-    rows: list[dict[str, Any]] = []
+    run = _Run(model, x, y, labels == y, eps=eps, norm=norm, seed=seed, batch_size=batch_size,
+               dev=dev)
     forks = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     np_state = np.random.get_state()
-    aa_log = logging.getLogger("auto-attack")  # the authors' checks warn here
-    log_state = (aa_log.handlers, aa_log.propagate)
-    aa_log.handlers, aa_log.propagate = [flags], False
+    aa_log = logging.getLogger("auto-attack")
+    log_state = (aa_log.handlers, aa_log.propagate, aa_log.level)
+    aa_log.handlers, aa_log.propagate = [run.report], False
+    aa_log.setLevel(logging.DEBUG)  # its per-attack accuracies are debug records
     try:
         with torch.random.fork_rng(devices=forks), eval_mode(model):
-            runner = _Runner(model, eps, norm, seed, batch_size, dev, flags)
-            plan = runner.standard_plan() if specs is None else specs
-            for spec in _progress.bar(plan, desc="autoattack", progress=progress):
-                rows.append(_attack_step(runner, spec, model, x, y, x_adv, robust, batch_size))
-        if specs is None:
-            from pyautoattack import checks
-
-            checks.check_square_sr({"clean": clean, **{r["attack"]: r["robust_accuracy"]
-                                                       for r in rows}}, logger=aa_log)
+            for segment in _progress.bar(_segments(specs), desc="autoattack", progress=progress):
+                run.step(segment)
     finally:
         np.random.set_state(np_state)
-        aa_log.handlers, aa_log.propagate = log_state
+        aa_log.handlers, aa_log.propagate = log_state[:2]
+        aa_log.setLevel(log_state[2])
     res: dict[str, Any] = {
         "version": version, "norm": norm, "eps": eps, "n": len(x), "seed": int(seed),
-        "clean_accuracy": clean, "robust_accuracy": robust.float().mean().item(),
-        "attacks": rows,
+        "clean_accuracy": (labels == y).float().mean().item(),
+        "robust_accuracy": run.robust.float().mean().item(), "attacks": run.rows,
         "correct_indices": (labels == y).nonzero().squeeze(1).tolist(),
-        "robust_indices": robust.nonzero().squeeze(1).tolist(),
-        "flags": flags.messages, "libraries": _library_versions(libs),
+        "robust_indices": run.robust.nonzero().squeeze(1).tolist(),
+        "flags": run.report.flags, "libraries": _library_versions(libs),
         "seconds": round(time.perf_counter() - t_start, 3), "device": str(dev),
     }
-    return (res, x_adv) if return_examples else res
+    return (res, run.x_adv) if return_examples else res
 
 
 def _check_classes(specs: list[dict[str, Any]] | None, n_classes: int) -> None:
@@ -274,89 +305,104 @@ def _library_versions(libs: set[str]) -> dict[str, str]:
     return out
 
 
-class _Runner:
-    """Runs one attack of a plan on the images still robust, with the library that owns it."""
+class _Run:
+    """One evaluation: the images still robust, the examples that fooled the others, the rows.
 
-    def __init__(self, model: nn.Module, eps: float, norm: str, seed: int, batch_size: int,
-                 dev: torch.device, flags: _FlagLog) -> None:
-        self.model, self.eps, self.norm, self.seed = model, eps, norm, int(seed)
-        self.batch_size, self.dev, self.flags = batch_size, dev, flags
-        self._aa: Any = None
+    Each call (`step`) attacks the images still robust. Every example a library says fooled the
+    model is checked: projected onto the eps-ball and [0, 1] if it left them, and the model asked
+    again; only a confirmed example counts, so a library bug cannot inflate an attack.
+    """
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, correct: Tensor, *, eps: float,
+                 norm: str, seed: int, batch_size: int, dev: torch.device) -> None:
+        self.model, self.x, self.y = model, x, y
+        self.eps, self.norm, self.seed = eps, norm, int(seed)
+        self.batch_size, self.dev = batch_size, dev
+        self.robust = correct.clone()
+        self.x_adv = x.detach().clone()
+        self.rows: list[dict[str, Any]] = []
+        self.report = _Report()
         self._art: Any = None
+
+    def step(self, segment: list[dict[str, Any]] | None) -> None:
+        if segment is not None and segment[0]["library"] == "art":
+            self._art_step(segment[0])
+        else:
+            self._authors_step(segment)
+
+    def _confirm(self, idx: Tensor, adv: Tensor, claimed: Tensor) -> int:
+        """Count the claimed examples (of images x[idx]) that really fool the model; returns
+        how many claims did not hold."""
+        idx, adv = idx[claimed], adv[claimed].to(self.x.device, self.x.dtype)
+        if not len(idx):
+            return 0
+        xs, ys = self.x[idx], self.y[idx]
+        delta = (adv - xs).flatten(1)
+        size = delta.abs().amax(1) if self.norm == "linf" else delta.norm(dim=1)
+        outside = (size > self.eps) | (adv.flatten(1).amin(1) < 0) | (adv.flatten(1).amax(1) > 1)
+        adv[outside] = project(adv[outside], xs[outside], self.eps, self.norm)
+        fooled = predict(self.model, adv, self.batch_size)[0] != ys
+        self.x_adv[idx[fooled]] = adv[fooled]
+        self.robust[idx[fooled]] = False
+        return int((~fooled).sum())
 
     # -- the authors' implementation ---------------------------------------------------------
 
-    def aa(self) -> Any:
-        """One pyautoattack AutoAttack object, configured by its authors' standard version."""
-        if self._aa is None:
-            from pyautoattack import AutoAttack
+    def _authors_step(self, segment: list[dict[str, Any]] | None) -> None:
+        """One run_standard_evaluation of the authors' AutoAttack on the images still robust
+        (all images when it runs first, as RobustBench calls it)."""
+        first = not self.rows
+        idx = torch.arange(len(self.x), device=self.x.device) if first \
+            else self.robust.nonzero().squeeze(1)
+        aa = self._authors(segment)
+        names = [str(a) for a in aa.attacks_to_run]
+        before = int(self.robust.sum())
+        self.report.start()
+        unconfirmed = 0
+        if self.eps > 0 and before:
+            adv, y_adv = aa.run_standard_evaluation(self.x[idx].to(self.dev),
+                                                    self.y[idx].to(self.dev),
+                                                    batch_size=self.batch_size)
+            claimed = self.robust[idx] & (y_adv.to(self.y.device) != self.y[idx])
+            unconfirmed = self._confirm(idx, adv.detach(), claimed)
+        rows = _authors_rows(aa, names, self.report, before, len(idx), len(self.x))
+        if first and rows and rows[0]["attacked"] not in (0, before):
+            self.report.flags.append(f"pyautoattack found {rows[0]['attacked']} images "
+                                     f"classified correctly, cvgr {before}")
+        self.rows += rows
+        if unconfirmed:
+            self.report.flags.append(
+                f"{unconfirmed} example(s) that pyautoattack counted as fooling the model do "
+                "not, once checked (projected onto the eps-ball and [0, 1], the model asked "
+                "again); those images count as robust")
 
-            self._aa = AutoAttack(self.model, norm=_NORMS[self.norm], eps=self.eps,
-                                  seed=self.seed, device=self.dev, version="standard")
-            self._aa.verbose = False
-        return self._aa
+    def _authors(self, segment: list[dict[str, Any]] | None) -> Any:
+        """The authors' AutoAttack: their standard version as they configure it, or a custom
+        attack list with its settings on the attack objects, as their README shows."""
+        from pyautoattack import AutoAttack
 
-    def standard_plan(self) -> list[dict[str, Any]]:
-        return [{"attack": name, "library": "autoattack"} for name in self.aa().attacks_to_run]
+        common = dict(norm=_NORMS[self.norm], eps=self.eps, seed=self.seed, device=self.dev)
+        if segment is None:
+            return AutoAttack(self.model, version="standard", **common)
+        aa = AutoAttack(self.model, version="custom", attacks=[s["attack"] for s in segment],
+                        **common)
+        for spec in segment:
+            _configure(aa, spec)
+        return aa
 
-    def configure(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Apply a custom spec's settings (none for the standard plan); return those in force."""
-        name = spec["attack"]
-        if spec["library"] == "art":
-            return {k: v for k, v in spec.items() if k not in ("attack", "library")}
-        aa = self.aa()
-        if name.startswith("apgd"):
-            if "steps" in spec:  # a new object: APGD derives its step schedule from n_iter
-                self._new_apgd(name, spec)
-            atk = aa.apgd_targeted if name == "apgd-t" else aa.apgd
-            out = {"n_iter": atk.n_iter, "n_restarts": atk.n_restarts, "rho": atk.thr_decr,
-                   "eot_iter": atk.eot_iter, "loss": {"apgd-ce": "ce", "apgd-dlr": "dlr",
-                                                      "apgd-t": "dlr-targeted"}[name]}
-            if name == "apgd-t":
-                out["n_target_classes"] = atk.n_target_classes
-            return out
-        if name.startswith("fab"):
-            if "steps" in spec:
-                aa.fab.n_iter = spec["steps"]
-                if name == "fab-t":
-                    aa.fab.n_target_classes = spec["targets"]
-                else:
-                    aa.fab.n_restarts = spec["restarts"]
-            out = {"n_iter": aa.fab.n_iter, "targeted": name == "fab-t",
-                   "n_restarts": 1 if name == "fab-t" else aa.fab.n_restarts,
-                   "alpha_max": aa.fab.alpha_max, "eta": aa.fab.eta, "beta": aa.fab.beta}
-            if name == "fab-t":
-                out["n_target_classes"] = aa.fab.n_target_classes
-            return out
-        if "queries" in spec:
-            aa.square.n_queries, aa.square.p_init = spec["queries"], spec["p_init"]
-        return {"n_queries": aa.square.n_queries, "p_init": aa.square.p_init,
-                "n_restarts": aa.square.n_restarts}
+    # -- ART ------------------------------------------------------------------------------------
 
-    def _new_apgd(self, name: str, spec: dict[str, Any]) -> None:
-        """An APGD object built as the authors' AutoAttack builds it, with spec's settings."""
-        from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
-
-        aa = self.aa()
-        kw = dict(n_restarts=spec["restarts"], n_iter=spec["steps"], verbose=False,
-                  eps=self.eps, norm=_NORMS[self.norm], eot_iter=1, rho=.75, seed=self.seed,
-                  device=self.dev, logger=aa.logger)
-        if name == "apgd-t":
-            aa.apgd_targeted = APGDAttack_targeted(aa.model, **kw)
-            aa.apgd_targeted.n_target_classes = spec["targets"]
-        else:
-            aa.apgd = APGDAttack(aa.model, **kw)
-
-    def run(self, spec: dict[str, Any], xs: Tensor, ys: Tensor) -> Tensor:
-        if spec["library"] == "art":
-            return self._run_art(spec, xs, ys)
-        aa = self.aa()
-        aa.attacks_to_run = [spec["attack"]]
-        adv, _ = aa.run_standard_evaluation(xs.to(self.dev), ys.to(self.dev),
-                                            batch_size=self.batch_size)
-        return adv.detach()
-
-    # -- ART ----------------------------------------------------------------------------------
+    def _art_step(self, spec: dict[str, Any]) -> None:
+        idx = self.robust.nonzero().squeeze(1)
+        t0 = time.perf_counter()
+        if len(idx) and self.eps > 0:
+            adv = self._run_art(spec, self.x[idx], self.y[idx])
+            self._confirm(idx, adv, torch.ones(len(idx), dtype=torch.bool, device=idx.device))
+        settings = {k: v for k, v in spec.items() if k not in ("attack", "library")}
+        self.rows.append({"attack": spec["attack"], "library": "art", "settings": settings,
+                          "attacked": int(len(idx)),
+                          "robust_accuracy": self.robust.float().mean().item(),
+                          "seconds": round(time.perf_counter() - t0, 3)})
 
     def _run_art(self, spec: dict[str, Any], xs: Tensor, ys: Tensor) -> Tensor:
         from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
@@ -380,3 +426,78 @@ class _Runner:
                 else "difference_logits_ratio")
         adv = atk.generate(xs.detach().cpu().numpy().astype(np.float32), ys.cpu().numpy())
         return torch.from_numpy(adv)
+
+
+def _configure(aa: Any, spec: dict[str, Any]) -> None:
+    """A custom spec's settings on the authors' attack object that runs it."""
+    name = spec["attack"]
+    if name.startswith("apgd"):
+        from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
+
+        # a new object: APGD derives its step-size schedule from n_iter when it is built
+        old = aa.apgd_targeted if name == "apgd-t" else aa.apgd
+        kind = APGDAttack_targeted if name == "apgd-t" else APGDAttack
+        new = kind(aa.model, n_restarts=spec["restarts"], n_iter=spec["steps"], verbose=False,
+                   eps=aa.epsilon, norm=aa.norm, eot_iter=old.eot_iter, rho=old.thr_decr,
+                   seed=aa.seed, device=aa.device, logger=aa.logger)
+        if name == "apgd-t":
+            new.n_target_classes = spec["targets"]
+            aa.apgd_targeted = new
+        else:
+            aa.apgd = new
+    elif name.startswith("fab"):
+        aa.fab.n_iter = spec["steps"]
+        if name == "fab-t":
+            aa.fab.n_target_classes = spec["targets"]
+        else:
+            aa.fab.n_restarts = spec["restarts"]
+    else:
+        aa.square.n_queries, aa.square.p_init = spec["queries"], spec["p_init"]
+
+
+def _fraction(k: int, n: int) -> float:
+    """k / n in float32, as a tensor's mean gives it (the result's other accuracies)."""
+    return float(np.float32(k) / np.float32(n))
+
+
+def _settings(aa: Any, name: str) -> dict[str, Any]:
+    """The settings an attack of the authors' AutoAttack object runs with."""
+    if name.startswith("apgd"):
+        atk = aa.apgd_targeted if name == "apgd-t" else aa.apgd
+        out = {"n_iter": atk.n_iter, "n_restarts": atk.n_restarts, "rho": atk.thr_decr,
+               "eot_iter": atk.eot_iter, "loss": {"apgd-ce": "ce", "apgd-dlr": "dlr",
+                                                  "apgd-t": "dlr-targeted"}[name]}
+        if name == "apgd-t":
+            out["n_target_classes"] = atk.n_target_classes
+        return out
+    if name.startswith("fab"):
+        out = {"n_iter": aa.fab.n_iter, "targeted": name == "fab-t",
+               "n_restarts": 1 if name == "fab-t" else aa.fab.n_restarts,  # as the run sets it
+               "alpha_max": aa.fab.alpha_max, "eta": aa.fab.eta, "beta": aa.fab.beta}
+        if name == "fab-t":
+            out["n_target_classes"] = aa.fab.n_target_classes
+        return out
+    return {"n_queries": aa.square.n_queries, "p_init": aa.square.p_init,
+            "n_restarts": aa.square.n_restarts}
+
+
+def _authors_rows(aa: Any, names: list[str], report: _Report, robust: int, given: int,
+                  n: int) -> list[dict[str, Any]]:
+    """The rows of one call on `given` images (`robust` of them still robust), from what the
+    authors' AutoAttack reported: the images each attack ran on and fooled, the robust accuracy
+    after it and its time. An attack it skipped (no image left) attacked none."""
+    rows, clock = [], 0.0
+    for name in names:
+        attacked, total = 0, clock
+        if name in report.after:
+            pct, total = report.after[name]
+            attacked = report.attacked.get(name, 0)
+            robust = attacked - report.fooled.get(name, 0)
+            if abs(pct - 100 * robust / given) > 0.0051:  # it prints 2 decimals of a percent
+                raise RuntimeError(f"cannot read pyautoattack's report: by its batches {name} "
+                                   f"left {robust} of {given} images, by its summary {pct}%")
+        rows.append({"attack": name, "library": "autoattack", "settings": _settings(aa, name),
+                     "attacked": attacked, "robust_accuracy": _fraction(robust, n),
+                     "seconds": round(total - clock, 3)})
+        clock = total
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,8 +15,8 @@ from cvgr.attacks import check_eps, check_norm, check_options, get
 from cvgr.attacks.common import check_count, eval_mode, loss_per_image
 from cvgr.errors import UserError
 
-__all__ = ["MAX_EPS_POINTS", "accuracy", "attack_batched", "mean_loss", "model_device", "predict",
-           "robustness_curve", "seeded_generator"]
+__all__ = ["MAX_EPS_POINTS", "accuracy", "attack_batched", "check_eps_list", "mean_loss",
+           "model_device", "parse_eps", "predict", "robustness_curve", "seeded_generator"]
 
 AttackArg = str | Callable[..., Tensor]
 
@@ -32,6 +33,29 @@ def check_eps_list(eps_list: Sequence[float], norm: str = "linf", dim: int | Non
         raise UserError(f"eps gives {len(eps_list)} values, more than {MAX_EPS_POINTS}; "
                         "use a larger step", param="eps")
     return [check_eps(e, norm, dim) for e in eps_list]
+
+
+def parse_eps(text: str) -> list[float]:
+    """'0:0.3:0.02' (inclusive range), '0.1,0.2' or '0.1' -> a list of eps values."""
+    try:
+        if ":" in text:
+            parts = [float(t) for t in text.split(":")]
+            if len(parts) != 3 or not all(map(math.isfinite, parts)) or parts[2] <= 0 \
+                    or parts[1] < parts[0]:
+                raise ValueError
+            start, stop, step = parts
+            n = int(round((stop - start) / step))
+            if n + 1 > MAX_EPS_POINTS:  # refuse before building a huge list
+                raise UserError(f"eps {text!r} gives {n + 1} values, more than {MAX_EPS_POINTS};"
+                                " use a larger step", param="eps")
+            vals = [round(start + i * step, 10) for i in range(n + 1)]
+            return [v for v in vals if v <= stop + 1e-9]
+        return [float(t) for t in text.split(",") if t.strip()]
+    except UserError:
+        raise
+    except (ValueError, OverflowError):
+        raise UserError(f"cannot read eps {text!r}; write START:STOP:STEP (e.g. 0:0.3:0.02), "
+                        "a comma list (0.1,0.2) or one number", param="eps") from None
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -25,6 +25,9 @@ class RunOptions:
     use_zoo: take a shipped zoo model (and its stored AutoAttack) where a train job's
         resolved config is identical to a zoo entry's, instead of training it again
         (`cvgr.zoo.adopt`); False: train everything (``--retrain``).
+    executor, jobs: set by the executor that runs the job ("local" or "ray", and how many
+        jobs run at once), recorded with each run: on CPU the thread count, which these
+        decide, changes the last bits of the weights (docs/cluster.md).
     """
 
     device: str | None = None
@@ -35,6 +38,8 @@ class RunOptions:
     threads: int | None = None
     gr_step: str = "auto"
     use_zoo: bool = True
+    executor: str | None = None
+    jobs: int | None = None
 
     def replace(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)

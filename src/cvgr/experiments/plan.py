@@ -41,7 +41,7 @@ from cvgr.names import AdvKind, Attack, DefensePart, defense_name
 from cvgr.paper import PAPER_TIME_RATIOS
 
 __all__ = ["BUDGETS", "PAPER_TIME_RATIOS", "TIMED_MODELS", "Budget", "DatasetSettings",
-           "build_plan", "check_plan", "eps_grid", "job_by_id", "model_label"]
+           "build_plan", "check_plan", "eps_grid", "model_label"]
 
 
 
@@ -347,7 +347,3 @@ def check_plan(plan: dict[str, Any]) -> None:
         if not (isinstance(job.get("cost"), int | float) and math.isfinite(job["cost"])):
             raise ValueError(f"job {job['id']!r}: cost must be a finite number")
         seen.add(job["id"])
-
-
-def job_by_id(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {j["id"]: j for j in plan["jobs"]}

@@ -117,8 +117,8 @@ def run_jobs_ray(jobs: list[Job], root: str | os.PathLike, cluster: RayOptions |
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     started_here = _connect(ray, cluster)
     try:
-        options = _job_options(ray, cluster, options)
         slots = _slots(ray, cluster)
+        options = _job_options(ray, cluster, options).replace(executor="ray", jobs=slots)
         prog = Progress(jobs, root, done_fn, say, f"as Ray tasks ({slots} at a time)", slots)
         if prog.todo:
             token = _decide_shared(ray, root, cluster.shared_fs)

@@ -94,7 +94,8 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
                              "seconds": round(time.perf_counter() - t0, 3), "result": result})
             summary = {"zoo": result["source"]} if "source" in result else {}
     return {"id": job["id"], "seconds": time.perf_counter() - t0, "summary": summary,
-            "device": str(dev), "hardware": describe_hardware(dev)}
+            "device": str(dev), "hardware": describe_hardware(dev),
+            "executor": options.executor, "threads": torch.get_num_threads()}
 
 
 def _train_job(job: Job, out: Path, dev: Any, options: RunOptions) -> dict[str, Any]:
@@ -109,7 +110,8 @@ def _train_job(job: Job, out: Path, dev: Any, options: RunOptions) -> dict[str, 
         if taken is not None:
             return {"zoo": taken}
     metrics = train(cfg, out, resume=True, progress=options.progress, device=dev,
-                    data_root=options.data_root, quiet=options.quiet, gr_step=options.gr_step)
+                    data_root=options.data_root, quiet=options.quiet, gr_step=options.gr_step,
+                    executor={"executor": options.executor, "jobs": options.jobs})
     return {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
 
 
@@ -204,6 +206,8 @@ class Progress:
         append_jsonl(self.root / "log.jsonl", {"id": job["id"], "status": "done",
                                                "seconds": round(res["seconds"], 3),
                                                "workers": self.workers,
+                                               "executor": res.get("executor"),
+                                               "threads": res.get("threads"),
                                                "device": res.get("device"),
                                                "hardware": res.get("hardware"), **extra,
                                                "time": time.time()})
@@ -274,7 +278,7 @@ def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
                         param="workers")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    options = options or RunOptions()
+    options = (options or RunOptions()).replace(executor="local", jobs=workers)
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     prog = Progress(jobs, root, done_fn, say,
                     f"in {workers} processes" if workers > 1 else "", workers)

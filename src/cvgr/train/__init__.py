@@ -10,9 +10,4 @@ from cvgr.train.loop import TrainingDiverged, evaluate, train, train_epoch
 from cvgr.train.rundir import RunDir
 
 __all__ = ["ADV_KINDS", "GR_MODES", "Recipe", "RunDir", "TrainConfig",
-           "TrainingDiverged", "evaluate", "read_config", "train", "train_epoch"]
-
-
-def read_config(run_dir: str) -> TrainConfig | None:
-    """The TrainConfig stored in a run directory (None if it holds none)."""
-    return RunDir(run_dir).stored_config()
+           "TrainingDiverged", "evaluate", "train", "train_epoch"]

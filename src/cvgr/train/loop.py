@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -57,7 +57,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
           progress: bool = True, *, device: str | torch.device | None = None,
           data_root: str | os.PathLike | None = None, quiet: bool = False,
           callback: Callable[[dict[str, Any]], None] | None = None,
-          gr_step: str = "auto") -> dict[str, Any]:
+          gr_step: str = "auto", executor: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train `config` into run directory `out_dir`; return the final epoch's metrics.
 
     A directory that already holds this finished run is not retrained: its stored metrics are
@@ -67,6 +67,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     (:mod:`cvgr.defenses.gr_step`; same objective; "auto", the default, is decided by
     :func:`~cvgr.defenses.gr_step.resolve_kind` from the run's length and device; the fd mode
     and BatchNorm models always run eager). config.json records the step that runs.
+    `executor` ({"executor": "local" or "ray", "jobs": N}, set by `cvgr reproduce`'s
+    executors) is recorded in config.json's environment with PyTorch's thread count: on CPU
+    the thread count decides the last bits of the weights (docs/cluster.md).
     """
     from cvgr.defenses.gr_step import resolve_kind
 
@@ -95,7 +98,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
 
     kind = resolve_kind(gr_step, len(train_loader), need(cfg.epochs), dev)
     environment = {"device": str(dev), "data_root": root,
-                   "data_dir": str(locate(cfg.dataset, root))}  # where the files were read
+                   "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
+                   "torch_threads": torch.get_num_threads(),
+                   "executor": None, "jobs": None, **(executor or {})}
     run.check(cfg, resume)  # refuse a foreign directory before creating anything in it
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
