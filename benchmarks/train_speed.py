@@ -17,8 +17,6 @@ Writes the table into the "Training speed" section of docs/benchmarks.md (other 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import time
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from cvgr.train import TrainConfig, evaluate, train_epoch
 
 FULL_EPOCH_BATCHES = 938  # ceil(60000 / 64)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+JSON = DOC.parent / "figures" / "train_speed.json"
 SECTION = "## Training speed"
 
 TRADES = {"trades": 6.0, "adv_eps": 0.1, "adv_steps": 10}  # the published beta and steps
@@ -172,9 +171,10 @@ def main() -> None:
                      f"{'-' if target is None else f'<= {target:.2f}{ok}'} |")
     if args.no_write:
         return
-    cpu = platform.processor() or platform.machine()
-    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"CPU ({cpu}, {torch.get_num_threads()} threads, {os.cpu_count()} cores)")
+    from cvgr.experiments.runner import describe_hardware
+
+    where = f"{describe_hardware(device)}, {torch.get_num_threads()} threads"
+    write_json_rows(results, where, args)
     body = "\n".join([
         SECTION,
         "",
@@ -198,6 +198,25 @@ def main() -> None:
     ])
     write_section(body)
     print(f"\nwrote {DOC}")
+
+
+def write_json_rows(results: dict[str, tuple[float, float]], where: str,
+                    args: argparse.Namespace) -> None:
+    """The same rows as data (docs/figures/train_speed.json), for `cvgr zoo doc`'s
+    robustness-cost picture: every defense's cost as a ratio to real no defense."""
+    from cvgr.io import write_json
+
+    base_batch, base_val = results["real none"]
+    base_epoch = base_batch * FULL_EPOCH_BATCHES + base_val
+    rows = {label: {"ms_per_batch": round(1000 * b, 3),
+                    "s_per_epoch": round(b * FULL_EPOCH_BATCHES + v, 2),
+                    "ratio_train": round(b / base_batch, 3),
+                    "ratio_epoch": round((b * FULL_EPOCH_BATCHES + v) / base_epoch, 3)}
+            for label, (b, v) in results.items()}
+    write_json(JSON, {"written_by": "benchmarks/train_speed.py", "hardware": where,
+                      "torch": torch.__version__, "measured": time.strftime("%Y-%m-%d"),
+                      "clock": args.clock, "batches": args.batches, "repeats": args.repeats,
+                      "rows": rows})
 
 
 def write_section(body: str) -> None:
