@@ -426,3 +426,34 @@ def test_reproduce_json_prints_one_document(tmp_path, capsys):
     assert "wrote" in err and "wrote" not in out
     report = (tmp_path / "report.md").read_text()
     assert "Pending (" in report and "eval-timing" in report
+
+
+# -- issue 18: robustness against training cost ----------------------------------------------
+
+
+def _zrow(short, aa, clean, n=1000):
+    return {"name": f"fashion-mnist/{short}", "dataset": "fashion-mnist", "autoattack": aa,
+            "clean_accuracy": clean, "version": "standard", "n": n}
+
+
+def test_defense_answer_follows_the_numbers_and_says_what_is_pending(tmp_path):
+    from cvgr.zoo.cost import PAIRS, defense_answer, plot_robustness_cost
+
+    costs = {"hardware": "CPU: test box", "rows": {
+        "complex GR exact": {"ratio_epoch": 2.0}, "real AT pgd10": {"ratio_epoch": 8.0},
+        "real TRADES": {"ratio_epoch": 10.0}}}
+    rs = [_zrow("complex-gr", 0.70, 0.86), _zrow("real-pgd10", 0.60, 0.80),
+          _zrow("real-trades", 0.72, 0.80)]
+    got = defense_answer(rs, costs)
+    assert len(got) == len(PAIRS)
+    assert got[0].startswith("complex GR against real PGD-10 AT: beats (AutoAttack 0.700 "
+                             "against 0.600, +0.100") and "at 0.25 of its training cost" in got[0]
+    # 0.70 vs 0.72 at n=1000: two standard errors are 0.040 -> a tie, said so
+    assert got[1].startswith("complex GR against real TRADES: ties with") and "0.20 of" in got[1]
+    assert "not measured yet (real-pgd4 pending)" in got[2]
+    rs[1] = _zrow("real-pgd10", 0.80, 0.80)
+    assert "loses to" in defense_answer(rs, costs)[0]
+    assert "training cost not measured yet" in defense_answer(rs, {})[0]
+    png = plot_robustness_cost(rs, costs, tmp_path / "f.png")
+    assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
+    assert plot_robustness_cost([], costs, tmp_path / "g.png") is None

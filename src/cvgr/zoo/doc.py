@@ -11,6 +11,7 @@ from typing import Any
 
 from cvgr.io import atomic_write
 from cvgr.paper import PAPER_TIME_LABELS, PAPER_TIMES
+from cvgr.zoo.cost import defense_answer, load_costs, plot_robustness_cost
 
 __all__ = ["comparisons", "flag_lines", "readme_section", "render", "update_readme", "write"]
 
@@ -139,8 +140,9 @@ README_BEGIN = "<!-- zoo table: written by `cvgr zoo doc --readme README.md` -->
 README_END = "<!-- end of zoo table -->"
 
 
-def readme_section(rs: list[dict[str, Any]]) -> str:
+def readme_section(rs: list[dict[str, Any]], costs: dict[str, Any] | None = None) -> str:
     """The README's compact zoo table and answers (between README_BEGIN and README_END)."""
+    costs = load_costs() if costs is None else costs
     lines = [README_BEGIN, "",
              "| model | clean | PGD(8) | AutoAttack | eps | images | train s/epoch |",
              "|---|---|---|---|---|---|---|"]
@@ -154,7 +156,10 @@ def readme_section(rs: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['name']} ({r['defense']}) | {_f(r['clean_accuracy'])} | "
                      f"{_f(r['pgd8'])} | {aa_cell(r)} | {_f(r['eps'], 'g')} | {r['n'] or '-'} | "
                      f"{_f(r['seconds_per_epoch'], '.1f')} |")
-    lines += ["", *[f"- {s}" for s in comparisons(rs)], "", README_END]
+    lines += ["", *[f"- {s}" for s in comparisons(rs)], "",
+              "Complex GR against the field's standard defenses on Fashion-MNIST ([picture]"
+              "(docs/figures/zoo-robustness-cost.png); docs/zoo.md):", "",
+              *[f"- {s}" for s in defense_answer(rs, costs)], "", README_END]
     return "\n".join(lines)
 
 
@@ -192,9 +197,11 @@ def _paper_table(rs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc") -> str:
+def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
+           costs: dict[str, Any] | None = None) -> str:
     from cvgr.zoo import CATALOGUE, markdown_table
 
+    costs = load_costs() if costs is None else costs
     ns = sorted({r["n"] for r in rs if r.get("n")})
     n_text = ", ".join(map(str, ns)) if ns else "N"
     out = [
@@ -250,6 +257,18 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc") -> str:
         "",
         *[f"- {s}" for s in comparisons(rs)],
         "",
+        "## Complex GR against the field's standard defenses",
+        "",
+        "Clean accuracy against standard AutoAttack accuracy for every evaluated "
+        "Fashion-MNIST entry, and the same robustness against each defense's training cost "
+        "(a ratio to real no defense, every defense timed in one run of "
+        "`benchmarks/train_speed.py` on one machine: "
+        + (costs.get("hardware") or "not run yet") + "):",
+        "",
+        "![robustness and cost](figures/zoo-robustness-cost.png)",
+        "",
+        *[f"- {s}" for s in defense_answer(rs, costs)],
+        "",
         "## AutoAttack's own checks",
         "",
         "The authors' implementation checks each evaluation for signs that the gradient "
@@ -294,7 +313,9 @@ def write(path: str | os.PathLike, root: str | os.PathLike | None = None,
           command: str = "cvgr zoo doc") -> Path:
     from cvgr.zoo import rows
 
-    text = render(rows(root), command)
+    rs, costs = rows(root), load_costs()
+    text = render(rs, command, costs)
+    plot_robustness_cost(rs, costs, Path(path).parent / "figures" / "zoo-robustness-cost.png")
 
     def w(tmp: str) -> None:
         Path(tmp).write_text(text)
