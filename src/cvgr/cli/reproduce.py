@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from cvgr.cli._common import add_device, add_gr_step, add_quiet
+from cvgr.cli._common import add_device, add_gr_step, add_quiet, note
 
 if TYPE_CHECKING:
     from cvgr.experiments.ray_executor import RayOptions
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only:
         res = report_only(args.out)
         _print_verdicts(res["verdicts"])
-        print(f"wrote {res['report']}")
+        note(args, f"wrote {res['report']}")
         return 0
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
