@@ -81,7 +81,7 @@ def emit(args: argparse.Namespace, doc: Any, lines: Iterable[str] = ()) -> None:
 FLAGS = {"root": "--data-root", "workers": "--jobs", "shared_fs": "--ray-shared-fs",
          "max_retries": "--ray-retries", "num_cpus": "--ray-cpus", "imports": "--import",
          "source": "--from", "cpus_per_job": "--cpus-per-job",
-         "address": "--ray-address"}
+         "address": "--ray-address", "model": "MODEL"}
 
 
 def flag(param: str) -> str:
