@@ -8,6 +8,7 @@ from __future__ import annotations
 import array
 import errno
 import fcntl
+import json
 import math
 import os
 import stat
@@ -605,3 +606,433 @@ def test_divergence_advice_is_actionable(tmp_path, capsys):
     assert rc == 0, err
     rows = [json.loads(x) for x in (tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
+
+
+# == issue 17: nothing written outside the place given, no number from invalid input ==========
+
+
+def _stop_after(epochs: int):
+    """A training callback that stops the run after `epochs` epochs (raises _Stop)."""
+    seen = []
+
+    def cb(row):
+        seen.append(row)
+        if len(seen) >= epochs:
+            raise _Stop
+
+    return cb
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "loop", "device"])
+def test_output_that_is_no_regular_file_is_refused(tmp_path, kind, capsys):
+    """A FIFO, a device, a symlink (even a loop) given as an output is refused, never
+    replaced: renaming over it would replace it, and following a link writes elsewhere."""
+    from cvgr.io import atomic_write, write_json
+
+    target = tmp_path / "target.json"
+    target.write_text("keep")
+    out = tmp_path / "out.json"
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "symlink":
+        out.symlink_to(target)
+    elif kind == "loop":
+        out.symlink_to(out)
+    else:
+        out = Path("/dev/null")
+    before = os.lstat(out)
+    with pytest.raises(UserError) as e:
+        check_output_file(out, "out")
+    assert e.value.param == "out" and "regular file" in str(e.value)
+    with pytest.raises(UserError):
+        write_json(out, {"a": 1})
+    with pytest.raises(UserError):
+        atomic_write(out, lambda tmp: None)
+    after = os.lstat(out)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    assert target.read_text() == "keep" and not Path("/dev/null.png").exists()
+
+
+def test_links_inside_an_output_directory_are_not_followed(tmp_path):
+    """A .cvgr.lock or log.jsonl that links elsewhere gets nothing written through it."""
+    from cvgr.io import append_jsonl, locked_dir
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / ".cvgr.lock").symlink_to(victim)
+    with pytest.raises(UserError, match="symbolic link"):
+        with locked_dir(d):
+            pass
+    (d / "log.jsonl").symlink_to(victim)
+    with pytest.raises(UserError, match="symbolic link"):
+        append_jsonl(d / "log.jsonl", {"a": 1})
+    assert victim.read_text() == "precious\n"
+    os.mkfifo(d / "fifo.jsonl")
+    with pytest.raises(UserError, match="FIFO"):
+        append_jsonl(d / "fifo.jsonl", {"a": 1})
+
+
+def test_an_output_never_overwrites_its_input(run_dir, tmp_path, no_work, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "state.safetensors").write_bytes(b"state")
+    model = run / "model.safetensors"
+    before = model.read_bytes()
+    for argv in (["eval", run, "--out", model],
+                 ["eval", model, "--out", model],
+                 ["attack", run, "--eps", "0.1", "--save-examples", run / "state.safetensors"],
+                 ["attack", model, "--eps", "0.1", "--out", run / "config.json"],
+                 ["transfer", run, run, "--eps", "0.1", "--out", model]):
+        rc, _, err = cli(*argv, capsys=capsys)
+        assert rc == 2 and one_line(err) and "an input of this command" in err, (argv, err)
+    assert model.read_bytes() == before and (run / "state.safetensors").read_bytes() == b"state"
+    ex = tmp_path / "ex.npz"
+    _examples(ex)
+    rc, _, err = cli("eval", run, "--examples", ex, "--out", ex, capsys=capsys)
+    assert rc == 2 and "an input of this command" in err, err
+
+
+def _fake_result():
+    from cvgr.benchmarking import BenchmarkResult
+
+    return BenchmarkResult(dataset="fashion-mnist", threat_model="Linf", eps=0.1, n_examples=4,
+                           version="custom", clean_accuracy=0.5, robust_accuracy=0.25,
+                           attacks=[{"attack": "apgd-ce", "robust_accuracy": 0.25}],
+                           images={}, robust_indices=[0], seconds=0.1, device="cpu",
+                           versions={}, seed=0)
+
+
+def test_benchmark_output_checked_before_work(run_dir, tmp_path, no_work, monkeypatch, capsys):
+    import cvgr
+
+    model = cvgr.load(run_dir)
+    for bad in (tmp_path, Path("/tmp")):
+        with pytest.raises(UserError) as e:
+            cvgr.benchmark(model, "fashion-mnist", n_examples=4, save=bad)
+        assert e.value.param == "save"
+        rc, _, err = cli("benchmark", run_dir, "--n", 4, "--out", bad, capsys=capsys)
+        assert rc == 2 and one_line(err) and "--out" in err, err
+    assert not any(Path("/").glob(".tmp.*.tmp"))
+    # the numbers on stdout, "wrote FILE" on stderr (and not even there with --quiet)
+    monkeypatch.setattr(cvgr, "benchmark", lambda *a, **k: _fake_result())
+    rc, out, err = cli("benchmark", run_dir, "--n", 4, "--out", tmp_path / "b.json",
+                       capsys=capsys)
+    assert rc == 0 and "robust 0.2500" in out and "wrote" not in out and "wrote" in err
+    rc, out, err = cli("benchmark", run_dir, "--n", 4, "--out", tmp_path / "b.json", "--quiet",
+                       capsys=capsys)
+    assert rc == 0 and "wrote" not in out + err
+    assert json.loads((tmp_path / "b.json").read_text())["robust_accuracy"] == 0.25
+
+
+def test_unreachable_ray_address_fails_in_seconds(tmp_path, capsys):
+    import time
+
+    from cvgr.experiments import reproduce
+    from cvgr.experiments.ray_executor import RayOptions
+
+    t0 = time.monotonic()
+    with pytest.raises(UserError, match="no Ray head answers") as e:
+        reproduce("fashion-mnist", "tiny", tmp_path / "rep", executor="ray",
+                  ray=RayOptions(address="127.0.0.1:1"))
+    assert e.value.param == "address" and time.monotonic() - t0 < 15
+    rc, _, err = cli("reproduce", "--budget", "tiny", "--out", tmp_path / "rep", "--executor",
+                     "ray", "--ray-address", "127.0.0.1:1", capsys=capsys)
+    assert rc == 2 and one_line(err) and "--ray-address" in err, err
+    assert not (tmp_path / "rep").exists()
+
+
+class _NaNModel(nn.Module):
+    def __init__(self, value=float("nan")):
+        super().__init__()
+        self.lin, self.value = nn.Linear(784, 10), value
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        return out.masked_fill(torch.arange(len(x))[:, None] == 1, self.value)
+
+
+class _OneRow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(784, 10)
+
+    def forward(self, x):  # answers (1, 10) for any batch larger than 2
+        out = self.lin(x.flatten(1))
+        return out if len(x) <= 2 else out[:1]
+
+
+class _IntLogits(_OneRow):
+    def forward(self, x):
+        return self.lin(x.flatten(1)).round().long()
+
+
+class _IgnoresInput(_OneRow):
+    def forward(self, x):
+        return self.lin.weight[:, :1].T.expand(len(x), 10) * 1.0
+
+
+@needs_fashion
+@pytest.mark.parametrize("model, kw, words", [
+    (_NaNModel(), {}, "NaN or inf on 2 of 8"),  # row 1 of each batch of 4
+    (_NaNModel(float("inf")), {}, "NaN or inf"),
+    (_OneRow(), {}, "one row per image"),
+    (_IntLogits(), {}, "float logits"),
+    (_IgnoresInput(), {}, "does not depend on its input"),
+    (_OneRow(), {"version": "custom", "attacks": 5}, "attacks must be a string"),
+])
+def test_benchmark_refuses_models_that_give_no_meaningful_number(model, kw, words, no_work):
+    import cvgr
+
+    with pytest.raises(UserError, match=words):
+        cvgr.benchmark(model, "fashion-mnist", n_examples=8, batch_size=4, **kw)
+
+
+@pytest.mark.parametrize("fn, kw, param", [
+    (nes, {"sigma": 1e39}, "sigma"),     # finite in float64, inf in float32
+    (nes, {"sigma": 2.0}, "sigma"),      # probes outside the image box
+    (nes, {"sigma": 1e-30}, "sigma"),    # probes that change no pixel
+    (pgd, {"step_size": 1e-30}, "step_size"),
+    (pgd, {"step_size": 1e39}, "step_size"),
+    (nes, {"step_size": 1e-30}, "step_size"),
+])
+def test_attack_scales_that_move_nothing_are_refused(fn, kw, param):
+    model, x, y = _toy()
+    with pytest.raises(UserError) as e:
+        fn(model, x, y, 0.1, **kw)
+    assert e.value.param == param
+
+
+def test_attacks_refuse_nan_images():
+    model, x, y = _toy()
+    x[0, 0, 0, 0] = float("nan")
+    for fn in (pgd, nes, fgsm):
+        with pytest.raises(UserError, match="NaN or inf"):
+            fn(model, x, y, 0.1)
+
+
+@needs_fashion
+def test_attack_cli_refuses_scales_that_move_nothing(run_dir, tmp_path, no_work, capsys):
+    for argv in (["--attack", "nes", "--sigma", "1e39"], ["--step-size", "1e-30"]):
+        rc, _, err = cli("attack", run_dir, "--eps", "0.1", *argv, "--out", tmp_path / "a.json",
+                         capsys=capsys)
+        assert rc == 2 and one_line(err) and argv[-2] in err, err
+
+
+def _zoo_copy(tmp_path: Path, monkeypatch, name: str = "real-none") -> Path:
+    import shutil
+
+    from cvgr import zoo
+
+    d = tmp_path / "zoo" / "fashion-mnist"
+    d.mkdir(parents=True)
+    for suffix in (".safetensors", ".eval.json"):
+        shutil.copy(zoo.PACKAGE_ROOT / "fashion-mnist" / f"{name}{suffix}", d)
+    monkeypatch.setenv(zoo.ENV, str(tmp_path / "zoo"))
+    return d / f"{name}.safetensors"
+
+
+def test_zoo_weights_are_checked_against_their_sha256(tmp_path, monkeypatch, capsys):
+    import cvgr
+    from cvgr.checkpoint import read_record
+    from cvgr.errors import RunError
+
+    wf = _zoo_copy(tmp_path, monkeypatch)
+    model = cvgr.load("zoo:fashion-mnist/real-none")  # intact: loads
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    save_model(model, wf, read_record(wf))  # tampered weights, the zoo's record kept
+    with pytest.raises(RunError, match="does not match the sha256"):
+        cvgr.load("zoo:fashion-mnist/real-none")
+    rc, _, err = cli("benchmark", "zoo:fashion-mnist/real-none", "--n", 4, capsys=capsys)
+    assert rc == 1 and one_line(err) and "sha256" in err, err
+
+
+def test_zoo_model_has_no_directory_to_write_into(tmp_path, monkeypatch, no_work, capsys):
+    _zoo_copy(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    for cmd in (["attack", "zoo:fashion-mnist/real-none", "--eps", "0.1"],
+                ["autoattack", "zoo:fashion-mnist/real-none", "--eps", "0.1"]):
+        rc, _, err = cli(*cmd, capsys=capsys)
+        assert rc == 2 and one_line(err) and "zoo model" in err and "--out" in err, err
+    assert not (tmp_path / "zoo:fashion-mnist").exists()
+
+
+def test_test_set_of_no_images(tmp_path, run_dir, capsys):
+    """0 images: one line before any work, not a traceback or val_acc NaN."""
+    from cvgr.data import Loader
+
+    data = tmp_path / "data"
+    _idx_dataset(data / "fashion-mnist", n=0)
+    with pytest.raises(UserError, match="holds no images"):
+        Loader("fashion-mnist", "test", 4, train=False, root=data)
+    rc, out, err = cli(*_train_argv(tmp_path, tmp_path / "r", "--epochs", 1, "--json"),
+                       capsys=capsys)
+    assert rc == 2 and one_line(err) and "holds no images" in err and "limit" not in err, err
+    assert not (tmp_path / "r").exists() and out == ""
+    for cmd in (["eval", run_dir], ["attack", run_dir, "--eps", "0.1", "--out",
+                                    tmp_path / "a.json"]):
+        rc, _, err = cli(*cmd, "--data-root", data, capsys=capsys)
+        assert rc == 2 and one_line(err) and "holds no images" in err, err
+
+
+def test_json_written_by_cvgr_never_holds_nan(tmp_path):
+    from cvgr.io import append_jsonl, to_json, write_json
+
+    doc = {"val_acc": float("nan"), "x": [float("inf"), 1.0], "t": torch.tensor(float("nan"))}
+    for text in (to_json(doc), to_json(doc, indent=None)):
+        assert json.loads(text, parse_constant=_no_constant) == {
+            "val_acc": None, "x": [None, 1.0], "t": None}
+    write_json(tmp_path / "a.json", doc)
+    append_jsonl(tmp_path / "b.jsonl", doc)
+    for f in ("a.json", "b.jsonl"):
+        json.loads((tmp_path / f).read_text(), parse_constant=_no_constant)
+
+
+def _no_constant(name):
+    raise AssertionError(f"invalid JSON constant {name}")
+
+
+def test_disk_full_while_training_is_one_line(tmp_path, monkeypatch, capsys):
+    from safetensors import SafetensorError
+
+    import cvgr.checkpoint
+
+    def full(*a, **k):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: '
+                              'StorageFull, message: "No space left on device" })')
+
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
+    monkeypatch.setattr(cvgr.checkpoint, "save_file", full)
+    rc, _, err = cli(*_train_argv(tmp_path, tmp_path / "r", "--epochs", 1), capsys=capsys)
+    assert rc == 1 and one_line(err) and "No space left on device" in err, err
+    assert "state.safetensors" in err or "model.safetensors" in err
+
+
+def test_damaged_reproduction_files_are_one_line(tmp_path, capsys):
+    from cvgr.experiments import build_plan, report_only
+    from cvgr.io import write_json
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    plan = build_plan("fashion-mnist", "tiny")
+    for text in ('{"jobs": [', "[1, 2]", '{"jobs": 3}'):
+        (out / "plan.json").write_text(text)
+        with pytest.raises(UserError, match="plan.json"):
+            report_only(out)
+        for argv in (["--report-only"], ["--budget", "tiny"]):
+            rc, _, err = cli("reproduce", "--out", out, *argv, capsys=capsys)
+            assert rc == 2 and one_line(err) and "plan.json" in err, err
+    write_json(out / "plan.json", plan)
+    ev = next(j for j in plan["jobs"] if j["kind"] != "train")
+    (out / "evals").mkdir()
+    (out / "evals" / f"{ev['id']}.json").write_text('{"config": {"trunc')
+    rc, text, err = cli("reproduce", "--out", out, "--report-only", capsys=capsys)
+    assert rc == 0 and "wrote" in err and "wrote" not in text, err
+    assert (out / "report.md").is_file()
+
+
+def test_examples_with_no_eps_sets_are_refused(tmp_path, run_dir, capsys):
+    import numpy as np
+
+    ex = _examples(tmp_path / "noeps.npz", x=np.zeros((0, 3, 1, 28, 28), np.float32),
+                   eps=np.zeros(0))
+    rc, _, err = cli("eval", run_dir, "--examples", ex, capsys=capsys)
+    assert rc == 2 and one_line(err) and "no eps sets" in err, err
+
+
+def test_eps_grid_of_tiny_steps_keeps_its_values():
+    from cvgr.evaluate import parse_eps
+
+    grid = parse_eps("0:1e-11:1e-12")
+    assert len(grid) == 11 == len(set(grid)) and grid[1] == 1e-12 and grid[-1] == 1e-11
+    assert parse_eps("0:0.3:0.02")[-1] == 0.3 and parse_eps("0:0.3:0.02")[3] == 0.06
+    with pytest.raises(UserError, match="too small to tell"):
+        parse_eps("1:1.0000000000000002:1e-17")
+
+
+def test_closed_stdout_is_one_line(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", None)
+    rc = main(["models"])
+    err = capsys.readouterr().err
+    assert rc == 1 and one_line(err) and "stdout is closed" in err, err
+
+
+@needs_fashion
+def test_messages_blame_the_right_thing(run_dir, tmp_path, no_work, capsys):
+    rc, _, err = cli("attack", run_dir, "--eps", "0.1", "--check-eps", "nan", "--out",
+                     tmp_path / "a.json", capsys=capsys)
+    assert rc == 2 and err.count("--check-eps") >= 1 and "--eps " not in err, err
+    from cvgr.evaluate.autoattack import parse_attacks
+
+    with pytest.raises(UserError, match="out of range"):
+        parse_attacks("square:queries=1e12")
+    assert parse_attacks("square:queries=1e3")[0]["queries"] == 1000
+    rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--lr", -1,
+                     "--out", tmp_path / "r", capsys=capsys)
+    assert rc == 2 and "--lr must be a finite number > 0" in err, err
+    bad = _weights_file(tmp_path / "ds" / "model.safetensors",
+                        '{"arch": "MNISTMLP", "complex": false, "dataset": "nope"}')
+    rc, _, err = cli("eval", bad.parent, capsys=capsys)
+    assert rc == 2 and one_line(err) and "record names a dataset" in err, err
+
+
+def test_config_command_is_shell_quoted(tmp_path, capsys):
+    import shlex
+
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
+    out = tmp_path / "my run"
+    rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 1), capsys=capsys)
+    assert rc == 0, err
+    command = json.loads((out / "config.json").read_text())["command"]
+    argv = shlex.split(command)
+    assert argv[argv.index("--out") + 1] == str(out)
+
+
+def test_partial_runs_are_not_read_as_finished(tmp_path, monkeypatch, capsys):
+    import cvgr
+    import cvgr.train.loop
+    from cvgr.checkpoint import UnfinishedRun
+    from cvgr.train import TrainConfig, train
+
+    _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
+    out = tmp_path / "run"
+    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTMLP", epochs=3, batch_size=4)
+    kw = {"progress": False, "quiet": True, "device": "cpu", "data_root": tmp_path / "data"}
+    # stopped during the first epoch: no untrained model.safetensors
+    with monkeypatch.context() as m:
+        m.setattr(cvgr.train.loop, "train_epoch", lambda *a, **k: (_ for _ in ()).throw(_Stop))
+        with pytest.raises(_Stop):
+            train(cfg, out, **kw)
+    assert (out / "state.safetensors").is_file() and not (out / "model.safetensors").exists()
+    # stopped after epoch 1 of 3: refused, naming its last epoch, unless allowed
+    with pytest.raises(_Stop):
+        train(cfg, out, resume=True, callback=_stop_after(1), **kw)
+    with pytest.raises(UnfinishedRun, match="last epoch 1 of 3"):
+        cvgr.load(out)
+    assert cvgr.load(out, allow_unfinished=True).record["epochs_completed"] == 1
+    for cmd in (["eval", out], ["benchmark", out, "--n", 4],
+                ["attack", out, "--eps", "0.1", "--out", tmp_path / "a.json"]):
+        rc, _, err = cli(*cmd, "--data-root", tmp_path / "data", capsys=capsys)
+        assert rc == 2 and one_line(err) and "last epoch 1 of 3" in err, err
+        assert "--allow-unfinished" in err
+    rc, text, err = cli("eval", out, "--data-root", tmp_path / "data", "--allow-unfinished",
+                        "--json", capsys=capsys)
+    assert rc == 0, err
+    assert json.loads(text)["model"]["epochs_completed"] == 1
+    assert json.loads(text)["model"]["finished"] is False
+    # --resume without the resume state: refused, the model left as it is
+    before = (out / "model.safetensors").read_bytes()
+    (out / "state.safetensors").unlink()
+    rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 3, "--resume"), capsys=capsys)
+    assert rc == 2 and one_line(err) and "state.safetensors" in err, err
+    assert (out / "model.safetensors").read_bytes() == before

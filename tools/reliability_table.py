@@ -27,11 +27,31 @@ import numpy as np
 CVGR = [str(Path(sys.executable).parent / "cvgr")]
 
 
-def run(argv: list[str]) -> tuple[int, str]:
-    p = subprocess.run([*CVGR, *argv], capture_output=True, text=True,
-                       env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+def run(argv: list[str], env: dict[str, str] | None = None, prefix: list[str] = CVGR,
+        shell_tail: str = "") -> tuple[int, str]:
+    """Run `cvgr ARGV` (or PREFIX ARGV); the exit code and the last line on stderr. With
+    `shell_tail` (e.g. ">&-") the command runs through bash with that redirection."""
+    cmd: list[str] | str = [*prefix, *argv]
+    if shell_tail:
+        cmd = ["bash", "-c", shlex.join(cmd) + " " + shell_tail]
+    p = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})})
     err = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
     return p.returncode, (err[-1] if err else "")
+
+
+PY = [sys.executable, "-c"]
+PY_MODEL = ("import cvgr, torch; from torch import nn\n"
+            "class M(nn.Module):\n"
+            "    def __init__(s): super().__init__(); s.l = nn.Linear(784, 10)\n"
+            "    def forward(s, x): return {out}\n")
+BENCH = "cvgr.benchmark(M(), 'fashion-mnist', n_examples=20, batch_size=10{extra})"
+
+
+def py_case(what: str, forward: str, extra: str = "") -> tuple[str, list[str], dict]:
+    """A case run through Python: a model whose forward returns `forward`, benchmarked."""
+    code = PY_MODEL.format(out=forward) + BENCH.format(extra=extra)
+    return what, [*PY, code], {"prefix": []}
 
 
 def hold(argv: list[str], d: Path) -> subprocess.Popen:
@@ -78,15 +98,15 @@ def examples(path: Path, **fields: np.ndarray) -> Path:
     return path
 
 
-def idx_dataset(d: Path, size: int) -> None:
+def idx_dataset(d: Path, size: int, n: int = 8) -> None:
     from cvgr.data.readers import write_idx
 
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for img, lab in (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                      ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")):
-        write_idx(d / img, rng.integers(0, 256, (8, size, size), dtype=np.uint8))
-        write_idx(d / lab, rng.integers(0, 10, 8, dtype=np.uint8))
+        write_idx(d / img, rng.integers(0, 256, (n, size, size), dtype=np.uint8))
+        write_idx(d / lab, rng.integers(0, 10, n, dtype=np.uint8))
 
 
 def main() -> None:  # noqa: PLR0915 -- one case per line
@@ -121,6 +141,7 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
     os.unlink("dirfile/fashion-mnist/t10k-images-idx3-ubyte")
     os.mkdir("dirfile/fashion-mnist/t10k-images-idx3-ubyte")
     Path("empty-root").mkdir()
+    issue17_fixtures()
     attack = ["attack", "run", "--limit", "50", "--eps", "0,0.05,0.1"]
     cases: list[tuple[str, list[str]]] = [
         ("PGD step size negative", [*attack, "--step-size", "-1"]),
@@ -176,6 +197,14 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
     for what, argv in cases:
         rc, err = run(argv)
         rows.append((what, argv, rc, err))
+    for what, argv, kw in issue17_cases(train):
+        if kw.pop("pre", None) == "rm-div-state":
+            os.unlink("div/state.safetensors")
+        ok = kw.pop("ok", "")
+        rc, err = run(argv, **kw)
+        err = err or ok
+        shown = argv if kw.get("prefix") != [] else ["python", "-c", "..."]
+        rows.append((what, shown + ([kw["shell_tail"]] if kw.get("shell_tail") else []), rc, err))
     # two processes, one directory: a real holder, then the same command after it is killed
     held = [*train, "--epochs", "2", "--limit-train", "20000", "--limit-test", "500", "--out",
             "busy-run"]
@@ -204,12 +233,143 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
                  f"{mode:04o}"))
     print("| bad input | command | exit | what it gets |\n|---|---|---|---|")
     for what, argv, rc, err in rows:
-        cmd = "cvgr " + shlex.join(argv)
+        cmd = (("" if argv[0] == "python" else "cvgr ") + shlex.join(argv)).replace("'>&-'",
+                                                                                    ">&-")
         print(f"| {what} | `{cmd}` | {rc} | {err.replace('|', '/')} |")
     if is_root:
         immutable(ro, False)
     ro.chmod(0o755)
     shutil.rmtree(w)
+
+
+def issue17_fixtures() -> None:
+    """What the cases of issue 17 need: links, a FIFO, unfinished and tampered models."""
+    from cvgr import zoo
+    from cvgr.experiments import build_plan
+    from cvgr.io import write_json
+
+    Path("victim").write_text("precious\n")
+    os.mkfifo("fifo.json")
+    os.symlink("victim", "link.json")
+    os.symlink("loop.json", "loop.json")
+    os.mkdir("lockrun")
+    os.symlink("../victim", "lockrun/.cvgr.lock")
+    os.mkdir("rep-link")
+    write_json("rep-link/plan.json", build_plan("fashion-mnist", "tiny"))
+    os.symlink("../victim", "rep-link/log.jsonl")
+    weights(Path("unfinished"), '{"arch": "MNISTMLP", "complex": false, "dataset": '
+                                '"fashion-mnist", "epochs": 30, "epochs_completed": 0, '
+                                '"finished": false}')
+    weights(Path("nods-run"), '{"arch": "MNISTMLP", "complex": false, "dataset": "nope"}')
+    huge = Path("huge-run")
+    weights(huge, '{"arch": "MNISTMLP", "complex": false, "dataset": "fashion-mnist"}')
+    from safetensors.torch import load_file, save_file
+
+    state = {k: v * 1e30 for k, v in load_file(str(huge / "model.safetensors")).items()}
+    save_file(state, str(huge / "model.safetensors"),
+              metadata={"cvgr": '{"arch": "MNISTMLP", "complex": false, "dataset": '
+                                '"fashion-mnist"}'})
+    tz = Path("tampered-zoo") / "fashion-mnist"
+    tz.mkdir(parents=True)
+    for suffix in (".safetensors", ".eval.json"):
+        shutil.copy(zoo.PACKAGE_ROOT / "fashion-mnist" / f"real-none{suffix}", tz)
+    from cvgr.checkpoint import read_record, save_model
+    from cvgr.models import build
+
+    rec = read_record(tz / "real-none.safetensors")
+    save_model(build(rec["arch"], complex=rec["complex"]), tz / "real-none.safetensors", rec)
+    examples(Path("noeps.npz"), x=np.zeros((0, 3, 1, 28, 28), np.float32), eps=np.zeros(0))
+    idx_dataset(Path("zero") / "fashion-mnist", 28, n=0)
+    os.mkdir("evalrun")
+    shutil.copy("run/model.safetensors", "evalrun/model.safetensors")
+    for d, text in (("badplan", '{"jobs": ['), ("listplan", "[1, 2]")):
+        os.mkdir(d)
+        Path(d, "plan.json").write_text(text)
+    os.mkdir("trunc-rep")
+    plan = build_plan("fashion-mnist", "tiny")
+    write_json("trunc-rep/plan.json", plan)
+    os.mkdir("trunc-rep/evals")
+    ev = next(j for j in plan["jobs"] if j["kind"] != "train")
+    Path("trunc-rep/evals", f"{ev['id']}.json").write_text('{"config": {"trunc')
+
+
+def issue17_cases(train: list[str]) -> list[tuple[str, list[str], dict]]:
+    """Issue 17's bad inputs, each a real command (a few through Python: the library API)."""
+    attack = ["attack", "run", "--limit", "50", "--eps", "0,0.05,0.1"]
+    zoo_env = {"env": {"CVGR_ZOO_DIR": "tampered-zoo"}}
+    small = [*train, "--epochs", "1", "--limit-train", "64", "--limit-test", "20"]
+    return [
+        ("`--out /dev/null` (a device; cvgr runs as root here)",
+         ["eval", "run", "--out", "/dev/null"], {}),
+        ("`--out` a FIFO", ["eval", "run", "--out", "fifo.json"], {}),
+        ("`--out` a symlink to another file", ["eval", "run", "--out", "link.json"], {}),
+        ("`--out` a symlink loop", ["eval", "run", "--out", "loop.json"], {}),
+        ("`.cvgr.lock` in the output directory links to another file",
+         [*small, "--out", "lockrun"], {}),
+        ("`log.jsonl` in a reproduction directory links to another file",
+         ["reproduce", "--budget", "tiny", "--out", "rep-link", "--quiet"], {}),
+        ("eval output over the run's own weights",
+         ["eval", "evalrun", "--out", "evalrun/model.safetensors"], {}),
+        ("attack examples over the run's resume state",
+         [*attack, "--save-examples", "run/state.safetensors"], {}),
+        ("eval of a weights file, output over that file",
+         ["eval", "evalrun/model.safetensors", "--out", "evalrun/model.safetensors"], {}),
+        ("benchmark --out a directory (checked before the attacks)",
+         ["benchmark", "run", "--n", "20", "--out", "/tmp"], {}),
+        ("a Ray address where nothing listens",
+         ["reproduce", "--budget", "tiny", "--out", "rayrep", "--executor", "ray",
+          "--ray-address", "127.0.0.1:1"], {}),
+        ("benchmark of a model whose logits overflow to inf/NaN (weights x 1e30)",
+         ["benchmark", "huge-run", "--n", "20"], {}),
+        py_case("cvgr.benchmark of a model answering (1, 10) for batches > 2",
+                "s.l(x.flatten(1))[:1] if len(x) > 2 else s.l(x.flatten(1))"),
+        py_case("cvgr.benchmark of a model with integer logits",
+                "s.l(x.flatten(1)).round().long()"),
+        py_case("cvgr.benchmark of a model whose output ignores its input",
+                "s.l.weight[:, :1].T.expand(len(x), 10) * 1.0"),
+        py_case("cvgr.benchmark with attacks=5", "s.l(x.flatten(1))",
+                ", version='custom', attacks=5"),
+        ("NES sigma 1e39 (finite in float64, inf in float32)",
+         [*attack, "--attack", "nes", "--sigma", "1e39"], {}),
+        ("PGD step size 1e-30", [*attack, "--step-size", "1e-30"], {}),
+        ("pgd() on NaN images", [*PY, "import torch, cvgr.attacks as a; from torch import nn; "
+                                 "x = torch.full((2, 4), float('nan')); "
+                                 "a.pgd(nn.Linear(4, 3), x, torch.tensor([0, 1]), 0.1)"],
+         {"prefix": []}),
+        ("zoo weights changed after they were measured (sha256 differs)",
+         ["benchmark", "zoo:fashion-mnist/real-none", "--n", "20"], zoo_env),
+        ("the same, through `cvgr eval`", ["eval", "zoo:fashion-mnist/real-none"], zoo_env),
+        ("a test set of 0 images: train", [*small, "--out", "r0", "--data-root", "zero"], {}),
+        ("a test set of 0 images: eval", ["eval", "run", "--data-root", "zero"], {}),
+        ("a test set of 0 images: attack", [*attack, "--data-root", "zero"], {}),
+        ("`--report-only` with a truncated eval JSON (read as not finished)",
+         ["reproduce", "--out", "trunc-rep", "--report-only", "--quiet"],
+         {"ok": "(report written; that evaluation is reported as not measured)"}),
+        ("a damaged plan.json", ["reproduce", "--budget", "tiny", "--out", "badplan"], {}),
+        ("a plan.json that is JSON but not an object",
+         ["reproduce", "--out", "listplan", "--report-only"], {}),
+        ("examples file with zero eps sets", ["eval", "run", "--examples", "noeps.npz"], {}),
+        ("eps grid whose step float precision cannot resolve (0:1e-11:1e-12 itself now gives "
+         "11 distinct values)",
+         ["attack", "run", "--eps", "1:1.0000000000000002:1e-17"], {}),
+        ("attack of a zoo model without --out", ["attack", "zoo:fashion-mnist/real-none",
+                                                 "--eps", "0.1"], {}),
+        ("autoattack of a zoo model without --out",
+         ["autoattack", "zoo:fashion-mnist/real-none", "--eps", "0.1"], {}),
+        ("`cvgr models` with stdout closed", ["models"], {"shell_tail": ">&-"}),
+        ("`--check-eps nan`", [*attack, "--check-eps", "nan"], {}),
+        ("an empty training file", [*small, "--out", "r5", "--data-root", "zero"], {}),
+        ("`square:queries=1e12`", ["benchmark", "run", "--n", "20", "--version", "custom",
+                                   "--attacks", "square:queries=1e12"], {}),
+        ("`--lr -1`", [*small, "--lr", "-1", "--out", "r6"], {}),
+        ("a checkpoint whose record names an unknown dataset", ["eval", "nods-run"], {}),
+        ("a run that has not finished (record: epochs_completed 0)", ["eval", "unfinished"], {}),
+        ("the same in `cvgr attack`", ["attack", "unfinished", "--eps", "0.1"], {}),
+        ("the same in `cvgr benchmark`", ["benchmark", "unfinished", "--n", "20"], {}),
+        ("`--resume` of a stopped run whose state.safetensors is missing",
+         [*train, "--epochs", "2", "--limit-train", "256", "--limit-test", "50", "--lr",
+          "1e30", "--out", "div", "--resume"], {"pre": "rm-div-state"}),
+    ]
 
 
 if __name__ == "__main__":

@@ -78,7 +78,9 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
     present; the model is moved there. With `save`, the result is also written as JSON.
     """
     from cvgr.attacks import check_eps
+    from cvgr.attacks.common import check_count
     from cvgr.evaluate.autoattack import version_attacks
+    from cvgr.io import check_output_file
 
     if not isinstance(model, nn.Module):
         raise UserError(f"model must be a torch nn.Module, got {type(model).__name__}",
@@ -92,10 +94,13 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
                         param="n_examples")
     check_eps(eps, norm)
     version_attacks(version, attacks)  # a bad version or attack list fails before any work
+    batch_size = check_count(batch_size, "batch_size")
+    if save is not None:
+        check_output_file(save, "save")  # before the attacks, not after them
     dev = _device(device)
     x, y, spec_classes = _test_images(dataset, n_examples, data_root)
     model = model.to(dev).eval()
-    _check_model(model, x, spec_classes, dataset)
+    _check_model(model, x, spec_classes, dataset, batch_size)
     from cvgr.evaluate import autoattack
 
     t0 = time.perf_counter()
@@ -140,27 +145,59 @@ def _test_images(dataset: str, n: int, root: str | os.PathLike | None
     return torch.cat(xs), torch.cat(ys), int(DATASETS[dataset].num_classes)
 
 
-def _check_model(model: nn.Module, x: Tensor, classes: int, dataset: str) -> None:
-    """One forward pass on two images: logits of the dataset's class count, or a clear error."""
+def _check_model(model: nn.Module, x: Tensor, classes: int, dataset: str,
+                 batch_size: int = 250) -> None:
+    """Refuse, before any attack, a model whose numbers would mean nothing: one that fails on
+    the images, or does not answer every batch with finite float logits shaped (N, classes),
+    or whose output does not depend on its input (no gradient reaches the images)."""
     from cvgr.evaluate.curves import model_device
 
-    try:
+    dev = model_device(model)
+    bad = 0
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(dev)
         with torch.no_grad():
-            out = model(x[:2].to(model_device(model)))
+            out = _forward(model, xb, dataset)
+        _check_logits(out, len(xb), classes, dataset)
+        bad += int((~torch.isfinite(out)).any(1).sum())
+    if bad:
+        raise UserError(f"the model's logits hold NaN or inf on {bad} of {len(x)} {dataset} "
+                        "images; its accuracy would be noise: fix or retrain the model",
+                        param="model")
+    xg = x[:2].to(dev).requires_grad_(True)
+    out = _forward(model, xg, dataset)
+    grad = torch.autograd.grad(out.sum(), xg, allow_unused=True)[0] if out.requires_grad \
+        else None
+    if grad is None:
+        raise UserError("the model's output does not depend on its input (no gradient reaches "
+                        "the images); no attack can evaluate it", param="model")
+
+
+def _forward(model: nn.Module, x: Tensor, dataset: str) -> Any:
+    try:
+        return model(x)
     except Exception as e:  # noqa: BLE001 - any failure of a user's model becomes one line
         raise UserError(f"the model failed on {dataset} images shaped {tuple(x.shape[1:])} "
-                        f"in [0, 1]: {type(e).__name__}: {str(e)[:200]}") from None
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[1] != classes:
+                        f"in [0, 1]: {type(e).__name__}: {str(e)[:200]}",
+                        param="model") from None
+
+
+def _check_logits(out: Any, n: int, classes: int, dataset: str) -> None:
+    if not isinstance(out, Tensor) or out.dim() != 2 or tuple(out.shape) != (n, classes):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise UserError(f"the model must return logits shaped (N, {classes}) for {dataset}; "
-                        f"it returned {shape}")
+        raise UserError(f"the model must return logits shaped (N, {classes}) for {dataset}, "
+                        f"one row per image; for {n} images it returned {shape}", param="model")
+    if not out.is_floating_point():
+        raise UserError(f"the model must return float logits; it returned {out.dtype}",
+                        param="model")
 
 
 def _describe(model: nn.Module) -> dict[str, Any]:
     rec = getattr(model, "record", None) or {}
     d: dict[str, Any] = {"class": type(model).__name__,
                          "parameters": sum(p.numel() for p in model.parameters())}
-    for k in ("arch", "complex", "dataset", "defense", "seed", "zoo_name"):
+    for k in ("arch", "complex", "dataset", "defense", "seed", "zoo_name", "epochs",
+              "epochs_completed", "finished"):
         if k in rec:
             d[k] = rec[k]
     return d

@@ -6,9 +6,11 @@ versions) lives in the safetensors header, so a single file rebuilds the model: 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,9 @@ from torch import nn
 from cvgr.errors import RunError, UserError
 from cvgr.io import atomic_write
 
-__all__ = ["MODEL_FILE", "CheckpointError", "NoCheckpoint", "UnknownArchitecture", "check_finite",
-           "load", "model_path", "read_record", "save_model", "versions"]
+__all__ = ["MODEL_FILE", "CheckpointError", "NoCheckpoint", "UnfinishedRun", "UnknownArchitecture",
+           "check_finite", "check_finished", "load", "model_path", "read_record", "save_model",
+           "versions", "write_safetensors"]
 
 MODEL_FILE = "model.safetensors"
 _KEY = "cvgr"
@@ -44,6 +47,13 @@ class UnknownArchitecture(CheckpointError):
     exit_code = 2
 
 
+class UnfinishedRun(CheckpointError):
+    """The weights of a run that stopped or diverged before its last epoch: refused unless the
+    caller says it wants them (`allow_unfinished`), which the command line can (exit code 2)."""
+
+    exit_code = 2
+
+
 def versions() -> dict[str, str]:
     import numpy
 
@@ -56,9 +66,9 @@ def versions() -> dict[str, str]:
 def model_path(path: str | os.PathLike) -> Path:
     """A run directory, a .safetensors file or "zoo:NAME" -> the weights file."""
     if isinstance(path, str) and path.startswith("zoo:"):
-        from cvgr.zoo import locate
+        from cvgr.zoo import verified
 
-        return locate(path)
+        return verified(path)
     p = Path(path)
     if p.is_dir():
         p = p / MODEL_FILE
@@ -84,7 +94,23 @@ def save_model(model: nn.Module, path: str | os.PathLike, record: dict[str, Any]
             record["arch_source"] = spec.module
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {_KEY: json.dumps(record, default=_json_default)}
-    return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+    return write_safetensors(path, state, meta)
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                      metadata: dict[str, str]) -> Path:
+    """Atomically write a safetensors file. A failed write (disk full) is an OSError naming the
+    file, as any other failed write is, not safetensors' own exception and its traceback."""
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except SafetensorError as e:
+            code = re.search(r"code: (\d+)", str(e))
+            num = int(code.group(1)) if code else errno.EIO
+            raise OSError(num, os.strerror(num), str(path)) from None
+
+    return atomic_write(path, write)
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
@@ -108,18 +134,34 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
+def check_finished(record: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse the record of a run that stopped or diverged before its last epoch."""
+    if record.get("finished") is False:
+        done, total = record.get("epochs_completed"), record.get("epochs")
+        raise UnfinishedRun(
+            f"{path}: the run is not finished (last epoch {done} of {total}: it stopped or "
+            "diverged), so its numbers would not be the model's; finish it with `cvgr train "
+            "... --resume`, or allow unfinished runs to use these weights on purpose",
+            param="allow_unfinished")
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu",
-         arch: str | None = None, complex: bool | None = None) -> nn.Module:
+         arch: str | None = None, complex: bool | None = None, *,
+         allow_unfinished: bool = False) -> nn.Module:
     """Rebuild a model from its checkpoint alone; returned in eval mode with `.record` set.
 
     `path` is a run directory, a .safetensors file or a zoo model ("zoo:fashion-mnist/complex-gr").
 
-    If `arch`/`complex` are given, a checkpoint of another architecture is refused.
+    If `arch`/`complex` are given, a checkpoint of another architecture is refused. The weights
+    of a run that has not finished (its record says `finished: false`: stopped or diverged) are
+    refused unless `allow_unfinished`; the record tells its last epoch (`epochs_completed`).
     """
     from cvgr.models import build, list_models, resolve
 
     p = model_path(path)
     record = read_record(p)
+    if not allow_unfinished:
+        check_finished(record, p)
     try:
         spec = resolve(str(record.get("arch")))
     except ValueError:

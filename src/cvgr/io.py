@@ -6,12 +6,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import socket
+import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 from cvgr.errors import UserError
 
 __all__ = ["atomic_write", "write_json", "read_json", "append_jsonl", "read_jsonl",
-           "check_output_dir", "check_output_file", "LOCK_FILE", "locked_dir", "to_json"]
+           "check_output_dir", "check_output_file", "check_target", "LOCK_FILE", "locked_dir",
+           "open_in_dir", "shell_command", "to_json"]
 
 LOCK_FILE = ".cvgr.lock"
 """Held (a POSIX record lock) by the process writing into a run or reproduction directory."""
@@ -37,7 +40,7 @@ def locked_dir(path: str | os.PathLike, param: str = "out") -> Iterator[Path]:
     """
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
-    f = open(p / LOCK_FILE, "a+")  # noqa: SIM115 -- closed below; closing releases the lock
+    f = os.fdopen(open_in_dir(p / LOCK_FILE, os.O_RDWR, param), "r+")
     try:
         fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
@@ -53,7 +56,8 @@ def locked_dir(path: str | os.PathLike, param: str = "out") -> Iterator[Path]:
         f.truncate()
         f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]})
+                            "command": shell_command([Path(sys.argv[0]).name,
+                                                      *sys.argv[1:]])[:300]})
                 + "\n")
         f.flush()
         yield p
@@ -70,18 +74,70 @@ def _holder(text: str) -> str:
         return "holder unknown"
 
 
-def check_output_file(path: str | os.PathLike, param: str = "out") -> Path:
+def shell_command(argv: Iterable[str]) -> str:
+    """A command line as one string the shell runs as written (paths with spaces quoted)."""
+    import shlex
+
+    return shlex.join(str(a) for a in argv)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_target(path: str | os.PathLike, param: str | None = None) -> Path:
+    """Refuse a file output that is not a regular file or a new name: a directory, a symlink
+    (even a loop), a FIFO, a device. Renaming over it would replace it, and following a link
+    would write outside the place given. Raises UserError naming `param`."""
+    p = Path(path)
+    try:
+        mode = os.lstat(p).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a new name (its folder checked apart)
+        return p
+    except OSError as e:
+        raise UserError(f"{_named(param, p)}: cannot check it ({e.strerror}); give another path",
+                        param=param) from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{_named(param, p)} is a directory; give a file name "
+                        f"(e.g. {p / 'out.json'})", param=param)
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{_named(param, p)} is {_kind(mode)}; cvgr writes only regular files: "
+                        "give a new name or a regular file", param=param)
+    return p
+
+
+def _named(param: str | None, p: Path) -> str:
+    return f"{param} {p}" if param else str(p)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output_file(path: str | os.PathLike, param: str = "out",
+                      protect: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse, before any work, a file output that could not be written at the end.
 
-    `path` must not be a directory, and its directory must exist and take a new file, or be
-    creatable (its nearest existing ancestor is a directory that takes new entries). Probed by
-    creating and removing a file, so read-only mounts, permissions and immutable directories
-    all count. Nothing is left behind. Raises UserError naming `param`.
+    `path` must be a regular file or a new name (`check_target`), must not be one of the
+    files in `protect` (the command's own inputs: an output never destroys its input), and
+    its directory must exist and take a new file, or be creatable (its nearest existing
+    ancestor is a directory that takes new entries). Probed by creating and removing a file,
+    so read-only mounts, permissions and immutable directories all count. Nothing is left
+    behind. Raises UserError naming `param`.
     """
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"{param} {p} is a directory; give a file name (e.g. {p / 'out.json'})",
-                        param=param)
+    p = check_target(path, param)
+    for q in protect:
+        if _same_file(p, Path(q)):
+            raise UserError(f"{param} {p} is {q}, an input of this command; writing it would "
+                            "destroy it: give another file name", param=param)
     _check_parent(p, param)
     return p
 
@@ -90,6 +146,9 @@ def check_output_dir(path: str | os.PathLike, param: str = "out") -> Path:
     """Refuse, before any work, an output directory that could not be written: an existing file,
     a directory that takes no new files, or a path that cannot be created."""
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise UserError(f"{param} {p} is a symbolic link that leads nowhere (dangling, or a "
+                        "loop); give a directory", param=param)
     if p.exists() and not p.is_dir():
         raise UserError(f"{param} {p} is a file, not a directory; give a directory", param=param)
     if p.is_dir():
@@ -121,7 +180,7 @@ def _probe(directory: Path, target: Path, param: str) -> None:
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> Path:
     """Call writer(tmp) on a temporary file beside `path`, fsync it, rename it over `path`."""
-    path = Path(path)
+    path = check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -147,17 +206,31 @@ def _umask() -> int:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write `obj` as JSON, atomically; NaN and inf become null (strict JSON, see `to_json`)."""
+    text = to_json(obj) + "\n"
+
     def w(tmp: str) -> None:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
-            f.write("\n")
+            f.write(text)
 
     return atomic_write(path, w)
 
 
 def to_json(obj: Any, indent: int | None = 2) -> str:
-    """`obj` as JSON text, with tensors, arrays and paths converted as `write_json` does."""
-    return json.dumps(obj, indent=indent, default=_jsonable)
+    """`obj` as strict JSON text: tensors, arrays and paths converted, and a NaN or inf
+    (which JSON cannot hold; Python would write the invalid token NaN) written as null."""
+    return json.dumps(_finite(json.loads(json.dumps(obj, default=_jsonable))), indent=indent,
+                      allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -166,12 +239,33 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
-    """Append one JSON line (a single write call, flushed and fsynced)."""
-    line = json.dumps(obj, default=_jsonable) + "\n"
-    with open(path, "a") as f:
+    """Append one JSON line (a single write call, flushed and fsynced). A symlink or other
+    non-regular file at `path` is refused (`open_in_dir`): nothing is written through it."""
+    line = to_json(obj, indent=None) + "\n"
+    with os.fdopen(open_in_dir(path, os.O_WRONLY | os.O_APPEND), "w") as f:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
+
+
+def open_in_dir(path: str | os.PathLike, flags: int, param: str | None = None) -> int:
+    """os.open(path, flags | O_CREAT) that never follows a symlink and refuses a FIFO or device:
+    a file cvgr keeps in a directory it writes (lock, log) is written there or not at all."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o666)
+    except OSError as e:
+        if e.errno not in (errno.ELOOP, errno.ENXIO):
+            raise
+        raise UserError(f"{path} is {_kind(os.lstat(path).st_mode)}; cvgr writes only regular "
+                        "files and never through a link: remove it", param=param) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UserError(f"{path} is {_kind(mode)}; cvgr writes only regular files: remove it",
+                        param=param)
+    os.set_blocking(fd, True)
+    return fd
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Any]:

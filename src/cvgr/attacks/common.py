@@ -47,17 +47,20 @@ def check_norm(norm: str) -> str:
     raise UserError(f"unknown norm {norm!r}; use linf or l2", param="norm")
 
 
-def check_eps(eps: float, norm: str = "linf", dim: int | None = None) -> float:
-    """eps must be a finite number in [0, 1] (linf) or in [0, sqrt(dim)] (l2: the box diameter)."""
-    e = _number(eps, "eps")
+def check_eps(eps: float, norm: str = "linf", dim: int | None = None,
+              param: str = "eps") -> float:
+    """eps must be a finite number in [0, 1] (linf) or in [0, sqrt(dim)] (l2: the box diameter).
+    `param` names it in the error (check_eps for the masking checks' eps)."""
+    e = _number(eps, param)
     if not math.isfinite(e) or e < 0:
-        raise UserError(f"eps = {eps} is negative or not finite; give an eps >= 0", param="eps")
+        raise UserError(f"{param} = {eps} is negative or not finite; give {param} >= 0",
+                        param=param)
     if norm == "linf" and e > 1:
-        raise UserError(f"eps = {eps} > 1 for an L-inf attack on [0, 1] images; give 0 <= eps <= 1",
-                        param="eps")
+        raise UserError(f"{param} = {eps} > 1 for an L-inf attack on [0, 1] images; give "
+                        f"0 <= {param} <= 1", param=param)
     if norm == "l2" and dim is not None and e > math.sqrt(dim) + 1e-9:
-        raise UserError(f"eps = {eps} exceeds the L2 diameter sqrt({dim}) of the image box; "
-                        "give a smaller eps", param="eps")
+        raise UserError(f"{param} = {eps} exceeds the L2 diameter sqrt({dim}) of the image box; "
+                        f"give a smaller {param}", param=param)
     return e
 
 
@@ -70,12 +73,32 @@ def _number(value: object, name: str) -> float:
         raise UserError(f"{name} must be a number, got {value!r}", param=name) from None
 
 
+RESOLUTION = float(torch.finfo(torch.float32).eps)
+"""1.2e-07, the spacing of float32 values just below 1: a step or probe smaller than this
+leaves [0, 1] images (the models compute in float32) unchanged."""
+
+_RANGES = {"step_size": (RESOLUTION, float(torch.finfo(torch.float32).max)),
+           "sigma": (RESOLUTION, 1.0)}
+
+
 def check_scale(value: float, name: str) -> float:
     """A step size, a probe scale...: a finite number > 0 (0, negative or NaN silently turn an
-    attack into no attack, which would report clean accuracy as robust accuracy)."""
+    attack into no attack, which would report clean accuracy as robust accuracy), and for
+    step_size and sigma one that can move a float32 image: at least `RESOLUTION` (a smaller
+    one changes no pixel), a step_size finite in float32 and a sigma at most 1 (probes
+    further out leave the image box, and 1e39 is inf in float32)."""
     v = _number(value, name)
     if not (math.isfinite(v) and v > 0):
         raise UserError(f"{name} must be a finite number > 0, got {value}", param=name)
+    lo, hi = _RANGES.get(name, (0.0, math.inf))
+    if v < lo:
+        raise UserError(f"{name} = {value} is below the float32 resolution of [0, 1] images "
+                        f"({lo:.2g}): it would change no pixel; give {name} >= {lo:.2g}",
+                        param=name)
+    if v > hi:
+        raise UserError(f"{name} = {value} is too large to give a meaningful attack (it "
+                        f"overflows float32 or leaves the [0, 1] image box); give {name} <= "
+                        f"{hi:.3g}", param=name)
     return v
 
 
@@ -113,6 +136,9 @@ def check_inputs(x: Tensor, y: Tensor) -> None:
                         f"and {tuple(y.shape)}")
     if not x.is_floating_point():
         raise UserError("attack needs float images in [0, 1]; divide uint8 images by 255")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise UserError(f"attack needs finite images in [0, 1]; {int((~torch.isfinite(x)).sum())}"
+                        " values are NaN or inf")
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise UserError("attack needs images in [0, 1]; got values outside, rescale them first")
 

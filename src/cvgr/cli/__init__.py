@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--import", dest="imports", action="append", default=[],
                         metavar="MODULE",
                         help="import a module (dotted name) or a .py file first, e.g. one that "
-                             "registers your own architectures; repeatable")
+                             "registers your own architectures; repeatable. This RUNS THE "
+                             "FILE'S CODE with your permissions: import only code you trust "
+                             "(cvgr never runs code from weights, records or data files)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -51,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if not _stdout_open():  # `cvgr ... >&-`: the result could not be printed; no work
+        print(f"cvgr {args.command}: error: stdout is closed; the result could not be printed "
+              "(redirect it, e.g. >/dev/null)", file=sys.stderr)
+        return 1
     try:
         if args.imports:
             from cvgr.models import import_models
@@ -70,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cvgr {args.command}: interrupted; finished work is kept", file=sys.stderr)
         return 130
+
+
+def _stdout_open() -> bool:
+    """Whether stdout exists (Python sets it to None when the descriptor is closed)."""
+    return sys.stdout is not None
 
 
 def _silence_stdout() -> None:

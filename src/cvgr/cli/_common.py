@@ -43,6 +43,13 @@ def add_output(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
     add_quiet(parser)
 
 
+def add_allow_unfinished(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--allow-unfinished: evaluate the weights of a run that stopped or diverged."""
+    parser.add_argument("--allow-unfinished", action="store_true",
+                        help="use the weights of a run that has not finished (stopped or "
+                             "diverged); refused without it. The result records the epoch")
+
+
 def add_data_root(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="where the dataset files are (DIR/NAME or DIR itself; default: "
@@ -73,7 +80,8 @@ def emit(args: argparse.Namespace, doc: Any, lines: Iterable[str] = ()) -> None:
 # A core parameter whose flag is not "--" + its name with "-" for "_".
 FLAGS = {"root": "--data-root", "workers": "--jobs", "shared_fs": "--ray-shared-fs",
          "max_retries": "--ray-retries", "num_cpus": "--ray-cpus", "imports": "--import",
-         "source": "--from", "cpus_per_job": "--cpus-per-job"}
+         "source": "--from", "cpus_per_job": "--cpus-per-job",
+         "address": "--ray-address", "model": "MODEL"}
 
 
 def flag(param: str) -> str:
@@ -118,5 +126,6 @@ def pick_device(name: str | None) -> torch.device:
     return resolve_device(name)
 
 
-__all__ = ["FLAGS", "add_data_root", "add_device", "add_json", "add_output", "add_quiet", "emit",
-           "error_text", "flag", "note", "pick_device", "progress"]
+__all__ = ["FLAGS", "add_allow_unfinished", "add_data_root", "add_device", "add_json",
+           "add_output", "add_quiet", "emit", "error_text", "flag", "note", "pick_device",
+           "progress"]

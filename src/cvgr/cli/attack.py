@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from cvgr.cli._common import (
+    add_allow_unfinished,
     add_data_root,
     add_device,
     add_output,
@@ -58,6 +59,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
                    help="test set to use (default: the dataset in the model's record)")
     add_data_root(p)
     p.add_argument("--seed", type=int, default=0, help="seed of random starts and probes")
+    add_allow_unfinished(p)
 
 
 def inputs(args: argparse.Namespace) -> Any:
@@ -66,7 +68,8 @@ def inputs(args: argparse.Namespace) -> Any:
 
     return Inputs(dataset=args.dataset, limit=args.limit, batch_size=args.batch_size,
                   seed=getattr(args, "seed", 0), data_root=args.data_root,
-                  device=pick_device(args.device), progress=progress(args))
+                  device=pick_device(args.device), progress=progress(args),
+                  allow_unfinished=args.allow_unfinished)
 
 
 def run(args: argparse.Namespace) -> int:

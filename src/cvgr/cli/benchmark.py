@@ -7,9 +7,16 @@ The dataset defaults to the one in the model's record; eps to the dataset's clai
 from __future__ import annotations
 
 import argparse
-import json
 
-from cvgr.cli._common import add_data_root, add_device, add_output, pick_device
+from cvgr.cli._common import (
+    add_allow_unfinished,
+    add_data_root,
+    add_device,
+    add_output,
+    emit,
+    note,
+    pick_device,
+)
 from cvgr.errors import UserError
 
 
@@ -29,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="FILE.json", default=None, help="also save the result here")
     add_data_root(p)
+    add_allow_unfinished(p)
     add_output(p)
     add_device(p)
     p.set_defaults(func=run)
@@ -37,19 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import cvgr
     from cvgr.benchmarking import claim_eps
-    from cvgr.checkpoint import record_of
     from cvgr.evaluate.autoattack import version_attacks
+    from cvgr.evaluate.runs import record_dataset, run_inputs
+    from cvgr.io import check_output_file
 
     if args.n < 1:
         raise UserError(f"--n must be >= 1, got {args.n}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     version_attacks(args.version, args.attacks)
+    if args.out:  # before the work: a bad --out is refused now, not after the attacks
+        check_output_file(args.out, "out", protect=run_inputs(args.model))
     dev = pick_device(args.device)
-    model = cvgr.load(args.model, dev)
-    dataset = args.dataset or record_of(model).get("dataset")
-    if not dataset:
-        raise UserError("the model's record names no dataset; pass --dataset NAME")
+    model = cvgr.load(args.model, dev, allow_unfinished=args.allow_unfinished)
+    dataset = record_dataset(model, args.dataset)
     eps = args.eps
     if eps is None:
         if args.threat_model != "Linf":
@@ -57,16 +66,11 @@ def run(args: argparse.Namespace) -> int:
         eps = claim_eps(dataset)
     res = cvgr.benchmark(model, dataset, args.threat_model, eps, args.n, args.version, dev,
                          attacks=args.attacks, batch_size=args.batch_size, seed=args.seed,
-                         data_root=args.data_root, progress=not (args.quiet or args.json),
-                         save=args.out)
+                         data_root=args.data_root, progress=not (args.quiet or args.json))
     res.model["source"] = args.model
+    emit(args, res.to_dict(), [res.summary()])  # the numbers first: a failed write keeps them
     if args.out:
         res.save(args.out)
-    if args.json:
-        print(json.dumps(res.to_dict()))
-    else:
-        print(res.summary())
-        if args.out:
-            print(f"wrote {args.out}")
+        note(args, f"wrote {args.out}")
     return 0
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvgr.cli._common import add_data_root, add_device, add_output, emit, note
+from cvgr.cli._common import (
+    add_allow_unfinished,
+    add_data_root,
+    add_device,
+    add_output,
+    emit,
+    note,
+)
 from cvgr.cli.attack import inputs
 
 
@@ -20,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None,
                    help="test set to use (default: the dataset in the model's record)")
     add_data_root(p)
+    add_allow_unfinished(p)
     p.add_argument("--out", metavar="FILE.json", default=None, help="also write the result")
     add_output(p)
     add_device(p)

@@ -51,6 +51,10 @@ def load(name: str, split: str, root: str | os.PathLike | None = None
             raise UserError(f"{files[0]}: images are {tuple(images.shape[1:])}, but {name} images "
                             f"are {tuple(shape)}; this file is not {name}: replace it with a good "
                             f"copy (`cvgr data fetch {name}`)")
+        if len(images) == 0 or len(labels) == 0:
+            raise UserError(f"{files[0]}: the {split} split of {name} holds no images; the "
+                            f"file is empty or damaged: replace it with a good copy "
+                            f"(`cvgr data fetch {name}`)")
         _CACHE[key] = (images, labels)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)

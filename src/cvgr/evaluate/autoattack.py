@@ -24,6 +24,7 @@ attack and which images survived.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -82,8 +83,11 @@ def parse_attacks(spec: str | Sequence[str | Mapping[str, Any]]) -> list[dict[st
     items: list[str | Mapping[str, Any]]
     if isinstance(spec, str):
         items = [s.strip() for s in spec.split(",") if s.strip()]
-    else:
+    elif isinstance(spec, list | tuple) and all(isinstance(i, str | Mapping) for i in spec):
         items = list(spec)
+    else:
+        raise UserError(f"attacks must be a string like 'apgd-ce:steps=20,square:queries=100' "
+                        f"or a list of such names or dicts, got {spec!r}"[:300], param="attacks")
     if not items:
         raise UserError("a custom AutoAttack needs at least one attack, e.g. "
                         "'apgd-ce:steps=20,square:queries=100'")
@@ -112,18 +116,30 @@ def _parse_one(item: str | Mapping[str, Any]) -> dict[str, Any]:
                         f"{', '.join(defaults)}")
     out: dict[str, Any] = {"attack": name, "library": library}
     for key, default in defaults.items():
-        raw = given.get(key, default)
-        try:
-            val: float | int = float(raw) if isinstance(default, float) else int(raw)
-            if isinstance(default, int) and float(raw) != val:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise UserError(f"attack {name}: {key} must be a number, got {raw!r}") from None
-        if (key == "p_init" and not 0 < val <= 1) or (key != "p_init" and val < 1):
-            raise UserError(f"attack {name}: {key} = {raw} is out of range "
-                            f"({'0 < p_init <= 1' if key == 'p_init' else 'give >= 1'})")
-        out[key] = val
+        out[key] = _setting(name, key, given.get(key, default), isinstance(default, float))
     return out
+
+
+MAX_SETTING = 1_000_000
+"""The largest count (steps, restarts, queries, targets) an attack takes: more is a typo."""
+
+
+def _setting(name: str, key: str, raw: Any, real: bool) -> float | int:
+    """One attack setting, checked: p_init in (0, 1], a count a whole number in 1..MAX_SETTING."""
+    try:
+        val = float(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"attack {name}: {key} must be a number, got {raw!r}") from None
+    if isinstance(raw, bool) or not math.isfinite(val):
+        raise UserError(f"attack {name}: {key} must be a finite number, got {raw!r}")
+    if real:
+        if not 0 < val <= 1:
+            raise UserError(f"attack {name}: {key} = {raw} is out of range (0 < {key} <= 1)")
+        return val
+    if val != int(val) or not 1 <= val <= MAX_SETTING:
+        raise UserError(f"attack {name}: {key} = {raw} is out of range (give a whole number "
+                        f"from 1 to {MAX_SETTING})")
+    return int(val)
 
 
 def version_attacks(version: str, attacks: Any = None) -> list[dict[str, Any]] | None:

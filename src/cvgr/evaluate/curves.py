@@ -48,8 +48,14 @@ def parse_eps(text: str) -> list[float]:
             if n + 1 > MAX_EPS_POINTS:  # refuse before building a huge list
                 raise UserError(f"eps {text!r} gives {n + 1} values, more than {MAX_EPS_POINTS};"
                                 " use a larger step", param="eps")
-            vals = [round(start + i * step, 10) for i in range(n + 1)]
-            return [v for v in vals if v <= stop + 1e-9]
+            # 15 significant digits drop float noise (0.30000000000000004) at any scale;
+            # rounding to a fixed number of decimals would merge a grid of tiny steps into 0
+            vals = [float(f"{start + i * step:.15g}") for i in range(n + 1)]
+            vals = [v for v in vals if v <= stop + step * 1e-6]
+            if len(set(vals)) < len(vals):
+                raise UserError(f"eps {text!r}: the step is too small to tell its values apart "
+                                "at float precision; use a larger step", param="eps")
+            return vals
         return [float(t) for t in text.split(",") if t.strip()]
     except UserError:
         raise

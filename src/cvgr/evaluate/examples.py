@@ -54,8 +54,8 @@ def load_examples(path: str | os.PathLike, *, shape: Sequence[int] | None = None
                   dataset: str | None = None, num_classes: int | None = None) -> dict[str, Any]:
     """Read an example set; refuse one of another image shape or dataset, with a clear error.
 
-    Also refused: no images, NaN/inf images, labels outside 0..num_classes-1 (default: the
-    file's dataset's classes), `source` or `options` that are not JSON objects.
+    Also refused: no eps sets, no images, NaN/inf images, labels outside 0..num_classes-1
+    (default: the file's dataset's classes), `source` or `options` that are not JSON objects.
 
     Returns {"x": float tensor (E, N, ...), "y", "eps": list, "dataset", "attack", "norm",
     "source": dict, "options": dict}.
@@ -117,6 +117,9 @@ def _classes(dataset: str) -> int | None:
 def _check_content(p: Path, x: np.ndarray, y: np.ndarray, eps: np.ndarray,
                    num_classes: int | None) -> None:
     """No images, NaN images, labels that are no class, bad eps: any accuracy would be noise."""
+    if x.shape[0] == 0:
+        raise UserError(f"{p}: the examples file holds no eps sets (eps is empty); nothing to "
+                        "evaluate: craft the examples again")
     if x.shape[1] == 0:
         raise UserError(f"{p}: the examples file holds no images")
     if not (np.issubdtype(x.dtype, np.floating) or x.dtype == np.uint8):

@@ -16,17 +16,23 @@ from torch import Tensor, nn
 
 from cvgr.errors import UserError
 
-__all__ = ["default_out", "load_run", "model_summary", "record_of", "run_labels",
-           "shared_test_images", "test_images"]
+__all__ = ["RUN_FILES", "default_out", "load_run", "model_summary", "record_dataset",
+           "record_of", "run_inputs", "run_labels", "shared_test_images", "test_images"]
 
 PathLike = str | os.PathLike
 
+RUN_FILES = ("config.json", "metrics.jsonl", "model.safetensors", "state.safetensors",
+             ".cvgr.lock")
+"""What a run directory holds (cvgr.train.rundir): no evaluation output may replace one."""
 
-def load_run(path: PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """A run directory or weights file -> model in eval mode; a UserError when there is none."""
+
+def load_run(path: PathLike, device: str | torch.device = "cpu",
+             allow_unfinished: bool = False) -> nn.Module:
+    """A run directory or weights file -> model in eval mode; a UserError when there is none,
+    and for a run that has not finished unless `allow_unfinished` (`cvgr.checkpoint.load`)."""
     from cvgr.checkpoint import load
 
-    return load(path, device)
+    return load(path, device, allow_unfinished=allow_unfinished)
 
 
 def record_of(model: nn.Module) -> dict[str, Any]:
@@ -43,10 +49,7 @@ def test_images(model: nn.Module, dataset: str | None = None, limit: int | None 
     """
     from cvgr.data import Loader
 
-    name = dataset or record_of(model).get("dataset")
-    if not name:
-        raise UserError("the model's record names no dataset; give the dataset to test on",
-                        param="dataset")
+    name = record_dataset(model, dataset)
     if limit is not None and limit < 1:
         raise UserError(f"limit must be >= 1, got {limit}", param="limit")
     loader = Loader(name, "test", 1000, train=False, limit=limit, device="cpu",
@@ -59,6 +62,23 @@ def test_images(model: nn.Module, dataset: str | None = None, limit: int | None 
                         f"{tuple(shape)}; pick the dataset the model was trained on",
                         param="dataset")
     return x, y, name
+
+
+def record_dataset(model: nn.Module, dataset: str | None = None) -> str:
+    """`dataset`, else the one the model's record names: a record naming none, or one this
+    cvgr does not know, is blamed on the record (not on a dataset the user did not give)."""
+    from cvgr.data import DATASETS
+
+    if dataset:
+        return dataset
+    name = record_of(model).get("dataset")
+    if not name:
+        raise UserError("the model's record names no dataset; give the dataset to test on",
+                        param="dataset")
+    if name not in DATASETS:
+        raise UserError(f"the model's record names a dataset this cvgr does not know "
+                        f"({str(name)[:80]!r}); give the dataset to test on", param="dataset")
+    return str(name)
 
 
 def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = None,
@@ -88,13 +108,39 @@ def model_summary(model: nn.Module, path: PathLike) -> dict[str, Any]:
     """Where a model came from and what it is, for result files."""
     r = record_of(model)
     return {"path": str(path), **{k: r[k] for k in ("arch", "complex", "dataset", "defense",
-                                                     "seed") if k in r}}
+                                                     "seed", "epochs", "epochs_completed",
+                                                     "finished") if k in r}}
 
 
 def default_out(run: PathLike, stem: str, suffix: str = ".json") -> Path:
-    """RUN_DIR/STEM.json: a result file goes into the run's directory (beside a weights file)."""
+    """RUN_DIR/STEM.json: a result file goes into the run's directory (beside a weights file).
+
+    A zoo model has no directory of its own to write into (its files are the package's): the
+    output must be named."""
+    if _is_zoo(run):
+        raise UserError(f"{run} is a zoo model, with no run directory to write into; give out "
+                        "(a FILE.json) for the result", param="out")
     base = Path(run)
     return (base if base.is_dir() else base.parent) / f"{stem}{suffix}"
+
+
+def _is_zoo(run: PathLike) -> bool:
+    return isinstance(run, str) and run.startswith("zoo:")
+
+
+def run_inputs(run: PathLike) -> list[Path]:
+    """The files a run (directory, weights file or zoo name) is made of: what an evaluation of
+    it must never write over (its weights, and a run directory's record, metrics and state)."""
+    if _is_zoo(run):
+        from cvgr.zoo import eval_file, weights_file
+
+        return [weights_file(str(run)), eval_file(str(run))]
+    p = Path(run)
+    files = [] if p.is_dir() else [p]
+    if p.is_dir() or p.name == RUN_FILES[2]:
+        base = p if p.is_dir() else p.parent
+        files += [base / f for f in RUN_FILES]
+    return files
 
 
 def run_labels(runs: Sequence[PathLike], names: Sequence[str] | None = None) -> list[str]:

@@ -22,6 +22,7 @@ from cvgr.evaluate.runs import (
     load_run,
     model_summary,
     record_of,
+    run_inputs,
     run_labels,
     shared_test_images,
     test_images,
@@ -41,7 +42,9 @@ class Inputs:
     """Which images, on which device, and how: shared by every evaluation here.
 
     `dataset` defaults to the model's; `limit` keeps the first N test images; `data_root` is
-    where the dataset files are; `seed` seeds random starts and probes.
+    where the dataset files are; `seed` seeds random starts and probes; `allow_unfinished`
+    accepts the weights of a run that stopped or diverged (refused otherwise; the result's
+    "model" records its epochs).
     """
 
     dataset: str | None = None
@@ -51,6 +54,7 @@ class Inputs:
     data_root: PathLike | None = None
     device: str | torch.device = "cpu"
     progress: bool = True
+    allow_unfinished: bool = False
 
     def check(self) -> None:
         from cvgr.attacks.common import check_count
@@ -97,16 +101,21 @@ def _check_masking(checks: bool, norm: str, steps: int, check_eps: float | None,
         check_count(check_limit, "check_limit")
         check_count(nes_limit, "nes_limit", minimum=0)
         if check_eps is not None:
-            check_one_eps(check_eps, norm)
+            check_one_eps(check_eps, norm, param="check_eps")
 
 
-def _outputs(*paths: tuple[PathLike | None, str]) -> None:
-    """Refuse, before any work, output files that could not be written at the end."""
+def _outputs(runs: Sequence[PathLike], files: Sequence[PathLike | None],
+             *paths: tuple[PathLike | None, str]) -> None:
+    """Refuse, before any work, output files that could not be written at the end, or that
+    would replace one of the command's inputs (a file of one of `runs`, one of `files`) or
+    each other."""
     from cvgr.io import check_output_file
 
+    protect = [f for r in runs for f in run_inputs(r)] + [Path(f) for f in files if f]
+    done: list[Path] = []
     for path, param in paths:
         if path is not None:
-            check_output_file(path, param)
+            done.append(check_output_file(path, param, protect=[*protect, *done]))
 
 
 def _default_check_eps(eps_list: Sequence[float]) -> float | None:
@@ -145,8 +154,9 @@ def attack_task(run: PathLike, inputs: Inputs | None = None, *, attack: str = "p
                         random_start=random_start, queries=queries, sigma=sigma)
     _check_masking(checks, norm, steps, check_eps, check_limit, nes_limit)
     out = Path(out) if out else default_out(run, f"attack-{attack}-{norm}")
-    _outputs((out, "out"), (out.with_suffix(".png"), "out"), (save_examples, "save_examples"))
-    model = load_run(run, inputs.device)
+    _outputs([run], [], (out, "out"), (out.with_suffix(".png"), "out"),
+             (save_examples, "save_examples"))
+    model = load_run(run, inputs.device, inputs.allow_unfinished)
     x, y, dataset = test_images(model, inputs.dataset, inputs.limit, root=inputs.data_root)
     res = evaluate.robustness_curve(model, x, y, attack, eps_list, inputs.batch_size,
                                     seed=inputs.seed, progress=inputs.progress,
@@ -184,8 +194,8 @@ def eval_task(run: PathLike, inputs: Inputs | None = None, *, examples: PathLike
 
     inputs = inputs or Inputs()
     inputs.check()
-    _outputs((out, "out"))
-    model = load_run(run, inputs.device)
+    _outputs([run], [examples], (out, "out"))
+    model = load_run(run, inputs.device, inputs.allow_unfinished)
     result: dict[str, Any] = {"model": model_summary(model, run)}
     if examples is None:
         x, y, dataset = test_images(model, inputs.dataset, inputs.limit, root=inputs.data_root)
@@ -225,8 +235,9 @@ def transfer_task(runs: Sequence[PathLike], inputs: Inputs | None = None, *, eps
         raise UserError("transfer needs at least one run directory", param="runs")
     labels = run_labels(runs, names)
     out = Path(out) if out else default_out(runs[0], f"transfer-{attack}-{norm}-{eps:g}")
-    _outputs((out, "out"), (out.with_suffix(".png"), "out"))
-    models = {n: load_run(r, inputs.device) for n, r in zip(labels, runs, strict=True)}
+    _outputs(runs, [], (out, "out"), (out.with_suffix(".png"), "out"))
+    models = {n: load_run(r, inputs.device, inputs.allow_unfinished)
+              for n, r in zip(labels, runs, strict=True)}
     x, y, dataset = shared_test_images(models, inputs.dataset, inputs.limit,
                                        root=inputs.data_root)
     mat = evaluate.transfer_matrix(models, x, y, eps, steps, attack=attack, norm=norm,
@@ -260,8 +271,8 @@ def autoattack_task(run: PathLike, inputs: Inputs | None = None, *, eps: float,
                         "choose version custom or leave attacks out", param="attacks")
     version_attacks(version, attacks)
     out = Path(out) if out else default_out(run, f"autoattack-{version}-{norm}-{eps:g}")
-    _outputs((out, "out"))
-    model = load_run(run, inputs.device)
+    _outputs([run], [], (out, "out"))
+    model = load_run(run, inputs.device, inputs.allow_unfinished)
     x, y, dataset = test_images(model, inputs.dataset, inputs.limit, root=inputs.data_root)
     res = evaluate.autoattack(model, x, y, eps, norm=norm, version=version, attacks=attacks,
                               batch_size=inputs.batch_size, seed=inputs.seed,

@@ -28,6 +28,7 @@ import math
 import os
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from cvgr.experiments.options import RunOptions
 from cvgr.experiments.runner import ExecuteFn, Job, Progress, execute, is_done, job_output
 from cvgr.io import atomic_write, locked_dir, read_json, write_json
 
-__all__ = ["RayOptions", "run_jobs_ray"]
+__all__ = ["CONNECT_TIMEOUT", "RayOptions", "check_reachable", "run_jobs_ray"]
 
 TOKEN_FILE = ".cvgr-ray-token.json"
 SHARED_FS_CHOICES = ("auto", "yes", "no")
@@ -94,6 +95,29 @@ class RayOptions:
                             param="num_cpus")
 
 
+CONNECT_TIMEOUT = 5.0
+"""Seconds to reach a given Ray head (HOST:PORT) before giving up: Ray itself waits minutes."""
+
+
+def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Refuse in seconds a HOST:PORT (or ray://HOST:PORT) where nothing accepts a connection;
+    None (a local instance) and "auto" (found by Ray) are not probed."""
+    if address is None or address == "auto":
+        return
+    where = address.split("://", 1)[-1]
+    host, sep, port = where.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"address {address!r} is not auto or HOST:PORT (e.g. 10.0.0.5:6379)",
+                        param="address")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = e.strerror or ("timed out" if isinstance(e, TimeoutError) else type(e).__name__)
+        raise UserError(f"address {address}: no Ray head answers there ({why}, within "
+                        f"{timeout:g} s); start it with `ray start --head` or give the right "
+                        "HOST:PORT", param="address") from None
+
+
 def import_ray() -> Any:
     try:
         import ray
@@ -111,6 +135,7 @@ def run_jobs_ray(jobs: list[Job], root: str | os.PathLike, cluster: RayOptions |
     cluster = cluster or RayOptions()
     cluster.check()
     options = options or RunOptions()
+    check_reachable(cluster.address)
     ray = import_ray()
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -29,11 +29,7 @@ def _claim_dir(out: Path, plan: dict[str, Any], write: bool = True) -> None:
         raise UserError(f"output directory {out} is a file; give a directory", param="out")
     pfile = out / PLAN_FILE
     if pfile.is_file():
-        try:
-            stored = read_json(pfile)
-        except (OSError, ValueError):
-            raise UserError(f"{pfile} is unreadable; give another output directory",
-                            param="out") from None
+        stored = read_plan(pfile)
         if stored.get("jobs") != plan["jobs"]:
             what = f"{stored.get('dataset')!r}, budget {stored.get('budget', {}).get('name')!r}"
             raise UserError(f"output directory {out} holds another reproduction ({what}, or "
@@ -45,6 +41,24 @@ def _claim_dir(out: Path, plan: dict[str, Any], write: bool = True) -> None:
                         "give a new or empty directory", param="out")
     if write:
         write_json(pfile, plan)
+
+
+def read_plan(pfile: Path) -> dict[str, Any]:
+    """A reproduction's plan.json, or a one-line UserError (damaged, or not a plan)."""
+    try:
+        plan = read_json(pfile)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{pfile} is unreadable ({e.strerror if isinstance(e, OSError) else e});"
+                        " the reproduction's plan is damaged: give another output directory or "
+                        "delete it", param="out") from None
+    from cvgr.experiments.report.collection import PLAN_KEYS
+
+    if not isinstance(plan, dict) or not isinstance(plan.get("jobs"), list) \
+            or any(k not in plan for k in PLAN_KEYS) \
+            or not all(isinstance(j, dict) and "id" in j and "kind" in j for j in plan["jobs"]):
+        raise UserError(f"{pfile} is not a cvgr reproduction plan (a JSON object with its "
+                        "jobs); give another output directory or delete it", param="out")
+    return plan
 
 
 def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int = 1,
@@ -74,7 +88,10 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
         raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}",
                         param="executor")
     if executor == "ray":
+        from cvgr.experiments.ray_executor import check_reachable
+
         (ray or RayOptions()).check()
+        check_reachable((ray or RayOptions()).address)  # a wrong address fails in seconds
         if workers != 1:
             raise UserError("workers applies to the local executor; on Ray the number of "
                             "jobs at once follows cpus_per_job and gpus_per_job",
@@ -160,7 +177,7 @@ def report_only(out: str | os.PathLike) -> dict[str, Any]:
     pfile = out / PLAN_FILE
     if not pfile.is_file():
         raise UserError(f"{out} holds no reproduction ({PLAN_FILE} missing)", param="out")
-    plan = read_json(pfile)
+    plan = read_plan(pfile)
     check_output_dir(out, "out")
     with locked_dir(out, "out"):
         res = collect(out, plan)

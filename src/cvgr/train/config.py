@@ -257,9 +257,13 @@ def _float(v: Any, name: str, lo: float, hi: float = math.inf, hi_open: bool = F
 
 
 def _pos(v: Any, name: str) -> float:
-    x = _float(v, name, 0.0)
-    if x == 0:
-        raise UserError(f"{name} must be > 0, got {v!r}", param=name)
+    """A finite number > 0 (the message says so for a negative value too, not only for 0)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {v!r}", param=name) from None
+    if not (math.isfinite(x) and x > 0):
+        raise UserError(f"{name} must be a finite number > 0, got {v!r}", param=name)
     return x
 
 

@@ -143,10 +143,9 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, model: nn.Module, fast: GRS
         run.save_model(model, record(history))
         if not quiet and done < need(cfg.epochs):
             _progress.note(f"resuming {run.path} after epoch {done}/{cfg.epochs}")
-    else:
+    else:  # no model.safetensors before an epoch is done: untrained weights are no model
         run.save_state(model, opt, cfg, 0, history)
         run.write_metrics(history)
-        run.save_model(model, record(history))
 
     for epoch in range(done, need(cfg.epochs)):
         lr = cfg.lr_at(epoch)

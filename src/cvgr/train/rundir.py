@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
 from torch import nn
 
-from cvgr.checkpoint import CheckpointError, read_record, save_model
+from cvgr.checkpoint import CheckpointError, read_record, save_model, write_safetensors
 from cvgr.errors import UserError
-from cvgr.io import LOCK_FILE, atomic_write, read_json, write_json
+from cvgr.io import LOCK_FILE, atomic_write, read_json, shell_command, to_json, write_json
 from cvgr.train.config import TrainConfig
 
 __all__ = ["RunDir"]
@@ -87,7 +87,8 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             write_json(self.config_file, {
                 "config": cfg.to_dict(),
-                "command": "cvgr train " + " ".join(cfg.argv()) + f" --out {self.path}",
+                "command": shell_command(["cvgr", "train", *cfg.argv(), "--out",
+                                          str(self.path)]),
                 "defense": cfg.defense_settings(),
                 "environment": environment,
             })
@@ -112,6 +113,11 @@ class RunDir:
             raise UserError(f"output directory {self.path} holds a different run ({diffs}); "
                             "give another one or delete it", param="out")
         meta = self.state_meta() if stored is not None else None
+        if stored is not None and meta is None and (resume or self.model_file.exists()):
+            raise UserError(f"output directory {self.path} holds this run without its resume "
+                            "state (state.safetensors); it cannot be continued, and starting "
+                            "again would overwrite it: give another directory or delete it",
+                            param="resume" if resume else "out")
         done = int(meta["epoch"]) if meta else 0
         if meta is not None:
             self._check_arch(meta, cfg)
@@ -139,8 +145,7 @@ class RunDir:
             if buf is not None:
                 tensors[f"momentum.{i}"] = buf.detach().contiguous().cpu()
         meta = {"epoch": epoch, "arch": cfg.arch, "complex": cfg.complex, "history": history}
-        atomic_write(self.state_file,
-                     lambda tmp: save_file(tensors, tmp, metadata={_META: json.dumps(meta)}))
+        write_safetensors(self.state_file, tensors, {_META: json.dumps(meta)})
 
     def load_state(self, model: nn.Module, opt: torch.optim.Optimizer,
                    cfg: TrainConfig) -> tuple[int, list[dict[str, Any]]]:
@@ -171,7 +176,7 @@ class RunDir:
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl from the history (after a resume, drops a torn epoch)."""
-        text = "".join(json.dumps(row) + "\n" for row in history)
+        text = "".join(to_json(row, indent=None) + "\n" for row in history)
 
         def w(tmp: str) -> None:
             with open(tmp, "w") as f:

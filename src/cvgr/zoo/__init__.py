@@ -31,7 +31,7 @@ from cvgr.io import read_json, read_jsonl, write_json
 
 __all__ = ["CATALOGUE", "ZooEntry", "entries", "entry", "eval_file", "evaluate",
            "evaluate_further", "locate",
-           "publish", "publishable_runs", "root_dir", "rows", "train", "weights_file"]
+           "publish", "publishable_runs", "root_dir", "rows", "train", "verified", "weights_file"]
 
 ENV = "CVGR_ZOO_DIR"
 PACKAGE_ROOT = Path(__file__).parent / "weights"
@@ -159,6 +159,30 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
         e = entry(name)
         raise UserError(f"zoo:{e.name} is not shipped yet (no {p}); train it with `cvgr zoo "
                         f"train {e.name}` and copy it into the zoo with `cvgr zoo publish`")
+    return p
+
+
+def verified(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The weights file of a zoo model, checked against the sha256 its evaluation records:
+    weights changed after they were measured are not run under the zoo's name. (A model
+    published but not measured yet has no evaluation to check against; `cvgr zoo` shows it
+    as not measured.)"""
+    from cvgr.errors import RunError
+
+    p, ef = locate(name, root), eval_file(name, root)
+    if not ef.exists():
+        return p
+    try:
+        want = read_json(ef).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        want = None
+    if not isinstance(want, str):
+        raise RunError(f"zoo:{entry(name).name}: {ef} records no sha256 of its weights (damaged?), "
+                       "so they cannot be checked; reinstall cvgr")
+    if _sha256(p) != want:
+        raise RunError(f"zoo:{entry(name).name}: {p} does not match the sha256 of the weights "
+                       "the zoo measured; the file was changed or damaged: reinstall cvgr "
+                       f"(new weights you published: `cvgr zoo evaluate {entry(name).name}`)")
     return p
 
 

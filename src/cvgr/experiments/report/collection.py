@@ -10,13 +10,29 @@ from typing import Any
 from cvgr.io import read_json, read_jsonl
 from cvgr.zoo.adopt import adopted_from
 
-__all__ = ["collect"]
+__all__ = ["PLAN_KEYS", "collect"]
+
+PLAN_KEYS = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_eval", "n_train",
+             "epochs", "models", "sweep", "seeded")
+"""What a plan holds besides its jobs, copied into the collected results."""
 
 
 def _seconds_per_epoch(rows: list[dict[str, Any]]) -> float | None:
     vals = [v for v in (r.get("train_seconds", r.get("seconds")) for r in rows)
             if isinstance(v, int | float)]
     return sum(vals) / len(vals) if vals else None
+
+
+def _finished_eval(f: Path) -> dict[str, Any] | None:
+    """An evaluation's stored JSON, or None when it is missing or unreadable (truncated,
+    damaged): not finished, as the runner sees it (it runs such a job again)."""
+    if not f.is_file():
+        return None
+    try:
+        stored = read_json(f)
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) else None
 
 
 def collect(root: str | os.PathLike, plan: Mapping[str, Any],
@@ -40,11 +56,10 @@ def collect(root: str | os.PathLike, plan: Mapping[str, Any],
                 "source": adopted_from(root / "runs" / job["id"]),  # "zoo:<name>" or None
             }
         else:
-            f = root / "evals" / f"{job['id']}.json"
-            if f.is_file():
-                stored = read_json(f)
-                if stored.get("config") == job["config"]:
-                    evaluations[job["id"]] = stored["result"]
+            stored = _finished_eval(root / "evals" / f"{job['id']}.json")
+            if stored is not None and stored.get("config") == job["config"] \
+                    and "result" in stored:
+                evaluations[job["id"]] = stored["result"]
     pending = [j["id"] for j in plan["jobs"]
                if (training[j["id"]]["epochs_done"] < plan["epochs"] if j["kind"] == "train"
                    else j["id"] not in evaluations)]
@@ -55,9 +70,7 @@ def collect(root: str | os.PathLike, plan: Mapping[str, Any],
     workers = max((int(r.get("workers", 1)) for r in done), default=1)
     devices = sorted({str(r["device"]) for r in done if r.get("device")})
     hardware = sorted({str(r["hardware"]) for r in done if r.get("hardware")})
-    keys = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_eval", "n_train",
-            "epochs", "models", "sweep", "seeded")
-    res = {k: plan[k] for k in keys}
+    res = {k: plan[k] for k in PLAN_KEYS}
     res.update(training=training, evaluations=evaluations,
                failed=dict((outcome or {}).get("failed", {})),
                blocked=list((outcome or {}).get("blocked", [])), pending=pending,
