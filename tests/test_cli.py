@@ -177,7 +177,8 @@ def test_reproduce_quiet_reaches_the_core(quiet, tmp_path, monkeypatch, capsys):
         if kw.get("log"):
             kw["log"]("a progress message")
         return {"verdicts": {"claim": {"status": "holds", "text": "fine"}},
-                "outcome": {"failed": []}}
+                "outcome": {"failed": [], "ran": [], "skipped": []},
+                "report": tmp_path / "o" / "report.md"}
 
     monkeypatch.setattr(cvgr.experiments, "reproduce", fake)
     argv = ["reproduce", "--budget", "tiny", "--out", str(tmp_path / "o")]
