@@ -246,13 +246,13 @@ def trained_fashion_mlp(steps: int = 200, seed: int = 0, arch: str | None = None
 
     About 75-80% test accuracy: enough structure for attacks to be meaningful.
     """
-    from cvgr.models import build
+    from cvgr.models import create_model
 
     torch.manual_seed(seed)
     if arch is None:
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
     else:
-        model = build(arch)
+        model = create_model(arch)
     x, y = fashion("train", 64 * steps)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for i in range(steps):

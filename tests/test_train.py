@@ -265,10 +265,10 @@ def _one_step(cfg, model, x, y, seed, kind="eager"):
 def _float64_model(cfg, sharpen: float = 1.0):
     """The config's net in float64; `sharpen` scales the last weight matrix (a fresh net's
     near-uniform outputs leave a KL too small to test)."""
-    from cvgr.models import build
+    from cvgr.models import create_model
 
     torch.manual_seed(0)
-    model = build(cfg.arch, complex=cfg.complex).to(DT)
+    model = create_model(cfg.arch, complex=cfg.complex).to(DT)
     with torch.no_grad():
         [p for p in model.parameters() if p.dim() == 2][-1].mul_(sharpen)
     return model

@@ -107,10 +107,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     # One process per run directory: a second one is refused, saying who holds it.
     with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
         # The caller's global RNG state is left as it was.
-        from cvgr.models import build
+        from cvgr.models import create_model
 
         torch.manual_seed(cfg.seed)
-        model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
+        model = create_model(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
         fast = make_gr_step(model, cfg, kind)  # traced once per batch shape, reused every epoch
         # how the GR step runs: the fd mode and BatchNorm models take the eager step whatever
         # the kind asked for
