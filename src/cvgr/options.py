@@ -1,6 +1,7 @@
-"""The options that travel with every job, from `reproduce` through the executor to
-`execute` and `run_evaluation`: one frozen, picklable object (a Ray task or a spawned
-process receives it as is)."""
+"""How work runs, as one object: `cvgr.train.train` takes it, and every job of `reproduce`
+carries it through the executor to `execute` and `run_evaluation` (frozen and picklable: a Ray
+task or a spawned process receives it as is). It imports nothing of cvgr, so any layer may use
+it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ class RunOptions:
     use_zoo: bool = True
     executor: str | None = None
     jobs: int | None = None
+
+    @classmethod
+    def for_terminal(cls, quiet: bool, **fields: Any) -> RunOptions:
+        """The command line's one setting, `--quiet`: no messages and no progress bars."""
+        return cls(progress=not quiet, quiet=quiet, **fields)
 
     def replace(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)

@@ -30,8 +30,8 @@ from typing import Any
 
 from cvgr.errors import UserError
 from cvgr.experiments.jobs import Job
-from cvgr.experiments.options import RunOptions
 from cvgr.io import append_jsonl, read_json, write_json
+from cvgr.options import RunOptions
 
 __all__ = ["Progress", "RunOptions", "describe_hardware", "execute", "format_seconds", "is_done",
            "job_output", "run_jobs"]
@@ -109,9 +109,7 @@ def _train_job(job: Job, out: Path, dev: Any, options: RunOptions) -> dict[str, 
         taken = adopt_run(cfg, out)
         if taken is not None:
             return {"zoo": taken}
-    metrics = train(cfg, out, resume=True, progress=options.progress, device=dev,
-                    data_root=options.data_root, quiet=options.quiet, gr_step=options.gr_step,
-                    executor={"executor": options.executor, "jobs": options.jobs})
+    metrics = train(cfg, out, resume=True, options=options.replace(device=str(dev)))
     return {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
 
 
