@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from cvgr.attacks import fgsm, nes, pgd
-from cvgr.models import build
+from cvgr.models import create_model
 
 
 def best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
@@ -86,8 +86,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, {args.n} images (NES {args.nes_n}), "
           f"batch {args.batch_size}")
     rows: list[tuple[str, str, float]] = []
-    for name, model in (("real MNISTNetV0", build("MNISTNetV0")),
-                        ("complex MNISTNetV1", build("MNISTNetV1", complex=True))):
+    for name, model in (("real MNISTNetV0", create_model("MNISTNetV0")),
+                        ("complex MNISTNetV1", create_model("MNISTNetV1", complex=True))):
         torch.manual_seed(0)
         rows += bench(name, model.to(dev).eval(), args, dev)
     print(f"{'model':<20} {'attack':<20} {'images/s':>10}")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from cvgr.defenses import gradient_regularized_loss
 from cvgr.devices import resolve_device
-from cvgr.models import build
+from cvgr.models import create_model
 
 CASES = {"real none": ("MNISTNetV0", False, 0.0), "complex GR": ("MNISTNetV1", True, 64.0)}
 
@@ -40,7 +40,7 @@ def _sync(dev: torch.device) -> None:
 def _setup(case: str, dev: torch.device, compile_: bool = False):
     arch, cplx, beta = CASES[case]
     torch.manual_seed(0)
-    model = build(arch, complex=cplx).to(dev).train()
+    model = create_model(arch, complex=cplx).to(dev).train()
     net = torch.compile(model) if compile_ else model
     opt = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.875)
     g = torch.Generator(device=dev).manual_seed(0)

@@ -36,9 +36,10 @@ def _defense(c: dict) -> str:
 
 
 def _mac_scale(arch: str, complex_: bool, base: str) -> float:
-    from cvgr.models import build, count_macs
+    from cvgr.models import count_macs, create_model
 
-    return count_macs(build(arch, complex=complex_)) / count_macs(build(base, complex=complex_))
+    return (count_macs(create_model(arch, complex=complex_))
+            / count_macs(create_model(base, complex=complex_)))
 
 
 def hours(dataset: str, budget: str) -> dict[str, float | bool | int]:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from cvgr.devices import default_device
-from cvgr.models import build, count_macs
+from cvgr.models import count_macs, create_model
 
 
 def timeit(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
@@ -66,8 +66,8 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(args.batch, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
-    models = {"real MNISTNetV0": build("MNISTNetV0").to(device),
-              "complex MNISTNetV1": build("MNISTNetV1", complex=True).to(device)}
+    models = {"real MNISTNetV0": create_model("MNISTNetV0").to(device),
+              "complex MNISTNetV1": create_model("MNISTNetV1", complex=True).to(device)}
     results = {}
     for name, model in models.items():
         for what, fn in workloads(model, x, y).items():

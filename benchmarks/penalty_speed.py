@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from cvgr.defenses import gradient_regularized_loss
 from cvgr.devices import default_device
-from cvgr.models import build
+from cvgr.models import create_model
 
 
 def ce_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -67,8 +67,8 @@ def main() -> None:
     dev = torch.device(args.device)
     x = torch.rand(args.batch, 1, 28, 28, device=dev)
     y = torch.randint(0, 10, (args.batch,), device=dev)
-    models = {"real MNISTNetV0": build("MNISTNetV0").to(dev),
-              "complex MNISTNetV1": build("MNISTNetV1", complex=True).to(dev)}
+    models = {"real MNISTNetV0": create_model("MNISTNetV0").to(dev),
+              "complex MNISTNetV1": create_model("MNISTNetV1", complex=True).to(dev)}
     steps = {"CE": ce_step, "GR exact": gr_step("exact"), "GR reference": gr_step("reference"),
              "GR fd": gr_step("fd")}
 

@@ -70,7 +70,7 @@ class Row:
                  device: torch.device, root: str | None) -> None:
         from cvgr.data import Loader
         from cvgr.defenses.gr_step import resolve_kind
-        from cvgr.models import build
+        from cvgr.models import create_model
         from cvgr.train.loop import make_gr_step
 
         self.label, self.device = label, device
@@ -81,7 +81,7 @@ class Row:
         self.cfg = TrainConfig(dataset="fashion-mnist", arch=arch, complex=cplx, epochs=1,
                                **defense).resolved()
         torch.manual_seed(0)
-        self.model = build(self.cfg.arch, complex=self.cfg.complex).to(device)
+        self.model = create_model(self.cfg.arch, complex=self.cfg.complex).to(device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.cfg.lr,
                                    momentum=self.cfg.momentum,
                                    weight_decay=self.cfg.weight_decay)

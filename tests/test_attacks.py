@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from cvgr.attacks import FGSM, NES, PGD, fgsm, nes, nes_gradient, pgd
+import cvgr.attacks
+from cvgr.attacks import ATTACKS, fgsm, nes, nes_gradient, pgd
 from cvgr.errors import UserError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -171,14 +172,21 @@ def test_restarts_keep_the_first_fooling_perturbation():
     assert fooled_many.sum() > fooled_one.sum(), "restarts should add successes here"
 
 
-def test_class_wrappers_match_functions():
+def test_each_attack_has_one_documented_api_called_alike():
+    """One public API per attack (no class restating the function's parameters), documented
+    like torch.nn (Args / Shape / Example), every one called as fn(model, x, y, eps,
+    generator=...)."""
+    for name in ("FGSM", "PGD", "NES"):
+        assert not hasattr(cvgr.attacks, name)
     model, x, y = mlp(16), torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
-    assert torch.equal(FGSM(model, eps=0.1)(x, y), fgsm(model, x, y, 0.1))
-    assert torch.equal(PGD(model, eps=0.1, steps=3, random_start=False)(x, y),
-                       pgd(model, x, y, 0.1, 3, random_start=False))
-    a = NES(model, eps=0.1, steps=2, queries=5, generator=torch.Generator().manual_seed(0))(x, y)
-    b = nes(model, x, y, 0.1, 2, queries=5, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(a, b)
+    for name, fn in ATTACKS.items():
+        doc = fn.__doc__ or ""
+        assert all(h in doc for h in ("Args:", "Shape:", "Example::")), name
+        a = fn(model, x, y, 0.1, generator=torch.Generator().manual_seed(0))
+        b = fn(model, x, y, 0.1, generator=torch.Generator().manual_seed(0))
+        assert a.shape == x.shape and torch.equal(a, b), name
+    with pytest.raises(TypeError):
+        pgd(model, x, y, 0.1, 3, None)  # options after steps are keywords only
 
 
 # --- NES -------------------------------------------------------------------------------------
@@ -246,13 +254,13 @@ def trained_fashion_mlp(steps: int = 200, seed: int = 0, arch: str | None = None
 
     About 75-80% test accuracy: enough structure for attacks to be meaningful.
     """
-    from cvgr.models import build
+    from cvgr.models import create_model
 
     torch.manual_seed(seed)
     if arch is None:
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
     else:
-        model = build(arch)
+        model = create_model(arch)
     x, y = fashion("train", 64 * steps)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for i in range(steps):

@@ -21,7 +21,7 @@ from cvgr.data.readers import (
     safe_unpickle,
     write_idx,
 )
-from cvgr.errors import UserError
+from cvgr.errors import RunError, UserError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -76,18 +76,18 @@ def test_idx_truncated_gzip_names_file(tmp_path):
     path = tmp_path / "fashion-mnist" / "train-images-idx3-ubyte.gz"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match=r"train-images-idx3-ubyte\.gz.*truncated.*cvgr data fetch"):
+    with pytest.raises(RunError, match=r"train-images-idx3-ubyte\.gz.*truncated.*cvgr data fetch"):
         load("fashion-mnist", "train", root=tmp_path)
 
 
 def test_idx_corrupt_gzip_and_wrong_magic(tmp_path):
     p = tmp_path / "x-idx3-ubyte.gz"
     p.write_bytes(b"\x1f\x8b" + b"garbage" * 20)
-    with pytest.raises(UserError, match=r"x-idx3-ubyte\.gz.*corrupt"):
+    with pytest.raises(RunError, match=r"x-idx3-ubyte\.gz.*corrupt"):
         read_idx(p)
     q = tmp_path / "y-idx3-ubyte"
     q.write_bytes(b"\x00\x01\x08\x03" + bytes(12))
-    with pytest.raises(UserError, match=r"y-idx3-ubyte.*magic"):
+    with pytest.raises(RunError, match=r"y-idx3-ubyte.*magic"):
         read_idx(q)
 
 
@@ -95,17 +95,17 @@ def test_idx_wrong_dims_body_size_and_count_mismatch(tmp_path):
     imgs = np.zeros((4, 28, 28), np.uint8)
     p = tmp_path / "imgs"
     p.write_bytes(idx_bytes(imgs)[:-5])
-    with pytest.raises(UserError, match=r"imgs.*truncated or corrupt"):
+    with pytest.raises(RunError, match=r"imgs.*truncated or corrupt"):
         read_idx(p)
     p.write_bytes(idx_bytes(imgs))
-    with pytest.raises(UserError, match=r"imgs.*3 dimensions, expected 1"):
+    with pytest.raises(RunError, match=r"imgs.*3 dimensions, expected 1"):
         read_idx(p, ndim=1)
     lab = tmp_path / "labs"
     lab.write_bytes(idx_bytes(np.zeros(5, np.uint8)))
-    with pytest.raises(UserError, match=r"labs.*5 labels.*4 images"):
+    with pytest.raises(RunError, match=r"labs.*5 labels.*4 images"):
         read_idx_pair(p, lab)
     lab.write_bytes(idx_bytes(np.array([0, 1, 2, 12], np.uint8)))
-    with pytest.raises(UserError, match=r"labs.*labels outside 0\.\.9"):
+    with pytest.raises(RunError, match=r"labs.*labels outside 0\.\.9"):
         read_idx_pair(p, lab)
 
 

@@ -21,7 +21,7 @@ from cvgr.defenses import (
     input_gradient_penalty,
 )
 from cvgr.errors import UserError
-from cvgr.models import build
+from cvgr.models import create_model
 from cvgr.nn import ComplexConv2d, ComplexLinear, PhaseScale
 
 DT = torch.float64
@@ -86,7 +86,7 @@ def test_exact_value_matches_finite_differences_in_x(make, q):
 @pytest.mark.parametrize("arch,cplx", [("MNISTNetV0", False), ("MNISTNetV1", True)])
 def test_exact_value_equals_per_image_loop_over_one_over_b_squared(arch, cplx, q):
     torch.manual_seed(0)
-    model = build(arch, complex=cplx).to(DT)
+    model = create_model(arch, complex=cplx).to(DT)
     x = torch.rand(3, 1, 28, 28, dtype=DT)
     y = torch.tensor([1, 7, 3])
     total = 0.0
@@ -213,7 +213,7 @@ def test_fd_converges_to_exact_as_h_shrinks(make, q):
 
 def test_fd_default_step_is_close_to_exact_on_mnist_complex_float32():
     torch.manual_seed(0)
-    model = build("MNISTNetV1", complex=True)
+    model = create_model("MNISTNetV1", complex=True)
     x = torch.rand(16, 1, 28, 28)
     y = torch.randint(0, 10, (16,))
     for q in (1, 2):
@@ -274,7 +274,7 @@ def test_beta_zero_reports_a_detached_penalty_and_trains_on_ce():
 
 @pytest.mark.parametrize("mode", ["exact", "reference", "fd"])
 def test_zero_weights_give_finite_penalty_and_gradients(mode):
-    model = build("MNISTNetV1", complex=True).to(DT)
+    model = create_model("MNISTNetV1", complex=True).to(DT)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()

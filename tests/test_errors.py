@@ -11,7 +11,7 @@ import pytest
 import cvgr
 from cvgr.cli import main
 from cvgr.cli._common import error_text, flag
-from cvgr.errors import UserError
+from cvgr.errors import CvgrError, RunError, UserError
 from cvgr.names import AdvKind, Attack, GRMode, defense_name
 from cvgr.train import TrainConfig
 
@@ -20,6 +20,20 @@ def test_user_error_keeps_its_param_across_processes():
     e = pickle.loads(pickle.dumps(UserError("lr must be > 0", param="lr")))
     assert isinstance(e, UserError) and str(e) == "lr must be > 0" and e.param == "lr"
     assert UserError("plain").param is None
+    r = pickle.loads(pickle.dumps(RunError("diverged", param="lr")))
+    assert type(r) is RunError and r.param == "lr"
+
+
+def test_run_error_is_not_a_user_error():
+    """Code that handles bad input (`except UserError`) must not swallow failed work."""
+    assert not issubclass(RunError, UserError) and not issubclass(UserError, RunError)
+    assert issubclass(RunError, CvgrError) and issubclass(UserError, CvgrError)
+    assert (UserError.exit_code, RunError.exit_code) == (2, 1)
+    with pytest.raises(RunError):
+        try:
+            raise RunError("the work failed")
+        except UserError:  # pragma: no cover - the point: this must not catch it
+            pytest.fail("a RunError was caught as a UserError")
 
 
 @pytest.mark.parametrize("msg, param, shown", [

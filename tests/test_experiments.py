@@ -438,5 +438,7 @@ def test_reproduce_passes_the_gr_step_to_training_jobs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cvgr.train, "train", fake_train)
     job = next(j for j in build_plan("fashion-mnist", "quick")["jobs"] if j["kind"] == "train")
-    execute(job, tmp_path, RunOptions(device="cpu", gr_step="compiled"))
-    assert seen["gr_step"] == "compiled"
+    execute(job, tmp_path, RunOptions(device="cpu", gr_step="compiled", quiet=True))
+    # one options object reaches training, not its fields one by one
+    assert seen["options"].gr_step == "compiled" and seen["options"].quiet is True
+    assert seen["options"].device == "cpu"

@@ -8,7 +8,7 @@ import torch
 import cvgr
 from cvgr.checkpoint import CheckpointError, read_record, save_model
 from cvgr.cli import main
-from cvgr.models import ARCHITECTURES, build, count_macs, count_parameters, resolve
+from cvgr.models import ARCHITECTURES, count_macs, count_parameters, create_model, resolve
 from cvgr.nn import ComplexConv2d, ComplexLinear
 
 
@@ -22,16 +22,16 @@ from cvgr.nn import ComplexConv2d, ComplexLinear
     ],
 )
 def test_reference_parameter_counts(name, complex, params):
-    assert count_parameters(build(name, complex=complex)) == params
+    assert count_parameters(create_model(name, complex=complex)) == params
 
 
 def test_macs_match_hand_count():
     # MNISTNetV0 real: conv1 28*28*32*9 + conv2 14*14*64*32*9 + fc 3136*128 + fc 128*10
     v0 = 28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 3136 * 128 + 128 * 10
-    assert count_macs(build("MNISTNetV0")) == v0
+    assert count_macs(create_model("MNISTNetV0")) == v0
     # MNISTNetV1 complex: 4 real MACs per complex MAC
     v1 = 4 * (28 * 28 * 16 * 9 + 14 * 14 * 32 * 8 * 9 + 784 * 128 + 128 * 10)
-    assert count_macs(build("MNISTNetV1", complex=True)) == v1
+    assert count_macs(create_model("MNISTNetV1", complex=True)) == v1
     assert v1 < v0  # the paper's comparison: the complex net is not bigger in compute
 
 
@@ -39,7 +39,7 @@ def test_macs_match_hand_count():
 @pytest.mark.parametrize("complex", [False, True])
 def test_every_model_maps_images_to_logits(name, complex):
     torch.manual_seed(0)
-    model = build(name, complex=complex)
+    model = create_model(name, complex=complex)
     x = torch.rand(3, *model.input_shape)
     out = model(x)
     assert out.shape == (3, 10) and torch.isfinite(out).all()
@@ -55,19 +55,19 @@ def test_every_model_maps_images_to_logits(name, complex):
 def test_aliases_and_unknown_names():
     assert resolve("mnistnetv1").name == "mnist-cnn-groupsum"
     assert resolve("CIFARNet1_PP").name == "cifar-cnn-shaped"
-    assert build("MNISTNetV0").arch == "mnist-cnn"
+    assert create_model("MNISTNetV0").arch == "mnist-cnn"
     with pytest.raises(ValueError, match="unknown architecture 'resnet'.*MNISTNetV0"):
-        build("resnet")
+        create_model("resnet")
 
 
 def test_wrong_input_shape_is_a_clear_error():
     with pytest.raises(ValueError, match=r"expects images shaped \(N, 1, 28, 28\)"):
-        build("MNISTNetV0")(torch.rand(2, 3, 32, 32))
+        create_model("MNISTNetV0")(torch.rand(2, 3, 32, 32))
 
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(1)
-    model = build("MNISTNetV1", complex=True)
+    model = create_model("MNISTNetV1", complex=True)
     record = {"arch": "MNISTNetV1", "complex": True, "dataset": "fashion-mnist", "seed": 1}
     save_model(model, tmp_path / "model.safetensors", record)
     loaded = cvgr.load(tmp_path)
@@ -82,7 +82,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
-    save_model(build("MNISTNetV0"), tmp_path / "model.safetensors",
+    save_model(create_model("MNISTNetV0"), tmp_path / "model.safetensors",
                {"arch": "MNISTMLP", "complex": False})  # record lies about the weights
     with pytest.raises(CheckpointError, match="do not fit"):
         cvgr.load(tmp_path)
@@ -115,7 +115,7 @@ def test_models_command_prints_every_architecture(capsys, monkeypatch):
 
 
 def test_record_is_plain_json(tmp_path):
-    save_model(build("MNISTMLP"), tmp_path / "m.safetensors",
+    save_model(create_model("MNISTMLP"), tmp_path / "m.safetensors",
                {"arch": "MNISTMLP", "complex": False, "metrics": {"acc": 0.5}})
     header_len = int.from_bytes((tmp_path / "m.safetensors").read_bytes()[:8], "little")
     header = json.loads((tmp_path / "m.safetensors").read_bytes()[8:8 + header_len])

@@ -15,7 +15,7 @@ from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call, grad, jacrev, stack_module_state, vmap
 
-from cvgr.models import build
+from cvgr.models import create_model
 from cvgr.nn import ComplexConv2d, ComplexLinear, GroupSum, PhaseScale, second_order_mode
 
 f64 = torch.float64
@@ -172,7 +172,7 @@ def test_compile_inductor_layer_forward_and_backward_equal_eager():
 
 def test_export_of_a_complex_model():
     torch.manual_seed(0)
-    model = build("MNISTNetV1", complex=True).eval()
+    model = create_model("MNISTNetV1", complex=True).eval()
     x = torch.rand(2, 1, 28, 28)
     ep = torch.export.export(model, (x,))
     x2 = torch.rand(2, 1, 28, 28)

@@ -182,3 +182,15 @@ def test_entry_point_plugins_are_loaded(monkeypatch, tmp_path, clean_registry):
     monkeypatch.setattr(models, "_ENTRY_POINTS_LOADED", False)
     assert resolve("epnet").name == "ep_net"
     monkeypatch.delitem(sys.modules, "ep_nets")
+
+
+def test_builtins_are_registered_where_they_are_built():
+    """timm's shape: each built-in builder is a module function carrying @register_model."""
+    import cvgr.models as m
+
+    for name, fn in [("MNISTNetV0", m.mnist_cnn), ("MNISTNetV1", m.mnist_cnn_groupsum),
+                     ("MNISTNetV2", m.mnist_cnn_hybrid), ("MNISTMLP", m.mnist_mlp),
+                     ("CIFARNet1", m.cifar_cnn), ("CIFARNet1_PP", m.cifar_cnn_shaped),
+                     ("CIFARNet2", m.cifar_cnn_wide)]:
+        assert m.resolve(name).make is fn
+    assert "build" not in m.__all__

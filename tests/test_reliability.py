@@ -21,7 +21,7 @@ from torch import nn
 from cvgr.attacks import fgsm, nes, pgd
 from cvgr.checkpoint import save_model
 from cvgr.cli import main
-from cvgr.errors import UserError
+from cvgr.errors import CvgrError, RunError, UserError
 from cvgr.io import check_output_dir, check_output_file
 from test_attacks import FASHION
 
@@ -180,11 +180,11 @@ def test_check_output_file_and_dir(tmp_path, readonly_dir):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from cvgr.models import build
+    from cvgr.models import create_model
 
     d = tmp_path_factory.mktemp("runs") / "mlp"
     torch.manual_seed(0)
-    save_model(build("MNISTMLP"), d / "model.safetensors",
+    save_model(create_model("MNISTMLP"), d / "model.safetensors",
                {"arch": "MNISTMLP", "complex": False, "dataset": "fashion-mnist", "seed": 0})
     return d
 
@@ -305,9 +305,9 @@ def _weights_file(path: Path, record: str, nan: bool = False) -> Path:
     """A safetensors file written without cvgr, holding an MNISTMLP's weights and `record`."""
     from safetensors.torch import save_file
 
-    from cvgr.models import build
+    from cvgr.models import create_model
 
-    state = {k: v.clone().contiguous() for k, v in build("MNISTMLP").state_dict().items()}
+    state = {k: v.clone().contiguous() for k, v in create_model("MNISTMLP").state_dict().items()}
     if nan:
         next(iter(state.values()))[0].fill_(float("nan"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,8 +329,9 @@ def test_bad_checkpoints_refused(tmp_path, record, nan, words, code, capsys):
     import cvgr
 
     p = _weights_file(tmp_path / "run" / "model.safetensors", record, nan)
-    with pytest.raises(UserError, match=words):
+    with pytest.raises(CvgrError, match=words) as e:
         cvgr.load(p)
+    assert e.value.exit_code == code
     rc, _, err = cli("eval", p.parent, capsys=capsys)
     assert rc == code and words in err and one_line(err), err
 
@@ -575,7 +576,7 @@ def test_corrupt_model_file_is_rebuilt_from_the_state(tmp_path, capsys):
         train(cfg, out, progress=False, quiet=True, device="cpu", data_root=tmp_path / "data",
               callback=stop)
     (out / "model.safetensors").write_bytes(b"\0garbage")
-    with pytest.raises(UserError, match="not a readable safetensors"):
+    with pytest.raises(RunError, match="not a readable safetensors"):
         cvgr.load(out)
     rc, _, err = cli(*_train_argv(tmp_path, out, "--epochs", 2, "--resume"), capsys=capsys)
     assert rc == 0, err

@@ -265,10 +265,10 @@ def _one_step(cfg, model, x, y, seed, kind="eager"):
 def _float64_model(cfg, sharpen: float = 1.0):
     """The config's net in float64; `sharpen` scales the last weight matrix (a fresh net's
     near-uniform outputs leave a KL too small to test)."""
-    from cvgr.models import build
+    from cvgr.models import create_model
 
     torch.manual_seed(0)
-    model = build(cfg.arch, complex=cfg.complex).to(DT)
+    model = create_model(cfg.arch, complex=cfg.complex).to(DT)
     with torch.no_grad():
         [p for p in model.parameters() if p.dim() == 2][-1].mul_(sharpen)
     return model
@@ -309,3 +309,29 @@ def test_trades_training_step_matches_a_hand_written_one(net):
     torch.testing.assert_close(row[:3], torch.stack([total, ce, kl]).detach(), rtol=1e-9, atol=0)
     for got, w in zip(moved, want, strict=True):
         torch.testing.assert_close(got, w, rtol=1e-7, atol=1e-12)
+
+
+def test_train_takes_one_options_object(tmp_path, monkeypatch):
+    """`train` takes a RunOptions; keywords named like its fields change single fields, and an
+    unknown keyword is refused (not silently dropped)."""
+    import cvgr.train.loop as loop
+    from cvgr.options import RunOptions
+
+    seen = {}
+
+    def fake_resolve(device):
+        seen["device"] = device
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(loop, "resolve_device", fake_resolve)
+    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTMLP", epochs=1)
+    with pytest.raises(RuntimeError, match="stop here"):
+        train(cfg, tmp_path / "a", options=RunOptions(device="cpu", quiet=True))
+    assert seen["device"] == "cpu"
+    with pytest.raises(RuntimeError, match="stop here"):
+        train(cfg, tmp_path / "b", options=RunOptions(device="cpu"), device="meta")
+    assert seen["device"] == "meta"
+    with pytest.raises(TypeError):
+        train(cfg, tmp_path / "c", progres=False)
+    assert RunOptions.for_terminal(True) == RunOptions(progress=False, quiet=True)
+    assert RunOptions.for_terminal(False).progress is True

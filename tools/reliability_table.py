@@ -79,9 +79,9 @@ def immutable(d: Path, on: bool) -> None:
 def weights(path: Path, record: str, nan: bool = False) -> None:
     from safetensors.torch import save_file
 
-    from cvgr.models import build
+    from cvgr.models import create_model
 
-    state = {k: v.clone().contiguous() for k, v in build("MNISTMLP").state_dict().items()}
+    state = {k: v.clone().contiguous() for k, v in create_model("MNISTMLP").state_dict().items()}
     if nan:
         next(iter(state.values()))[0].fill_(float("nan"))
     path.mkdir(parents=True, exist_ok=True)
@@ -274,10 +274,10 @@ def issue17_fixtures() -> None:
     for suffix in (".safetensors", ".eval.json"):
         shutil.copy(zoo.PACKAGE_ROOT / "fashion-mnist" / f"real-none{suffix}", tz)
     from cvgr.checkpoint import read_record, save_model
-    from cvgr.models import build
+    from cvgr.models import create_model
 
     rec = read_record(tz / "real-none.safetensors")
-    save_model(build(rec["arch"], complex=rec["complex"]), tz / "real-none.safetensors", rec)
+    save_model(create_model(rec["arch"], complex=rec["complex"]), tz / "real-none.safetensors", rec)
     examples(Path("noeps.npz"), x=np.zeros((0, 3, 1, 28, 28), np.float32), eps=np.zeros(0))
     idx_dataset(Path("zero") / "fashion-mnist", 28, n=0)
     os.mkdir("evalrun")

@@ -11,14 +11,14 @@ Exit codes of `cvgr` follow the exception's type (its ``exit_code``):
 from __future__ import annotations
 
 
-class UserError(ValueError):
-    """Bad input from the user (file, option, dataset): the message says what and how to fix it.
+class CvgrError(Exception):
+    """An error the command line shows in one line; its type carries the exit code.
 
     `param` names the offending parameter as the core calls it (``lr``, ``jobs``, ``out``); the
     command line maps it to its flag (cvgr.cli._common), so no core message names a flag.
     """
 
-    exit_code = 2
+    exit_code = 1
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -28,10 +28,16 @@ class UserError(ValueError):
         return (self.__class__, self.args, {"param": self.param})
 
 
-class RunError(UserError):
-    """Work that failed at run time (diverged training, corrupt checkpoint): exit code 1.
+class UserError(CvgrError, ValueError):
+    """Bad input from the user (file, option, dataset): the message says what and how to fix it
+    (exit code 2)."""
 
-    A `UserError` subclass, so code that reports user-facing errors in one line catches both.
-    """
+    exit_code = 2
+
+
+class RunError(CvgrError):
+    """Work that failed at run time (diverged training, corrupt checkpoint, failed download):
+    the command was right, the work failed (exit code 1). Not a `UserError`: code that handles
+    bad input does not swallow it."""
 
     exit_code = 1

@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 import torch
 from torch import Tensor, nn
 
-from cvgr.errors import UserError
+from cvgr.errors import RunError, UserError
 from cvgr.nn import ComplexConv2d, ComplexLinear, GroupSum, InputShaping, PhaseScale
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "ArchSpec",
     "Net",
     "Normalize",
-    "build",
     "count_macs",
     "count_parameters",
     "create_model",
@@ -106,44 +105,6 @@ class _Parts:
         elif normalize is not None:
             mods.append(Normalize(*normalize))
         return mods
-
-
-def _mnist_cnn(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
-    return [*p.entry(normalize=normalize), p.conv(c, 32), *p.act(), nn.AvgPool2d(2),
-            p.conv(32, 64), *p.act(), nn.AvgPool2d(2), nn.Flatten(),
-            p.fc(3136, 128), *p.act(), p.fc(128, k)]
-
-
-def _mnist_cnn_gs(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
-    return [*p.entry(normalize=normalize), p.conv(c, 16), *p.act(), GroupSum(2),
-            nn.AvgPool2d(2),
-            p.conv(8, 32), *p.act(), GroupSum(2), nn.AvgPool2d(2), nn.Flatten(),
-            p.fc(784, 128), *p.act(), p.fc(128, k)]
-
-
-def _mnist_cnn_hybrid(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
-    return [*p.entry(normalize=normalize), p.conv(c, 64), *p.act(), GroupSum(8),
-            nn.AvgPool2d(2),
-            p.conv(8, 32), *p.act(), nn.AvgPool2d(2), nn.Flatten(),
-            nn.Linear(1568, 64), nn.ReLU(), nn.Linear(64, k)]
-
-
-def _mnist_mlp(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
-    return [*p.entry(normalize=normalize), nn.Flatten(), p.fc(c * 784, 256), *p.act(),
-            p.fc(256, 256), *p.act(), p.fc(256, k)]
-
-
-def _cifar_cnn(widths: tuple[int, int, int], shaping: bool,
-               ) -> Callable[..., list[nn.Module]]:
-    def make(p: _Parts, c: int, k: int, normalize: tuple | None = None) -> list[nn.Module]:
-        mods = p.entry(shaping=shaping, normalize=normalize)
-        cin = c
-        for w in widths:
-            mods += [p.conv(cin, w), nn.BatchNorm2d(w), *p.act(), nn.AvgPool2d(2)]
-            cin = w
-        return [*mods, nn.Flatten(), p.fc(cin * 16, 256), *p.act(), p.fc(256, k)]
-
-    return make
 
 
 @dataclass(frozen=True)
@@ -261,7 +222,7 @@ def import_models(modules: Iterable[str]) -> None:
                 if "" not in sys.path and os.getcwd() not in sys.path:
                     sys.path.append(os.getcwd())  # as `python -m` would, but after the rest
                 importlib.import_module(m)
-        except UserError:
+        except (UserError, RunError):
             raise
         except Exception as e:
             raise UserError(f"imports {m}: cannot import it ({type(e).__name__}: {e}); "
@@ -325,36 +286,99 @@ def create_model(name: str, complex: bool = False, num_classes: int | None = Non
     return model
 
 
-def build(name: str, complex: bool = False, normalize: tuple | None = None) -> nn.Module:
-    """Build `name` as a real or complex network (:func:`create_model` with its defaults)."""
-    return create_model(name, complex=complex, normalize=normalize)
+# An old name of create_model, kept only while the modules issue 16b is moving
+# (checkpoint, zoo, experiments.evaluations) still import it; not public.
+build = create_model
 
 
-def _builtin(name: str, reference: str, shape: tuple[int, int, int], summary: str,
-             layers: Callable[..., list[nn.Module]]) -> None:
-    def make(complex: bool = False, num_classes: int = 10, in_chans: int = shape[0],
-             normalize: tuple | None = None) -> Net:
-        extra = {"normalize": normalize} if normalize is not None else {}
-        mods = layers(_Parts(complex), in_chans, num_classes, **extra)
-        return Net(name, complex, (in_chans, *shape[1:]), mods)
-
-    make.__name__ = make.__qualname__ = name.replace("-", "_")
-    register_model(make, name=name, aliases=[reference], input_shape=shape, summary=summary)
+def _net(name: str, shape: tuple[int, int, int], complex: bool, in_chans: int,
+         layers: list[nn.Module]) -> Net:
+    return Net(name, complex, (in_chans, *shape[1:]), layers)
 
 
-_builtin("mnist-cnn", "MNISTNetV0", (1, 28, 28), "conv32-pool-conv64-pool-fc128-fc10",
-         _mnist_cnn)
-_builtin("mnist-cnn-groupsum", "MNISTNetV1", (1, 28, 28),
-         "conv16-gs2-pool-conv32-gs2-pool-fc128-fc10", _mnist_cnn_gs)
-_builtin("mnist-cnn-hybrid", "MNISTNetV2", (1, 28, 28),
-         "conv64-gs8-pool-conv32-pool, real fc64-fc10", _mnist_cnn_hybrid)
-_builtin("mnist-mlp", "MNISTMLP", (1, 28, 28), "fc256-fc256-fc10", _mnist_mlp)
-_builtin("cifar-cnn", "CIFARNet1", (3, 32, 32), "conv32-conv64-conv128 (+BN, pool), fc256-fc10",
-         _cifar_cnn((32, 64, 128), False))
-_builtin("cifar-cnn-shaped", "CIFARNet1_PP", (3, 32, 32),
-         "cifar-cnn with input shaping x - sin(2 pi x)/(2 pi)", _cifar_cnn((32, 64, 128), True))
-_builtin("cifar-cnn-wide", "CIFARNet2", (3, 32, 32),
-         "conv64-conv128-conv256 (+BN, pool), fc256-fc10", _cifar_cnn((64, 128, 256), False))
+# -- the built-in architectures, each registered where it is built ------------------------------
+
+_MNIST = (1, 28, 28)
+_CIFAR = (3, 32, 32)
+
+
+@register_model(name="mnist-cnn", aliases=["MNISTNetV0"], input_shape=_MNIST,
+                summary="conv32-pool-conv64-pool-fc128-fc10")
+def mnist_cnn(complex: bool = False, num_classes: int = 10, in_chans: int = 1,
+              normalize: tuple | None = None) -> Net:
+    p = _Parts(complex)
+    return _net("mnist-cnn", _MNIST, complex, in_chans, [
+        *p.entry(normalize=normalize), p.conv(in_chans, 32), *p.act(), nn.AvgPool2d(2),
+        p.conv(32, 64), *p.act(), nn.AvgPool2d(2), nn.Flatten(),
+        p.fc(3136, 128), *p.act(), p.fc(128, num_classes)])
+
+
+@register_model(name="mnist-cnn-groupsum", aliases=["MNISTNetV1"], input_shape=_MNIST,
+                summary="conv16-gs2-pool-conv32-gs2-pool-fc128-fc10")
+def mnist_cnn_groupsum(complex: bool = False, num_classes: int = 10, in_chans: int = 1,
+                       normalize: tuple | None = None) -> Net:
+    p = _Parts(complex)
+    return _net("mnist-cnn-groupsum", _MNIST, complex, in_chans, [
+        *p.entry(normalize=normalize), p.conv(in_chans, 16), *p.act(), GroupSum(2),
+        nn.AvgPool2d(2),
+        p.conv(8, 32), *p.act(), GroupSum(2), nn.AvgPool2d(2), nn.Flatten(),
+        p.fc(784, 128), *p.act(), p.fc(128, num_classes)])
+
+
+@register_model(name="mnist-cnn-hybrid", aliases=["MNISTNetV2"], input_shape=_MNIST,
+                summary="conv64-gs8-pool-conv32-pool, real fc64-fc10")
+def mnist_cnn_hybrid(complex: bool = False, num_classes: int = 10, in_chans: int = 1,
+                     normalize: tuple | None = None) -> Net:
+    p = _Parts(complex)
+    return _net("mnist-cnn-hybrid", _MNIST, complex, in_chans, [
+        *p.entry(normalize=normalize), p.conv(in_chans, 64), *p.act(), GroupSum(8),
+        nn.AvgPool2d(2),
+        p.conv(8, 32), *p.act(), nn.AvgPool2d(2), nn.Flatten(),
+        nn.Linear(1568, 64), nn.ReLU(), nn.Linear(64, num_classes)])
+
+
+@register_model(name="mnist-mlp", aliases=["MNISTMLP"], input_shape=_MNIST,
+                summary="fc256-fc256-fc10")
+def mnist_mlp(complex: bool = False, num_classes: int = 10, in_chans: int = 1,
+              normalize: tuple | None = None) -> Net:
+    p = _Parts(complex)
+    return _net("mnist-mlp", _MNIST, complex, in_chans, [
+        *p.entry(normalize=normalize), nn.Flatten(), p.fc(in_chans * 784, 256), *p.act(),
+        p.fc(256, 256), *p.act(), p.fc(256, num_classes)])
+
+
+def _cifar_layers(p: _Parts, c: int, k: int, widths: tuple[int, int, int], shaping: bool,
+                  normalize: tuple | None) -> list[nn.Module]:
+    mods = p.entry(shaping=shaping, normalize=normalize)
+    cin = c
+    for w in widths:
+        mods += [p.conv(cin, w), nn.BatchNorm2d(w), *p.act(), nn.AvgPool2d(2)]
+        cin = w
+    return [*mods, nn.Flatten(), p.fc(cin * 16, 256), *p.act(), p.fc(256, k)]
+
+
+@register_model(name="cifar-cnn", aliases=["CIFARNet1"], input_shape=_CIFAR,
+                summary="conv32-conv64-conv128 (+BN, pool), fc256-fc10")
+def cifar_cnn(complex: bool = False, num_classes: int = 10, in_chans: int = 3,
+              normalize: tuple | None = None) -> Net:
+    return _net("cifar-cnn", _CIFAR, complex, in_chans, _cifar_layers(
+        _Parts(complex), in_chans, num_classes, (32, 64, 128), False, normalize))
+
+
+@register_model(name="cifar-cnn-shaped", aliases=["CIFARNet1_PP"], input_shape=_CIFAR,
+                summary="cifar-cnn with input shaping x - sin(2 pi x)/(2 pi)")
+def cifar_cnn_shaped(complex: bool = False, num_classes: int = 10, in_chans: int = 3,
+                     normalize: tuple | None = None) -> Net:
+    return _net("cifar-cnn-shaped", _CIFAR, complex, in_chans, _cifar_layers(
+        _Parts(complex), in_chans, num_classes, (32, 64, 128), True, normalize))
+
+
+@register_model(name="cifar-cnn-wide", aliases=["CIFARNet2"], input_shape=_CIFAR,
+                summary="conv64-conv128-conv256 (+BN, pool), fc256-fc10")
+def cifar_cnn_wide(complex: bool = False, num_classes: int = 10, in_chans: int = 3,
+                   normalize: tuple | None = None) -> Net:
+    return _net("cifar-cnn-wide", _CIFAR, complex, in_chans, _cifar_layers(
+        _Parts(complex), in_chans, num_classes, (64, 128, 256), False, normalize))
 
 
 def count_parameters(model: nn.Module) -> int:

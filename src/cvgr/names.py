@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AdvKind", "Attack", "DefensePart", "GRMode", "SecondOrder", "defense_name"]
+__all__ = ["AdvKind", "Attack", "DefensePart", "GRMode", "SecondOrder", "defense_name",
+           "is_one_of"]
 
 
 class GRMode(StrEnum):
@@ -48,6 +49,11 @@ class DefensePart(StrEnum):
     FGSM = "fgsm"
     PGD = "pgd"
     TRADES = "trades"
+
+
+def is_one_of(value: object, names: type[StrEnum]) -> bool:
+    """Whether `value` is one of the strings of `names` (False, not TypeError, for a non-str)."""
+    return value in tuple(names)
 
 
 def defense_name(*, beta: float = 0.0, noise: float = 0.0, adv_eps: float = 0.0,

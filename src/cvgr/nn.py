@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from cvgr.names import SecondOrder
+from cvgr.names import SecondOrder, is_one_of
 
 __all__ = [
     "MAGNITUDE_FLOOR",
@@ -46,8 +46,6 @@ __all__ = [
 # Below this modulus the unit phasor z/|z| is taken as 0 and 1/|z| as 1/MAGNITUDE_FLOOR: |z| stays
 # exact, its gradient at z = 0 is the subgradient 0 and its second derivative stays finite.
 MAGNITUDE_FLOOR = 1e-6
-
-SECOND_ORDER_MODES = tuple(SecondOrder)
 
 
 def _grouped(t: Tensor, d: int, groups: int) -> Tensor:
@@ -498,9 +496,9 @@ class InputShaping(nn.Module):
 @contextmanager
 def second_order_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
     """Temporarily set how every complex layer in `model` is differentiated a second time."""
-    if mode not in SECOND_ORDER_MODES:
+    if not is_one_of(mode, SecondOrder):
         raise ValueError(f"unknown second-order mode {mode!r}; choose from "
-                         f"{', '.join(SECOND_ORDER_MODES)}")
+                         f"{', '.join(SecondOrder)}")
     layers = [m for m in model.modules() if isinstance(m, _ComplexBase)]
     saved = [m.second_order for m in layers]
     try:

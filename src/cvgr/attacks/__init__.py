@@ -3,6 +3,9 @@
 Attacks know nothing of datasets or training: they take a model, images x in [0, 1] shaped
 (N, ...) and integer labels y (N,), and return adversarial images in [0, 1] inside the
 eps-ball. Each puts the model in eval mode and restores its mode afterwards.
+
+One file per attack, one public API each: a function (Args / Shape / Example in its
+docstring), called as ``pgd(model, x, y, eps, steps=8, generator=gen)``.
 """
 
 from __future__ import annotations
@@ -12,18 +15,19 @@ from collections.abc import Callable
 from torch import Tensor
 
 from cvgr.attacks.common import NORMS, check_eps, check_norm, check_options
-from cvgr.attacks.fgsm import FGSM, fgsm
-from cvgr.attacks.nes import NES, nes, nes_gradient
-from cvgr.attacks.pgd import PGD, STEP_FACTOR, pgd
+from cvgr.attacks.fgsm import fgsm
+from cvgr.attacks.nes import nes, nes_gradient
+from cvgr.attacks.pgd import STEP_FACTOR, pgd
 from cvgr.errors import UserError
 from cvgr.names import Attack
 
-__all__ = ["ATTACKS", "FGSM", "NES", "NORMS", "PGD", "STEP_FACTOR", "check_eps", "check_norm",
+__all__ = ["ATTACKS", "NORMS", "STEP_FACTOR", "check_eps", "check_norm",
            "check_options",
            "fgsm", "get", "nes", "nes_gradient", "pgd"]
 
 ATTACKS: dict[str, Callable[..., Tensor]] = {Attack.FGSM: fgsm, Attack.PGD: pgd, Attack.NES: nes}
-"""Attack functions by name; each is called as fn(model, x, y, eps, **options)."""
+"""Attack functions by name; each is called alike, as
+fn(model, x, y, eps, generator=None, **options) (fgsm ignores the generator)."""
 
 
 def get(name: str) -> Callable[..., Tensor]:

@@ -15,14 +15,32 @@ from cvgr.attacks.common import (
     steepest_step,
 )
 
-__all__ = ["FGSM", "fgsm"]
+__all__ = ["fgsm"]
 
 
-def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str = "linf") -> Tensor:
-    """x + eps * sign(grad CE) clipped to [0, 1]; with norm="l2" the step is eps * grad/|grad|.
+def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "linf",
+         generator: torch.Generator | None = None) -> Tensor:
+    """Fast gradient sign method: x + eps * sign(grad CE), clipped to [0, 1].
 
-    No random start (Goodfellow et al.'s attack as the paper uses it). Returns new images; the
-    model's train/eval mode is restored and no parameter gradient is touched.
+    No random start (Goodfellow et al.'s attack as the paper uses it). The model's train/eval
+    mode is restored and no parameter gradient is touched.
+
+    Args:
+        model: maps images in [0, 1] to logits (N, classes).
+        x: images in [0, 1].
+        y: integer labels.
+        eps: radius of the ball: 0 <= eps <= 1 (linf), at most sqrt(C*H*W) (l2).
+        norm: ``"linf"`` (step eps * sign(grad)) or ``"l2"`` (step eps * grad / |grad|).
+        generator: not used (FGSM draws nothing); taken so every attack is called alike.
+
+    Shape:
+        - x: (N, *), float; y: (N,), integer.
+        - Output: (N, *), new images in [0, 1] inside the eps-ball around x.
+
+    Example::
+
+        >>> x_adv = fgsm(model, x, y, eps=0.1)
+        >>> robust = (model(x_adv).argmax(1) == y).float().mean()
     """
     norm = check_norm(norm)
     eps = check_eps(eps, norm, x[0].numel() if x.dim() > 1 and len(x) else None)
@@ -34,13 +52,3 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str = "linf")
         loss = loss_per_image(model(xa), y).sum()
         (grad,) = torch.autograd.grad(loss, xa)
     return project(x.detach() + eps * steepest_step(grad, norm), x.detach(), eps, norm).detach()
-
-
-class FGSM:
-    """torchattacks-style wrapper: ``FGSM(model, eps=0.1)(x, y)``."""
-
-    def __init__(self, model: nn.Module, eps: float = 0.1, norm: str = "linf") -> None:
-        self.model, self.eps, self.norm = model, eps, norm
-
-    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
-        return fgsm(self.model, x, y, self.eps, norm=self.norm)

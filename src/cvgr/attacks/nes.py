@@ -26,7 +26,7 @@ from cvgr.attacks.common import (
 )
 from cvgr.attacks.pgd import STEP_FACTOR
 
-__all__ = ["NES", "nes", "nes_gradient"]
+__all__ = ["nes", "nes_gradient"]
 
 
 @torch.no_grad()
@@ -60,15 +60,38 @@ def nes_gradient(model: nn.Module, x: Tensor, y: Tensor, queries: int = 100,
 
 
 @torch.no_grad()
-def nes(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
+def nes(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8, *,
         queries: int = 100, sigma: float = 0.001, step_size: float | None = None,
         norm: str = "linf", random_start: bool = False,
         generator: torch.Generator | None = None, chunk: int = 4096) -> Tensor:
-    """PGD driven by NES gradient estimates; never calls backward on the model.
+    """PGD driven by NES gradient estimates (Ilyas et al.); never calls backward on the model.
 
     Each step costs 2*`queries` + 1 forward passes per image still correctly classified;
     fooled images stop querying and keep their fooling iterate (a query-limited attacker
-    stops at success). The step defaults to 1.85 * eps / steps, as for PGD.
+    stops at success).
+
+    Args:
+        model: maps images in [0, 1] to logits (N, classes); only called forward.
+        x: images in [0, 1].
+        y: integer labels.
+        eps: radius of the ball: 0 <= eps <= 1 (linf), at most sqrt(C*H*W) (l2).
+        steps: estimated-gradient steps (>= 1).
+        queries: antithetic probe pairs per gradient estimate.
+        sigma: probe scale (float32 resolution up to 1).
+        step_size: length of each step; default ``STEP_FACTOR * eps / steps``, as for PGD.
+        norm: ``"linf"`` or ``"l2"``.
+        random_start: start uniformly in the ball (else at x).
+        generator: seeds the probes and the random start (on its own device).
+        chunk: images per forward pass while probing (bounds memory).
+
+    Shape:
+        - x: (N, *), float; y: (N,), integer.
+        - Output: (N, *), new images in [0, 1] inside the eps-ball around x.
+
+    Example::
+
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x_adv = nes(model, x, y, eps=0.1, steps=8, queries=100, generator=gen)
     """
     norm = check_norm(norm)
     check_inputs(x, y)
@@ -95,18 +118,3 @@ def nes(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
             f, lo = score(model, xs, ys)
             keep_better(best, best_fooled, best_loss, xs, f, lo, index=active)
     return best
-
-
-class NES:
-    """torchattacks-style wrapper: ``NES(model, eps=0.1, steps=8, queries=100)(x, y)``."""
-
-    def __init__(self, model: nn.Module, eps: float = 0.1, steps: int = 8, queries: int = 100,
-                 sigma: float = 0.001, step_size: float | None = None, norm: str = "linf",
-                 generator: torch.Generator | None = None) -> None:
-        self.model, self.eps, self.steps, self.queries = model, eps, steps, queries
-        self.sigma, self.step_size, self.norm, self.generator = sigma, step_size, norm, generator
-
-    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
-        return nes(self.model, x, y, self.eps, self.steps, queries=self.queries,
-                   sigma=self.sigma, step_size=self.step_size, norm=self.norm,
-                   generator=self.generator)

@@ -20,23 +20,44 @@ from cvgr.attacks.common import (
     steepest_step,
 )
 
-__all__ = ["PGD", "STEP_FACTOR", "pgd"]
+__all__ = ["STEP_FACTOR", "pgd"]
 
 STEP_FACTOR = 1.85
 """Default step = STEP_FACTOR * eps / steps (the reference's choice, docs/method.md section 5)."""
 
 
-def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8,
+def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 8, *,
         step_size: float | None = None, random_start: bool = True, restarts: int = 1,
         norm: str = "linf", generator: torch.Generator | None = None) -> Tensor:
-    """Untargeted PGD on the cross-entropy, projecting onto the eps-ball and [0, 1] every step.
+    """Untargeted PGD (Madry et al.) on the cross-entropy, projecting onto the eps-ball and
+    [0, 1] every step.
 
     Per image the attack returns, from the first restart that fools the model, its fooling
     iterate of highest loss (usually the last, the most confident one), or, if nothing fools
-    it, the iterate of highest loss. Keeping fooling iterates means early
-    success is never undone by an overshooting later step, so the attack is at least as strong
-    as plain last-iterate PGD on the same trajectory. A restart only re-attacks images not yet
-    fooled. `generator` seeds the random starts (on its own device).
+    it, the iterate of highest loss. Keeping fooling iterates means early success is never
+    undone by an overshooting later step, so the attack is at least as strong as plain
+    last-iterate PGD on the same trajectory. A restart only re-attacks images not yet fooled.
+
+    Args:
+        model: maps images in [0, 1] to logits (N, classes).
+        x: images in [0, 1].
+        y: integer labels.
+        eps: radius of the ball: 0 <= eps <= 1 (linf), at most sqrt(C*H*W) (l2).
+        steps: gradient steps per restart (>= 1).
+        step_size: length of each step; default ``STEP_FACTOR * eps / steps``.
+        random_start: start uniformly in the ball (else at x).
+        restarts: trajectories; each re-attacks only the images not yet fooled.
+        norm: ``"linf"`` or ``"l2"``.
+        generator: seeds the random starts (on its own device).
+
+    Shape:
+        - x: (N, *), float; y: (N,), integer.
+        - Output: (N, *), new images in [0, 1] inside the eps-ball around x.
+
+    Example::
+
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x_adv = pgd(model, x, y, eps=0.1, steps=8, generator=gen)
     """
     norm = check_norm(norm)
     check_inputs(x, y)
@@ -80,19 +101,3 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, start: Tensor, eps: float, alph
     fooled, loss = score(model, xa, y)
     keep_better(best, best_fooled, best_loss, xa, fooled, loss)
     return best, best_fooled, best_loss
-
-
-class PGD:
-    """torchattacks-style wrapper: ``PGD(model, eps=0.1, steps=8)(x, y)``."""
-
-    def __init__(self, model: nn.Module, eps: float = 0.1, steps: int = 8,
-                 step_size: float | None = None, random_start: bool = True, restarts: int = 1,
-                 norm: str = "linf", generator: torch.Generator | None = None) -> None:
-        self.model, self.eps, self.steps, self.step_size = model, eps, steps, step_size
-        self.random_start, self.restarts, self.norm = random_start, restarts, norm
-        self.generator = generator
-
-    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
-        return pgd(self.model, x, y, self.eps, self.steps, step_size=self.step_size,
-                   random_start=self.random_start, restarts=self.restarts, norm=self.norm,
-                   generator=self.generator)

@@ -19,7 +19,7 @@ import sys
 
 from cvgr import __version__
 from cvgr.cli._common import error_text
-from cvgr.errors import UserError
+from cvgr.errors import CvgrError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
             import_models(args.imports)
         return int(args.func(args) or 0)
-    except UserError as e:  # RunError included: the type carries the exit code
+    except CvgrError as e:  # UserError (2) or RunError (1): the type carries the exit code
         print(f"cvgr {args.command}: error: {error_text(e)}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # stdout closed early (`cvgr ... | head`): no message to write

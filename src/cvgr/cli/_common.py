@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from cvgr.devices import resolve_device
-from cvgr.errors import UserError
+from cvgr.errors import CvgrError
 from cvgr.io import to_json
 
 
@@ -89,7 +89,7 @@ def flag(param: str) -> str:
     return FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
-def error_text(error: UserError) -> str:
+def error_text(error: CvgrError) -> str:
     """A core error in the command line's words: its parameter becomes the flag.
 
     The core names parameters as Python calls them (`UserError.param`); a message that starts

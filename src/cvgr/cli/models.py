@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cvgr.cli._common import add_output, emit
-from cvgr.models import build, count_macs, count_parameters, list_models, resolve
+from cvgr.models import count_macs, count_parameters, create_model, list_models, resolve
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def table() -> list[dict]:
     for name in list_models():
         spec = resolve(name)
         for cplx in (False, True):
-            m = build(spec.name, complex=cplx)
+            m = create_model(spec.name, complex=cplx)
             rows.append({"arch": spec.name, "reference": spec.reference_name,
                          "kind": "complex" if cplx else "real",
                          "params": count_parameters(m), "macs": count_macs(m)})

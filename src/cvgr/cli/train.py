@@ -11,9 +11,9 @@ from cvgr.cli._common import (
     add_output,
     emit,
     pick_device,
-    progress,
 )
 from cvgr.names import AdvKind, GRMode
+from cvgr.options import RunOptions
 from cvgr.train.config import TrainConfig
 
 EPILOG = """\
@@ -186,9 +186,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     device = pick_device(args.device)
-    metrics = train(cfg, args.out, resume=args.resume, progress=progress(args),
-                    quiet=args.quiet, device=device, data_root=args.data_root,
-                    gr_step=args.gr_step)
+    options = RunOptions.for_terminal(args.quiet, device=device, data_root=args.data_root,
+                                      gr_step=args.gr_step)
+    metrics = train(cfg, args.out, resume=args.resume, options=options)
     emit(args, metrics,
          [f"done: {args.out}  val acc {100 * metrics.get('val_acc', float('nan')):.2f}%"])
     return 0

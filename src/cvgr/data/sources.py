@@ -219,7 +219,7 @@ def download(urls: Sequence[str], dest: Path, md5: str, log: Log = print,
         log(f"downloading {url}")
         try:
             return atomic_write(dest, writer)
-        except UserError as e:
+        except (UserError, RunError) as e:  # checksum mismatch, unwritable destination
             errors.append(str(e))
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             errors.append(f"{url}: {getattr(e, 'reason', None) or e}")

@@ -2,10 +2,9 @@
 noise augmentation, adversarial training batches and TRADES. Each works on a model and tensors
 only."""
 
-from cvgr.defenses.adversarial import ADVERSARIAL_KINDS, adversarial_batch
+from cvgr.defenses.adversarial import adversarial_batch
 from cvgr.defenses.gradient_penalty import (
     DEFAULT_FD_STEP,
-    PENALTY_MODES,
     GRLoss,
     gradient_regularized_loss,
     input_gradient_penalty,
@@ -14,9 +13,7 @@ from cvgr.defenses.noise import gaussian_noise
 from cvgr.defenses.trades import TradesLoss, trades_batch, trades_loss
 
 __all__ = [
-    "ADVERSARIAL_KINDS",
     "DEFAULT_FD_STEP",
-    "PENALTY_MODES",
     "GRLoss",
     "TradesLoss",
     "adversarial_batch",

@@ -19,11 +19,9 @@ from cvgr.attacks import fgsm
 from cvgr.attacks.common import eval_mode, loss_per_image, project, random_in_ball, steepest_step
 from cvgr.attacks.pgd import STEP_FACTOR as PGD_STEP_FACTOR
 from cvgr.errors import UserError
-from cvgr.names import AdvKind
+from cvgr.names import AdvKind, is_one_of
 
-__all__ = ["ADVERSARIAL_KINDS", "PGD_STEP_FACTOR", "adversarial_batch"]
-
-ADVERSARIAL_KINDS = tuple(AdvKind)
+__all__ = ["PGD_STEP_FACTOR", "adversarial_batch"]
 
 
 def adversarial_batch(
@@ -42,9 +40,9 @@ def adversarial_batch(
     steps of 1.85 * eps / steps, each followed by projection onto the ball and onto [0, 1].
     ``kind="fgsm"``: one step of size eps from x (no random start; ``steps`` is not used).
     """
-    if kind not in ADVERSARIAL_KINDS:
+    if not is_one_of(kind, AdvKind):
         raise UserError(f"unknown adversarial kind {kind!r}; choose from "
-                        f"{', '.join(ADVERSARIAL_KINDS)}", param="kind")
+                        f"{', '.join(AdvKind)}", param="kind")
     if isinstance(eps, bool) or not isinstance(eps, int | float) or not (
         math.isfinite(eps) and 0 <= eps <= 1
     ):

@@ -35,18 +35,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cvgr.errors import UserError
-from cvgr.names import GRMode, SecondOrder
+from cvgr.names import GRMode, SecondOrder, is_one_of
 from cvgr.nn import second_order_mode
 
 __all__ = [
     "DEFAULT_FD_STEP",
-    "PENALTY_MODES",
     "GRLoss",
     "gradient_regularized_loss",
     "input_gradient_penalty",
 ]
-
-PENALTY_MODES = tuple(GRMode)
 
 # Default finite-difference step h per q. For q = 1 the step h * sign(g) moves every pixel by
 # h: 0.01 is 1/255 * 2.55, a tenth of the smallest L-inf budget the paper attacks with (~0.1)
@@ -67,9 +64,9 @@ class GRLoss(NamedTuple):
 
 
 def _check(x: Tensor, y: Tensor, q: int, mode: str, h: float | None) -> None:
-    if mode not in PENALTY_MODES:
+    if not is_one_of(mode, GRMode):
         raise UserError(f"unknown gradient-penalty mode {mode!r}; choose from "
-                        f"{', '.join(PENALTY_MODES)}", param="mode")
+                        f"{', '.join(GRMode)}", param="mode")
     if isinstance(q, bool) or q not in (1, 2):
         raise UserError(f"gradient-penalty norm q must be 1 or 2, got {q!r}")
     if h is not None and not (isinstance(h, int | float) and math.isfinite(h) and h > 0):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -114,11 +113,12 @@ def attack_batched(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg, ep
                    bar: _progress.Bar | None = None, **kw: Any) -> Tensor:
     """Run `attack` batch by batch on the model's device; adversarial images on x's device.
 
-    `generator` is passed only to attacks that take one (random starts, NES probes).
+    `generator` goes to the built-in attacks (every one takes it); a callable of yours is
+    called as fn(model, x, y, eps, **kw) and seeds itself.
     """
     _, fn = _resolve(attack)
     batch_size = check_count(batch_size, "batch_size")
-    if generator is not None and "generator" in inspect.signature(fn).parameters:
+    if isinstance(attack, str):
         kw = {**kw, "generator": generator}
     dev = model_device(model)
     out = []

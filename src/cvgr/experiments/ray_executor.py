@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from cvgr.errors import UserError
-from cvgr.experiments.options import RunOptions
 from cvgr.experiments.runner import ExecuteFn, Job, Progress, execute, is_done, job_output
 from cvgr.io import atomic_write, locked_dir, read_json, write_json
+from cvgr.options import RunOptions
 
 __all__ = ["CONNECT_TIMEOUT", "RayOptions", "check_reachable", "run_jobs_ray"]
 

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from cvgr.errors import UserError
-from cvgr.experiments.options import RunOptions
 from cvgr.experiments.plan import build_plan
 from cvgr.experiments.ray_executor import RayOptions
 from cvgr.experiments.report import collect, write_report
 from cvgr.experiments.runner import format_seconds, run_jobs
 from cvgr.io import LOCK_FILE, check_output_dir, locked_dir, read_json, write_json
+from cvgr.options import RunOptions
 
 __all__ = ["EXECUTORS", "RayOptions", "RunOptions", "report_only", "reproduce", "select_jobs"]
 

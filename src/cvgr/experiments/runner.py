@@ -30,8 +30,8 @@ from typing import Any
 
 from cvgr.errors import UserError
 from cvgr.experiments.jobs import Job
-from cvgr.experiments.options import RunOptions
 from cvgr.io import append_jsonl, read_json, write_json
+from cvgr.options import RunOptions
 
 __all__ = ["Progress", "RunOptions", "describe_hardware", "execute", "format_seconds", "is_done",
            "job_output", "run_jobs"]
@@ -109,9 +109,7 @@ def _train_job(job: Job, out: Path, dev: Any, options: RunOptions) -> dict[str, 
         taken = adopt_run(cfg, out)
         if taken is not None:
             return {"zoo": taken}
-    metrics = train(cfg, out, resume=True, progress=options.progress, device=dev,
-                    data_root=options.data_root, quiet=options.quiet, gr_step=options.gr_step,
-                    executor={"executor": options.executor, "jobs": options.jobs})
+    metrics = train(cfg, out, resume=True, options=options.replace(device=str(dev)))
     return {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
 
 
@@ -297,46 +295,72 @@ def _make_pool(workers: int) -> Executor:
                                initializer=_init_worker, initargs=(threads, os.getpid()))
 
 
+class _Pool:
+    """The worker processes; started afresh when a worker dies (killed, out of memory)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = _make_pool(workers)
+
+    def submit(self, fn: ExecuteFn, *args: Any) -> Future:
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenExecutor:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = _make_pool(self.workers)
+            return self.pool.submit(fn, *args)
+
+
+def _start_ready(prog: Progress, waiting: list[Job], running: dict[Future, Job], pool: _Pool,
+                 start: Callable[[Job], Future]) -> None:
+    """Block the jobs whose dependencies failed; start those whose dependencies are done, as
+    long as a worker is free."""
+    for job in list(waiting):
+        if any(prog.dead(d) for d in job["deps"]):
+            waiting.remove(job)
+            prog.block(job)
+            continue
+        if len(running) >= pool.workers or not all(d in prog.finished for d in job["deps"]):
+            continue
+        waiting.remove(job)
+        prog.start(job)
+        running[start(job)] = job
+
+
+def _collect(prog: Progress, running: dict[Future, Job]) -> None:
+    """Wait for at least one job to end and record how each that ended did."""
+    done_now, _ = wait(list(running), return_when=FIRST_COMPLETED)
+    for fut in done_now:
+        job = running.pop(fut)
+        try:
+            res = fut.result()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: BLE001 - one failed job must not stop the rest
+            prog.fail(job, e)
+            continue
+        prog.done(job, res)
+
+
 def _run_local(prog: Progress, workers: int, options: RunOptions,
                execute_fn: ExecuteFn) -> None:
     root = str(prog.root)
-    pool = _make_pool(workers)
+    pool = _Pool(workers)
     running: dict[Future, Job] = {}
     waiting = list(prog.todo)
+
+    def start(job: Job) -> Future:
+        return pool.submit(execute_fn, job, root, options)
+
     try:
         while waiting or running:
-            for job in list(waiting):
-                if any(prog.dead(d) for d in job["deps"]):
-                    waiting.remove(job)
-                    prog.block(job)
-                    continue
-                if len(running) >= workers or not all(d in prog.finished for d in job["deps"]):
-                    continue
-                waiting.remove(job)
-                prog.start(job)
-                try:
-                    fut = pool.submit(execute_fn, job, root, options)
-                except BrokenExecutor:  # a worker died (killed, out of memory): start afresh
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = _make_pool(workers)
-                    fut = pool.submit(execute_fn, job, root, options)
-                running[fut] = job
+            _start_ready(prog, waiting, running, pool, start)
             if not running:
                 for job in waiting:  # deps that are neither planned nor done: nothing can start
                     prog.block(job, "its dependencies are not in the plan")
                 break
-            done_now, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done_now:
-                job = running.pop(fut)
-                try:
-                    res = fut.result()
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as e:  # noqa: BLE001 - one failed job must not stop the rest
-                    prog.fail(job, e)
-                    continue
-                prog.done(job, res)
+            _collect(prog, running)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    pool.pool.shutdown(wait=True)

@@ -5,9 +5,9 @@
                                 beta=64, noise=0.05), "runs/c64")
 """
 
-from cvgr.train.config import ADV_KINDS, GR_MODES, Recipe, TrainConfig
+from cvgr.train.config import Recipe, TrainConfig
 from cvgr.train.loop import TrainingDiverged, evaluate, train, train_epoch
 from cvgr.train.rundir import RunDir
 
-__all__ = ["ADV_KINDS", "GR_MODES", "Recipe", "RunDir", "TrainConfig",
+__all__ = ["Recipe", "RunDir", "TrainConfig",
            "TrainingDiverged", "evaluate", "train", "train_epoch"]

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from cvgr.data.specs import Recipe
 from cvgr.errors import UserError
-from cvgr.names import AdvKind, GRMode, defense_name
+from cvgr.names import AdvKind, GRMode, defense_name, is_one_of
 
-__all__ = ["Recipe", "TrainConfig", "GR_MODES", "ADV_KINDS", "need"]
+__all__ = ["Recipe", "TrainConfig", "need"]
 
 T = TypeVar("T")
 
@@ -27,8 +27,6 @@ def need(value: T | None) -> T:
         raise RuntimeError("a recipe value is unset: call TrainConfig.resolved() first")
     return value
 
-GR_MODES = tuple(GRMode)
-ADV_KINDS = tuple(AdvKind)
 PGD_STEPS = 4  # the paper's PGD adversarial training (PGD-4; it also trains PGD-8)
 TRADES_STEPS = 10  # TRADES' published inner steps
 # Fields newer than the shipped zoo, and their "off" value: to_dict() leaves them out when off.
@@ -137,12 +135,12 @@ class TrainConfig:
     def _check_choices(self) -> None:
         if self.q not in (1, 2):
             raise UserError(f"q must be 1 or 2, got {self.q!r}", param="q")
-        if self.gr_mode not in GR_MODES:
+        if not is_one_of(self.gr_mode, GRMode):
             raise UserError(f"unknown gr_mode {self.gr_mode!r}; choose from "
-                            f"{', '.join(GR_MODES)}", param="gr_mode")
-        if self.adv_kind not in ADV_KINDS:
+                            f"{', '.join(GRMode)}", param="gr_mode")
+        if not is_one_of(self.adv_kind, AdvKind):
             raise UserError(f"unknown adv_kind {self.adv_kind!r}; choose from "
-                            f"{', '.join(ADV_KINDS)}", param="adv_kind")
+                            f"{', '.join(AdvKind)}", param="adv_kind")
         self._check_trades()
         if self.milestones and self.epochs and self.milestones[-1] > self.epochs:
             raise UserError(f"milestone {self.milestones[-1]} is past the last epoch "

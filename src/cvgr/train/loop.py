@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -32,6 +32,7 @@ from cvgr import progress as _progress
 from cvgr.devices import resolve_device
 from cvgr.errors import RunError, UserError
 from cvgr.names import AdvKind
+from cvgr.options import RunOptions
 from cvgr.rng import TRAINER_STREAM, epoch_seed
 from cvgr.train.config import TrainConfig, need
 from cvgr.train.rundir import RunDir
@@ -54,11 +55,15 @@ class TrainingDiverged(RunError):
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
-          progress: bool = True, *, device: str | torch.device | None = None,
-          data_root: str | os.PathLike | None = None, quiet: bool = False,
+          options: RunOptions | None = None, *,
           callback: Callable[[dict[str, Any]], None] | None = None,
-          gr_step: str = "auto", executor: Mapping[str, Any] | None = None) -> dict[str, Any]:
+          **changes: Any) -> dict[str, Any]:
     """Train `config` into run directory `out_dir`; return the final epoch's metrics.
+
+    How it runs is one :class:`~cvgr.options.RunOptions` (default: progress bars and
+    messages, the default device); keywords named like its fields (``device``, ``data_root``,
+    ``progress``, ``quiet``, ``gr_step``, ``executor``, ``jobs``) change single fields, so
+    ``train(cfg, out, device="cpu", quiet=True)`` works as well.
 
     A directory that already holds this finished run is not retrained: its stored metrics are
     returned at once. `resume` continues an interrupted run. `callback(metrics)` is called
@@ -67,12 +72,14 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     (:mod:`cvgr.defenses.gr_step`; same objective; "auto", the default, is decided by
     :func:`~cvgr.defenses.gr_step.resolve_kind` from the run's length and device; the fd mode
     and BatchNorm models always run eager). config.json records the step that runs.
-    `executor` ({"executor": "local" or "ray", "jobs": N}, set by `cvgr reproduce`'s
-    executors) is recorded in config.json's environment with PyTorch's thread count: on CPU
+    `executor` and `jobs` ("local" or "ray", and N; set by `cvgr reproduce`'s executors) are
+    recorded in config.json's environment with PyTorch's thread count: on CPU
     the thread count decides the last bits of the weights (docs/cluster.md).
     """
     from cvgr.defenses.gr_step import resolve_kind
 
+    opts = (options or RunOptions(progress=True)).replace(**changes)
+    gr_step, progress, quiet = opts.gr_step, opts.progress, opts.quiet
     resolve_kind(gr_step, 0)  # an unknown kind fails before any data is read
     cfg = config.resolved()
     run = RunDir(out_dir)
@@ -83,9 +90,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     from cvgr.data import Loader, channel_stats, get_spec, locate
     from cvgr.io import check_output_dir, locked_dir
 
-    dev = resolve_device(device)
+    dev = resolve_device(opts.device)
     check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
-    root = None if data_root is None else str(data_root)
+    root = None if opts.data_root is None else str(opts.data_root)
     # Data first: a missing dataset is reported before anything is written.
     train_loader = Loader(cfg.dataset, "train", need(cfg.batch_size), train=True, seed=cfg.seed,
                           limit=cfg.limit_train, device=dev, root=root)
@@ -100,17 +107,17 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     environment = {"device": str(dev), "data_root": root,
                    "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
                    "torch_threads": torch.get_num_threads(),
-                   "executor": None, "jobs": None, **(executor or {})}
+                   "executor": opts.executor, "jobs": opts.jobs}
     run.check(cfg, resume)  # refuse a foreign directory before creating anything in it
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     # One process per run directory: a second one is refused, saying who holds it.
     with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
         # The caller's global RNG state is left as it was.
-        from cvgr.models import build
+        from cvgr.models import create_model
 
         torch.manual_seed(cfg.seed)
-        model = build(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
+        model = create_model(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
         fast = make_gr_step(model, cfg, kind)  # traced once per batch shape, reused every epoch
         # how the GR step runs: the fd mode and BatchNorm models take the eager step whatever
         # the kind asked for

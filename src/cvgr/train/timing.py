@@ -39,7 +39,7 @@ class _Row:
                  data_root: str | None, gr_step: str) -> None:
         from cvgr.data import Loader, get_spec
         from cvgr.defenses.gr_step import resolve_kind
-        from cvgr.models import build
+        from cvgr.models import create_model
         from cvgr.train.config import need
         from cvgr.train.loop import VAL_BATCH, evaluate, make_gr_step, train_epoch
 
@@ -54,7 +54,7 @@ class _Row:
         # the step `cvgr train` would run for this configuration's whole run on this device
         kind = resolve_kind(gr_step, self.batches_per_epoch, need(self.cfg.epochs), device)
         torch.manual_seed(self.cfg.seed)
-        self.model = build(self.cfg.arch, complex=self.cfg.complex).to(device)
+        self.model = create_model(self.cfg.arch, complex=self.cfg.complex).to(device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=need(self.cfg.lr),
                                    momentum=need(self.cfg.momentum),
                                    weight_decay=need(self.cfg.weight_decay))
