@@ -171,9 +171,9 @@ def main() -> None:
                      f"{'-' if target is None else f'<= {target:.2f}{ok}'} |")
     if args.no_write:
         return
-    from cvgr.experiments.runner import describe_hardware
+    from cvgr.devices import describe_hardware
 
-    where = f"{describe_hardware(device)}, {torch.get_num_threads()} threads"
+    where = f"{describe_hardware(device, kind=True)}, {torch.get_num_threads()} threads"
     write_json_rows(results, where, args)
     body = "\n".join([
         SECTION,

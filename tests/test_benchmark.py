@@ -16,11 +16,11 @@ pytest.importorskip("pyautoattack")
 
 def plain_model() -> nn.Module:
     """A small torch model fitted for a moment on MNIST-10k training images."""
-    from cvgr.benchmarking import _test_images
+    from cvgr.data import first_test_images
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    x, y, _ = _test_images("mnist-10k", 300, None)  # fitting on test images is fine for a
+    x, y = first_test_images("mnist-10k", 300, None)  # fitting on test images is fine for a
     opt = torch.optim.Adam(net.parameters(), lr=0.01)  # bench test: it only needs a model
     for _ in range(30):
         opt.zero_grad()
@@ -35,9 +35,9 @@ def test_benchmark_any_module(tmp_path):
     r = cvgr.benchmark(net, "mnist-10k", "Linf", 0.1, 24, version="custom",
                        attacks="apgd-ce:steps=10,square:queries=50", device="cpu", save=out)
     assert isinstance(r, cvgr.BenchmarkResult)
-    from cvgr.benchmarking import _test_images
+    from cvgr.data import first_test_images
 
-    x, y, _ = _test_images("mnist-10k", 24, None)
+    x, y = first_test_images("mnist-10k", 24, None)
     with torch.no_grad():
         clean = (net(x).argmax(1) == y).float().mean().item()
     assert r.clean_accuracy == clean > 0.5 and r.n_examples == 24

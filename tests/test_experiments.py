@@ -422,8 +422,8 @@ def test_reproduce_passes_the_gr_step_to_training_jobs(tmp_path, monkeypatch):
     run with RunOptions(gr_step=K) calls cvgr.train.train with gr_step=K."""
     import cvgr.train
     from cvgr.experiments import reproduce
-    from cvgr.experiments.options import RunOptions
     from cvgr.experiments.runner import execute
+    from cvgr.options import RunOptions
 
     out = tmp_path / "r"
     with pytest.raises(UserError, match="unknown GR step 'jit'") as e:

@@ -273,8 +273,8 @@ def test_the_zoo_autoattack_is_taken_only_for_identical_settings(tiny_zoo, tmp_p
 
 
 def test_the_runner_takes_zoo_models_unless_retrain(tiny_zoo, tmp_path):
-    from cvgr.experiments.options import RunOptions
     from cvgr.experiments.runner import execute
+    from cvgr.options import RunOptions
 
     e, _ = tiny_zoo
     job = {"id": "train-a", "kind": "train", "config": e.config().to_dict(), "deps": [],

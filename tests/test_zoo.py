@@ -124,9 +124,9 @@ def test_train_publish_load_evaluate(tiny, capsys):
     (res,) = zoo.evaluate([TINY], 16, version="custom", attacks=CHEAP, progress=False)
     stored = json.loads(zoo.eval_file(TINY).read_text())
     assert stored["autoattack"]["robust_accuracy"] == res["autoattack"]["robust_accuracy"]
-    from cvgr.benchmarking import _test_images
+    from cvgr.data import first_test_images
 
-    xs, ys, _ = _test_images("mnist-10k", 16, None)
+    xs, ys = first_test_images("mnist-10k", 16, None)
     with torch.no_grad():
         clean = (model(xs).argmax(1) == ys).float().mean().item()
     assert res["clean_accuracy"] == clean and res["eps"] == 0.2 and res["n"] == 16
@@ -340,7 +340,7 @@ def test_further_attacks_on_the_survivors_lower_the_worst_case(tiny, capsys):
     """`evaluate_further` attacks only the images the stored standard run left robust and
     stores the worst case over both; the table and the docs show it."""
     pytest.importorskip("pyautoattack")
-    from cvgr.benchmarking import _test_images
+    from cvgr.data import first_test_images
 
     runs = tiny / "runs"
     assert main(["zoo", "train", TINY, "--root", str(runs), "--quiet"]) == 0
@@ -352,11 +352,11 @@ def test_further_attacks_on_the_survivors_lower_the_worst_case(tiny, capsys):
     assert "--further needs the zoo models" in capsys.readouterr().err
     # a stored standard evaluation whose survivors are every correctly classified image
     model = cvgr.load(f"zoo:{TINY}")
-    xs, ys, _ = _test_images("mnist-10k", 64, None)
+    xs, ys = first_test_images("mnist-10k", 64, None)
     with torch.no_grad():
         correct = (model(xs).argmax(1) == ys).nonzero().squeeze(1).tolist()
     assert len(correct) >= 4
-    ev = {"n": 64, "eps": 0.2, "weights_sha256": zoo._sha256(zoo.weights_file(TINY)),
+    ev = {"n": 64, "eps": 0.2, "weights_sha256": zoo.weights_digest(zoo.weights_file(TINY)),
           "version": "standard", "clean_accuracy": len(correct) / 64, "pgd8": {"accuracy": 0},
           "autoattack": {"version": "standard", "robust_accuracy": len(correct) / 64,
                          "robust_indices": correct, "flags": []}}

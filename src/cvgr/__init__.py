@@ -1,8 +1,7 @@
 """cvgr: gradient-regularized complex-valued neural networks, and an honest robustness bench."""
 
-__version__ = "0.1.0"
-
-from cvgr.benchmarking import BenchmarkResult, benchmark  # noqa: E402
-from cvgr.checkpoint import load  # noqa: E402
+from cvgr.benchmarking import BenchmarkResult, benchmark
+from cvgr.loading import load
+from cvgr.version import __version__
 
 __all__ = ["BenchmarkResult", "__version__", "benchmark", "load"]

@@ -12,7 +12,6 @@ attacked on the first `n_examples` test images of the dataset with an AutoAttack
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,8 +96,15 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
     batch_size = check_count(batch_size, "batch_size")
     if save is not None:
         check_output_file(save, "save")  # before the attacks, not after them
-    dev = _device(device)
-    x, y, spec_classes = _test_images(dataset, n_examples, data_root)
+    from cvgr.data import DATASETS, first_test_images
+    from cvgr.devices import describe_device, resolve_device
+
+    dev = resolve_device(device)
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(sorted(DATASETS))}",
+                        param="dataset")
+    x, y = first_test_images(dataset, n_examples, data_root)
+    spec_classes = int(DATASETS[dataset].num_classes)
     model = model.to(dev).eval()
     _check_model(model, x, spec_classes, dataset, batch_size)
     from cvgr.evaluate import autoattack
@@ -113,36 +119,11 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
         robust_accuracy=res["robust_accuracy"], attacks=res["attacks"],
         images={"split": "test", "first": 0, "count": len(x)},
         robust_indices=res["robust_indices"], seconds=round(time.perf_counter() - t0, 3),
-        device=_device_name(dev), versions=res["libraries"], seed=int(seed),
+        device=describe_device(dev), versions=res["libraries"], seed=int(seed),
         flags=res["flags"], model=_describe(model))
     if save is not None:
         out.save(save)
     return out
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    from cvgr.devices import resolve_device
-
-    return resolve_device(device)
-
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"{dev} ({torch.cuda.get_device_name(dev)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
-           f"{torch.get_num_threads()} threads)"
-
-
-def _test_images(dataset: str, n: int, root: str | os.PathLike | None
-                 ) -> tuple[Tensor, Tensor, int]:
-    from cvgr.data import DATASETS, Loader
-
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(sorted(DATASETS))}",
-                        param="dataset")
-    loader = Loader(dataset, "test", 1000, train=False, limit=n, device="cpu", root=root)
-    xs, ys = zip(*loader.epoch(0), strict=True)
-    return torch.cat(xs), torch.cat(ys), int(DATASETS[dataset].num_classes)
 
 
 def _check_model(model: nn.Module, x: Tensor, classes: int, dataset: str,
@@ -150,7 +131,7 @@ def _check_model(model: nn.Module, x: Tensor, classes: int, dataset: str,
     """Refuse, before any attack, a model whose numbers would mean nothing: one that fails on
     the images, or does not answer every batch with finite float logits shaped (N, classes),
     or whose output does not depend on its input (no gradient reaches the images)."""
-    from cvgr.evaluate.curves import model_device
+    from cvgr.devices import model_device
 
     dev = model_device(model)
     bad = 0

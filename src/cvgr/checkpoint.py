@@ -57,18 +57,15 @@ class UnfinishedRun(CheckpointError):
 def versions() -> dict[str, str]:
     import numpy
 
-    import cvgr
+    from cvgr.version import __version__
 
-    return {"cvgr": cvgr.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+    return {"cvgr": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "python": platform.python_version()}
 
 
 def model_path(path: str | os.PathLike) -> Path:
-    """A run directory, a .safetensors file or "zoo:NAME" -> the weights file."""
-    if isinstance(path, str) and path.startswith("zoo:"):
-        from cvgr.zoo import verified
-
-        return verified(path)
+    """A run directory or a .safetensors file -> the weights file. (Zoo names are resolved
+    above this module, by `cvgr.load`.)"""
     p = Path(path)
     if p.is_dir():
         p = p / MODEL_FILE
@@ -87,9 +84,12 @@ def save_model(model: nn.Module, path: str | os.PathLike, record: dict[str, Any]
             raise ValueError(f"checkpoint record needs {k!r}")
     record = {**record, "versions": record.get("versions") or versions()}
     if "arch_source" not in record:
-        from cvgr.models import _lookup
+        from cvgr.models import resolve
 
-        spec = _lookup(str(record["arch"]))
+        try:
+            spec = resolve(str(record["arch"]))
+        except ValueError:  # not registered: saved all the same, without its source
+            spec = None
         if spec is not None:  # which builder made it: named when a later load cannot find it
             record["arch_source"] = spec.module
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -150,13 +150,13 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
          allow_unfinished: bool = False) -> nn.Module:
     """Rebuild a model from its checkpoint alone; returned in eval mode with `.record` set.
 
-    `path` is a run directory, a .safetensors file or a zoo model ("zoo:fashion-mnist/complex-gr").
+    `path` is a run directory or a .safetensors file (`cvgr.load` also takes zoo models).
 
     If `arch`/`complex` are given, a checkpoint of another architecture is refused. The weights
     of a run that has not finished (its record says `finished: false`: stopped or diverged) are
     refused unless `allow_unfinished`; the record tells its last epoch (`epochs_completed`).
     """
-    from cvgr.models import build, list_models, resolve
+    from cvgr.models import create_model, list_models, resolve
 
     p = model_path(path)
     record = read_record(p)
@@ -180,7 +180,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
         raise CheckpointError(f"{p}: checkpoint is a {kind} network, expected the other kind")
     norm = record.get("normalize")
     try:
-        model = build(record["arch"], complex=record["complex"],
+        model = create_model(record["arch"], complex=record["complex"],
                       normalize=tuple(map(tuple, norm)) if norm else None)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{p}: the record's settings do not build a model "

@@ -4,20 +4,26 @@ device name is checked.
     resolve_device(None)      # cuda when a CUDA GPU is present, else cpu
     resolve_device("cuda:1")  # checked: UserError naming `device` if there is no such GPU
 
+    model_device(model)       # the device a model's parameters are on
+    describe_device(dev)      # "cpu (AMD EPYC 7B13, 16 cores, 16 threads)", what results record
+
 `deterministic(True)` asks PyTorch for deterministic kernels (see docs/cluster.md, Seeds).
 """
 
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from torch import nn
 
 from cvgr.errors import UserError
 
-__all__ = ["default_device", "deterministic", "resolve_device"]
+__all__ = ["default_device", "describe_device", "describe_hardware", "deterministic",
+           "model_device", "resolve_device"]
 
 
 def default_device() -> torch.device:
@@ -66,6 +72,42 @@ def _check_cuda(dev: torch.device) -> torch.device:
         raise UserError(f"device {str(dev)!r} does not exist: this machine has {n} CUDA "
                         f"GPU{'s' if n != 1 else ''} (cuda:0 .. cuda:{n - 1})", param="device")
     return dev
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's parameters are on (cpu for a model without parameters)."""
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def describe_hardware(device: str | torch.device, *, kind: bool = False) -> str:
+    """The hardware behind `device` on this machine: the GPU's name, or the CPU's model and
+    its cores ("AMD EPYC 7B13, 16 cores"). With `kind`, prefixed "GPU: " or "CPU: "."""
+    if str(device).startswith("cuda"):  # a device name as a record stores it, or a device
+        name = torch.cuda.get_device_name(torch.device(device)) if torch.cuda.is_available() \
+            else "CUDA GPU (name not recorded)"
+        return f"GPU: {name}" if kind else name
+    text = f"{_cpu_model()}, {os.cpu_count() or 1} cores"
+    return f"CPU: {text}" if kind else text
+
+
+def describe_device(device: str | torch.device) -> str:
+    """`device` and the hardware behind it, as a measurement records where it ran:
+    "cuda:0 (NVIDIA H200)", "cpu (AMD EPYC 7B13, 16 cores, 16 threads)"."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"{dev} ({describe_hardware(dev)})"
+    return f"cpu ({describe_hardware(dev)}, {torch.get_num_threads()} threads)"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f
+                         if ln.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return name or platform.processor() or platform.machine()
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from cvgr.errors import UserError
 
 __all__ = ["atomic_write", "write_json", "read_json", "append_jsonl", "read_jsonl",
            "check_output_dir", "check_output_file", "check_target", "LOCK_FILE", "locked_dir",
-           "open_in_dir", "shell_command", "to_json"]
+           "open_in_dir", "shell_command", "to_json", "utc_now"]
 
 LOCK_FILE = ".cvgr.lock"
 """Held (a POSIX record lock) by the process writing into a run or reproduction directory."""
@@ -55,7 +55,7 @@ def locked_dir(path: str | os.PathLike, param: str = "out") -> Iterator[Path]:
         f.seek(0)
         f.truncate()
         f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "since": utc_now(),
                             "command": shell_command([Path(sys.argv[0]).name,
                                                       *sys.argv[1:]])[:300]})
                 + "\n")
@@ -72,6 +72,11 @@ def _holder(text: str) -> str:
                 + (f": {h['command']}" if h.get("command") else ""))
     except (ValueError, KeyError, TypeError):
         return "holder unknown"
+
+
+def utc_now() -> str:
+    """The time now in UTC, to the second, as records store it: 2026-01-31T12:00:00Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def shell_command(argv: Iterable[str]) -> str:

@@ -286,11 +286,6 @@ def create_model(name: str, complex: bool = False, num_classes: int | None = Non
     return model
 
 
-# An old name of create_model, kept only while the modules issue 16b is moving
-# (checkpoint, zoo, experiments.evaluations) still import it; not public.
-build = create_model
-
-
 def _net(name: str, shape: tuple[int, int, int], complex: bool, in_chans: int,
          layers: list[nn.Module]) -> Net:
     return Net(name, complex, (in_chans, *shape[1:]), layers)

@@ -17,9 +17,9 @@ import os
 import pkgutil
 import sys
 
-from cvgr import __version__
 from cvgr.cli._common import error_text
 from cvgr.errors import CvgrError
+from cvgr.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,9 +17,6 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-import torch
-
-from cvgr.devices import resolve_device
 from cvgr.errors import CvgrError
 from cvgr.io import to_json
 
@@ -121,11 +118,5 @@ def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
                         help="cpu, cuda, cuda:N or mps (default: cuda when present, else cpu)")
 
 
-def pick_device(name: str | None) -> torch.device:
-    """The device named by --device (None: the default), checked: see cvgr.devices."""
-    return resolve_device(name)
-
-
 __all__ = ["FLAGS", "add_allow_unfinished", "add_data_root", "add_device", "add_json",
-           "add_output", "add_quiet", "emit", "error_text", "flag", "note", "pick_device",
-           "progress"]
+           "add_output", "add_quiet", "emit", "error_text", "flag", "note", "progress"]

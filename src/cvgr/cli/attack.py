@@ -12,9 +12,9 @@ from cvgr.cli._common import (
     add_output,
     emit,
     note,
-    pick_device,
     progress,
 )
+from cvgr.devices import resolve_device
 from cvgr.names import Attack
 
 
@@ -68,7 +68,7 @@ def inputs(args: argparse.Namespace) -> Any:
 
     return Inputs(dataset=args.dataset, limit=args.limit, batch_size=args.batch_size,
                   seed=getattr(args, "seed", 0), data_root=args.data_root,
-                  device=pick_device(args.device), progress=progress(args),
+                  device=resolve_device(args.device), progress=progress(args),
                   allow_unfinished=args.allow_unfinished)
 
 

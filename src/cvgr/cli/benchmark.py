@@ -15,8 +15,8 @@ from cvgr.cli._common import (
     add_output,
     emit,
     note,
-    pick_device,
 )
+from cvgr.devices import resolve_device
 from cvgr.errors import UserError
 
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     version_attacks(args.version, args.attacks)
     if args.out:  # before the work: a bad --out is refused now, not after the attacks
         check_output_file(args.out, "out", protect=run_inputs(args.model))
-    dev = pick_device(args.device)
+    dev = resolve_device(args.device)
     model = cvgr.load(args.model, dev, allow_unfinished=args.allow_unfinished)
     dataset = record_dataset(model, args.dataset)
     eps = args.eps

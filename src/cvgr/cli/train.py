@@ -10,8 +10,8 @@ from cvgr.cli._common import (
     add_gr_step,
     add_output,
     emit,
-    pick_device,
 )
+from cvgr.devices import resolve_device
 from cvgr.names import AdvKind, GRMode
 from cvgr.options import RunOptions
 from cvgr.train.config import TrainConfig
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     from cvgr.train import train
 
     cfg = config_from_args(args)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     options = RunOptions.for_terminal(args.quiet, device=device, data_root=args.data_root,
                                       gr_step=args.gr_step)
     metrics = train(cfg, args.out, resume=args.resume, options=options)

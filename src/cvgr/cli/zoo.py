@@ -15,7 +15,8 @@ import json
 import sys
 from collections.abc import Callable
 
-from cvgr.cli._common import add_device, add_gr_step, add_quiet, pick_device
+from cvgr.cli._common import add_device, add_gr_step, add_quiet
+from cvgr.devices import resolve_device
 from cvgr.errors import UserError
 
 
@@ -134,7 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise UserError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    dev = pick_device(args.device)
+    dev = resolve_device(args.device)
     done = zoo.train(args.names, args.root, device=str(dev), data_root=args.data_root,
                      progress=not args.quiet, gr_step=args.gr_step)
     print(f"trained {len(done)} zoo model(s) under {args.root}; copy them into the zoo with "
@@ -168,7 +169,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.version != "custom" and args.attacks is not None:
         raise UserError("--attacks goes with --version custom")
-    dev = pick_device(args.device)
+    dev = resolve_device(args.device)
     if args.further is not None:
         if not args.names:
             raise UserError("--further needs the zoo models to follow up, by name")

@@ -5,10 +5,10 @@ the shape a model sees (`prepare`, `augment`, `Loader`). Nothing here knows abou
 """
 
 from cvgr.data.augment import add_gaussian_noise, augment, prepare
-from cvgr.data.loader import Loader, channel_stats, load
+from cvgr.data.loader import Loader, channel_stats, first_test_images, load
 from cvgr.data.sources import cache_root, destination, fetch, find, locate, search_dirs
 from cvgr.data.specs import DATASETS, DatasetSpec, get_spec
 
 __all__ = ["DATASETS", "DatasetSpec", "get_spec", "load", "prepare", "augment",
-           "add_gaussian_noise", "channel_stats", "Loader", "locate", "find", "fetch",
-           "search_dirs", "cache_root", "destination"]
+           "add_gaussian_noise", "channel_stats", "Loader", "first_test_images", "locate", "find",
+           "fetch", "search_dirs", "cache_root", "destination"]

@@ -17,7 +17,7 @@ from cvgr.data.specs import get_spec
 from cvgr.errors import UserError
 from cvgr.rng import epoch_seed
 
-__all__ = ["load", "channel_stats", "Loader", "epoch_seed"]
+__all__ = ["load", "channel_stats", "Loader", "epoch_seed", "first_test_images"]
 
 # A few decoded splits, so that repeated loads in one process (tests, train then evaluate)
 # skip the gunzip; keyed by the files' identity so a replaced file is read again.
@@ -132,3 +132,12 @@ class Loader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)
+
+
+def first_test_images(name: str, n: int | None = None, root: str | os.PathLike | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` test images of dataset `name` (all of them for None), on the CPU, as
+    models see them: (x float in [0, 1], y int64); `root` is where the dataset files are."""
+    loader = Loader(name, "test", 1000, train=False, limit=n, device="cpu", root=root)
+    xs, ys = zip(*loader.epoch(0), strict=True)
+    return torch.cat(xs), torch.cat(ys)

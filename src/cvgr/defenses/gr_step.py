@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvgr.defenses.gradient_penalty import GRLoss, _check, _check_beta, _norm_sq
+from cvgr.defenses.gradient_penalty import GRLoss, check_beta, check_inputs, grad_norm_sq
 from cvgr.errors import UserError
 from cvgr.nn import second_order_mode
 
@@ -100,7 +100,7 @@ class GRStep:
                  kind: str = "traced") -> None:
         if kind not in ("traced", "compiled"):
             raise UserError(f"GR step kind must be 'traced' or 'compiled', got {kind!r}")
-        _check_beta(beta)
+        check_beta(beta)
         if not beta > 0:
             raise UserError("GRStep needs beta > 0; train with plain cross-entropy otherwise")
         if not self.supports(model, mode):
@@ -133,7 +133,7 @@ class GRStep:
 
             def objective(p: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
                 gx, (ce, logits) = grad(ce_fn, argnums=1, has_aux=True)(p, x)
-                penalty = _norm_sq(gx, q).mean()
+                penalty = grad_norm_sq(gx, q).mean()
                 total = ce + beta * penalty
                 return total, (total, ce, penalty, logits)
 
@@ -161,7 +161,7 @@ class GRStep:
         return fn
 
     def __call__(self, x: Tensor, y: Tensor) -> GRLoss:
-        _check(x, y, self.q, self.mode, None)
+        check_inputs(x, y, self.q, self.mode, None)
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         params = {n: p.detach() for n, p in named}
         buffers = {n: b for n, b in self.model.named_buffers()}

@@ -63,7 +63,8 @@ class GRLoss(NamedTuple):
     logits: Tensor
 
 
-def _check(x: Tensor, y: Tensor, q: int, mode: str, h: float | None) -> None:
+def check_inputs(x: Tensor, y: Tensor, q: int, mode: str, h: float | None) -> None:
+    """Refuse, with a one-line UserError, a penalty mode, norm, step or batch that is not one."""
     if not is_one_of(mode, GRMode):
         raise UserError(f"unknown gradient-penalty mode {mode!r}; choose from "
                         f"{', '.join(GRMode)}", param="mode")
@@ -80,7 +81,8 @@ def _check(x: Tensor, y: Tensor, q: int, mode: str, h: float | None) -> None:
         )
 
 
-def _check_beta(beta: float) -> None:
+def check_beta(beta: float) -> None:
+    """Refuse a penalty weight that is not a finite number >= 0."""
     if isinstance(beta, bool) or not isinstance(beta, int | float) or not (
         math.isfinite(beta) and beta >= 0
     ):
@@ -92,7 +94,7 @@ def _as_input(x: Tensor) -> Tensor:
     return x if x.requires_grad else x.detach().requires_grad_(True)
 
 
-def _norm_sq(g: Tensor, q: int) -> Tensor:
+def grad_norm_sq(g: Tensor, q: int) -> Tensor:
     """||g_i||_q^2 per sample, without a sqrt (smooth at g = 0 for q = 2)."""
     g = g.flatten(1)
     return g.abs().sum(1).square() if q == 1 else g.square().sum(1)
@@ -152,7 +154,7 @@ def _penalty_and_ce(
         logits = model(xg)
     ce = F.cross_entropy(logits, y)
     (g,) = torch.autograd.grad(ce, xg, create_graph=create_graph, retain_graph=retain)
-    return _norm_sq(g, q).mean(), ce, logits
+    return grad_norm_sq(g, q).mean(), ce, logits
 
 
 def input_gradient_penalty(
@@ -171,7 +173,7 @@ def input_gradient_penalty(
     probe x + h v is not clipped to [0, 1], since clipping would break d_i ~ ||grad l_i||_q.
     When you also need the loss, use :func:`gradient_regularized_loss` (one forward, not two).
     """
-    _check(x, y, q, mode, h)
+    check_inputs(x, y, q, mode, h)
     return _penalty_and_ce(model, x, y, q, mode, h, create_graph, keep_ce_graph=False)[0]
 
 
@@ -190,8 +192,8 @@ def gradient_regularized_loss(
     ``penalty`` (the GR loss, already without beta); ``logits`` give the training accuracy.
     With beta = 0 the penalty is still reported but detached, so it adds no second pass.
     """
-    _check(x, y, q, mode, h)
-    _check_beta(beta)
+    check_inputs(x, y, q, mode, h)
+    check_beta(beta)
     penalty, ce, logits = _penalty_and_ce(
         model, x, y, q, mode, h, create_graph=beta > 0, keep_ce_graph=True
     )

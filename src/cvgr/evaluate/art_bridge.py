@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from cvgr.attacks import check_norm
 from cvgr.attacks.common import eval_mode
+from cvgr.devices import model_device
 from cvgr.errors import UserError
-from cvgr.evaluate.curves import model_device, predict
+from cvgr.evaluate.curves import predict
 
 __all__ = ["art_classifier", "art_pgd", "require_art"]
 

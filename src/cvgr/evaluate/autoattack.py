@@ -37,8 +37,9 @@ from torch import Tensor, nn
 from cvgr import progress as _progress
 from cvgr.attacks import check_eps, check_norm
 from cvgr.attacks.common import check_inputs, eval_mode, project
+from cvgr.devices import model_device
 from cvgr.errors import UserError
-from cvgr.evaluate.curves import model_device, predict
+from cvgr.evaluate.curves import predict
 
 __all__ = ["ATTACKS", "VERSIONS", "autoattack", "parse_attacks", "require_autoattack",
            "version_attacks"]

@@ -12,10 +12,11 @@ from torch import Tensor, nn
 from cvgr import progress as _progress
 from cvgr.attacks import check_eps, check_norm, check_options, get
 from cvgr.attacks.common import check_count, eval_mode, loss_per_image
+from cvgr.devices import model_device
 from cvgr.errors import UserError
 
 __all__ = ["MAX_EPS_POINTS", "accuracy", "attack_batched", "check_eps_list", "mean_loss",
-           "model_device", "parse_eps", "predict", "robustness_curve", "seeded_generator"]
+           "parse_eps", "predict", "robustness_curve", "seeded_generator"]
 
 AttackArg = str | Callable[..., Tensor]
 
@@ -61,11 +62,6 @@ def parse_eps(text: str) -> list[float]:
     except (ValueError, OverflowError):
         raise UserError(f"cannot read eps {text!r}; write START:STOP:STEP (e.g. 0:0.3:0.02), "
                         "a comma list (0.1,0.2) or one number", param="eps") from None
-
-
-def model_device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def seeded_generator(model: nn.Module, seed: int) -> torch.Generator:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from cvgr.errors import UserError
+from cvgr.zoo.catalogue import is_zoo_name
 
 __all__ = ["RUN_FILES", "default_out", "load_run", "model_summary", "record_dataset",
            "record_of", "run_inputs", "run_labels", "shared_test_images", "test_images"]
@@ -29,8 +30,8 @@ RUN_FILES = ("config.json", "metrics.jsonl", "model.safetensors", "state.safeten
 def load_run(path: PathLike, device: str | torch.device = "cpu",
              allow_unfinished: bool = False) -> nn.Module:
     """A run directory or weights file -> model in eval mode; a UserError when there is none,
-    and for a run that has not finished unless `allow_unfinished` (`cvgr.checkpoint.load`)."""
-    from cvgr.checkpoint import load
+    and for a run that has not finished unless `allow_unfinished` (`cvgr.load`)."""
+    from cvgr.loading import load
 
     return load(path, device, allow_unfinished=allow_unfinished)
 
@@ -47,15 +48,12 @@ def test_images(model: nn.Module, dataset: str | None = None, limit: int | None 
     `dataset` defaults to the one in the model's record; `limit` keeps the first N images;
     `root` is where the dataset files are (default: the data module's search).
     """
-    from cvgr.data import Loader
+    from cvgr.data import first_test_images
 
     name = record_dataset(model, dataset)
     if limit is not None and limit < 1:
         raise UserError(f"limit must be >= 1, got {limit}", param="limit")
-    loader = Loader(name, "test", 1000, train=False, limit=limit, device="cpu",
-                    root=None if root is None else str(root))
-    xs, ys = zip(*loader.epoch(0), strict=True)
-    x, y = torch.cat(xs), torch.cat(ys)
+    x, y = first_test_images(name, limit, root)
     shape = getattr(model, "input_shape", None)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise UserError(f"dataset {name} has images {tuple(x.shape[1:])} but the model takes "
@@ -117,22 +115,18 @@ def default_out(run: PathLike, stem: str, suffix: str = ".json") -> Path:
 
     A zoo model has no directory of its own to write into (its files are the package's): the
     output must be named."""
-    if _is_zoo(run):
+    if is_zoo_name(run):
         raise UserError(f"{run} is a zoo model, with no run directory to write into; give out "
                         "(a FILE.json) for the result", param="out")
     base = Path(run)
     return (base if base.is_dir() else base.parent) / f"{stem}{suffix}"
 
 
-def _is_zoo(run: PathLike) -> bool:
-    return isinstance(run, str) and run.startswith("zoo:")
-
-
 def run_inputs(run: PathLike) -> list[Path]:
     """The files a run (directory, weights file or zoo name) is made of: what an evaluation of
     it must never write over (its weights, and a run directory's record, metrics and state)."""
-    if _is_zoo(run):
-        from cvgr.zoo import eval_file, weights_file
+    if is_zoo_name(run):
+        from cvgr.zoo.catalogue import eval_file, weights_file
 
         return [weights_file(str(run)), eval_file(str(run))]
     p = Path(run)

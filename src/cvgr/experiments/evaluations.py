@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from cvgr.checkpoint import record_of
+from cvgr.data import first_test_images
+from cvgr.devices import describe_hardware, model_device
 from cvgr.errors import UserError
 from cvgr.experiments.jobs import (
     AutoAttackConfig,
@@ -28,7 +30,7 @@ from cvgr.experiments.jobs import (
     TransferConfig,
     TransferCurvesConfig,
 )
-from cvgr.experiments.options import RunOptions
+from cvgr.options import RunOptions
 
 __all__ = ["EVALUATIONS", "run_evaluation", "unit_modulus_check"]
 
@@ -41,19 +43,11 @@ def _load(root: Path, job_id: str, device: str | torch.device) -> nn.Module:
     return load(root / "runs" / job_id, device=device)
 
 
-def _test_images(dataset: str, n: int, data_root: str | None) -> tuple[Tensor, Tensor]:
-    from cvgr.data import Loader
-
-    loader = Loader(dataset, "test", 1000, train=False, limit=n, device="cpu", root=data_root)
-    xs, ys = zip(*loader.epoch(0), strict=True)
-    return torch.cat(xs), torch.cat(ys)
-
-
 def _curve(cfg: CurveConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import robustness_curve
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
-    x, y = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
+    x, y = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     kw: dict[str, Any] = {"steps": cfg["steps"]} if "steps" in cfg else {}
     res = robustness_curve(model, x, y, cfg["attack"], cfg["eps"], _BATCH, seed=0,
                            progress=ctx["progress"], **kw)
@@ -66,7 +60,7 @@ def _transfer(cfg: TransferConfig, ctx: dict[str, Any]) -> dict[str, Any]:
 
     models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
     dataset = record_of(next(iter(models.values())))["dataset"]
-    x, y = _test_images(dataset, cfg["n"], ctx["data_root"])
+    x, y = first_test_images(dataset, cfg["n"], ctx["data_root"])
     res = transfer_matrix(models, x, y, cfg["eps"], cfg["steps"], batch_size=_BATCH,
                           progress=ctx["progress"])
     res["runs"] = dict(cfg["models"])
@@ -79,7 +73,7 @@ def _transfer_curves(cfg: TransferCurvesConfig, ctx: dict[str, Any]) -> dict[str
 
     models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
     dataset = record_of(next(iter(models.values())))["dataset"]
-    x, y = _test_images(dataset, cfg["n"], ctx["data_root"])
+    x, y = first_test_images(dataset, cfg["n"], ctx["data_root"])
     names = list(models)
     clean = {k: accuracy(m, x, y, _BATCH) for k, m in models.items()}
     matrices = []
@@ -102,7 +96,7 @@ def _masking(cfg: MaskingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
     surrogate = _load(ctx["root"], cfg["surrogate"], ctx["device"])
-    x, y = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
+    x, y = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     gen = seeded_generator(surrogate, 1)
     x_tr = attack_batched(surrogate, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=cfg["steps"])
     name = f"transfer from {cfg['surrogate'].removeprefix('train-')}"
@@ -120,7 +114,7 @@ def _autoattack(cfg: AutoAttackConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate.curves import seeded_generator
 
     model = _load(ctx["root"], cfg["model"], ctx["device"])
-    x, y = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
+    x, y = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     gen = seeded_generator(model, 2)
     x_pgd = attack_batched(model, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=8)
     pgd_acc = accuracy(model, x_pgd, y, _BATCH)
@@ -153,7 +147,7 @@ def unit_modulus_check(model: nn.Module, x: Tensor, samples: int = 8) -> list[di
         for n, m in layers]
     try:
         with torch.no_grad():
-            dev = next(model.parameters()).device
+            dev = model_device(model)
             model.eval()(x[:samples].to(dev))
     finally:
         for hook in hooks:
@@ -191,18 +185,18 @@ def _identity(cfg: IdentityConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     # float64 runs anywhere but on MPS, which has no float64
     dev = ctx["device"] if torch.device(ctx["device"]).type != "mps" else "cpu"
     model = _load(ctx["root"], cfg["model"], dev)
-    x, _ = _test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
+    x, _ = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
     layers = unit_modulus_check(model, x, samples=cfg["n"])
     return {"model": cfg["model"], "layers": layers,
             "max_abs_deviation": max((r["max_abs_deviation"] for r in layers), default=None)}
 
 
 def _sizes(cfg: SizesConfig, ctx: dict[str, Any]) -> dict[str, Any]:
-    from cvgr.models import build, count_macs, count_parameters, resolve
+    from cvgr.models import count_macs, count_parameters, create_model, resolve
 
     rows = {}
     for kind, arch in cfg["archs"].items():
-        m = build(arch, complex=kind == "complex")
+        m = create_model(arch, complex=kind == "complex")
         spec = resolve(arch)
         rows[kind] = {"arch": spec.name, "reference": spec.reference_name,
                       "params": count_parameters(m), "macs": count_macs(m)}
@@ -211,7 +205,6 @@ def _sizes(cfg: SizesConfig, ctx: dict[str, Any]) -> dict[str, Any]:
 
 def _timing(cfg: TimingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     """The training-time table: every model's epoch timed in this one job, on one machine."""
-    from cvgr.experiments.runner import describe_hardware
     from cvgr.train import TrainConfig
     from cvgr.train.timing import time_epochs
 
@@ -223,7 +216,8 @@ def _timing(cfg: TimingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     rows = time_epochs(configs, cfg["batches"], device=ctx["device"],
                        data_root=ctx["data_root"], gr_step=ctx["gr_step"], clock=clock)
     return {"models": rows, "batches": cfg["batches"], "device": str(ctx["device"]),
-            "hardware": describe_hardware(ctx["device"]), "threads": threads, "clock": clock}
+            "hardware": describe_hardware(ctx["device"], kind=True), "threads": threads,
+            "clock": clock}
 
 
 EVALUATIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {

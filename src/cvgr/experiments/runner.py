@@ -33,7 +33,7 @@ from cvgr.experiments.jobs import Job
 from cvgr.io import append_jsonl, read_json, write_json
 from cvgr.options import RunOptions
 
-__all__ = ["Progress", "RunOptions", "describe_hardware", "execute", "format_seconds", "is_done",
+__all__ = ["Progress", "RunOptions", "execute", "format_seconds", "is_done",
            "job_output", "run_jobs"]
 
 ExecuteFn = Callable[[Job, Any, RunOptions], dict[str, Any]]
@@ -73,7 +73,7 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
     """
     import torch
 
-    from cvgr.devices import deterministic, resolve_device
+    from cvgr.devices import describe_hardware, deterministic, resolve_device
 
     options = options or RunOptions()
     t0 = time.perf_counter()
@@ -94,7 +94,7 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
                              "seconds": round(time.perf_counter() - t0, 3), "result": result})
             summary = {"zoo": result["source"]} if "source" in result else {}
     return {"id": job["id"], "seconds": time.perf_counter() - t0, "summary": summary,
-            "device": str(dev), "hardware": describe_hardware(dev),
+            "device": str(dev), "hardware": describe_hardware(dev, kind=True),
             "executor": options.executor, "threads": torch.get_num_threads()}
 
 
@@ -121,27 +121,6 @@ def _zoo_evaluation(job: Job, root: str | os.PathLike) -> dict[str, Any] | None:
     from cvgr.zoo.adopt import adopt_autoattack
 
     return adopt_autoattack(cfg, Path(root) / "runs" / cfg["model"])
-
-
-def describe_hardware(device: str | Any) -> str:
-    """What a job ran on, for the report's timing table: the GPU's name, or the CPU model and
-    its cores (measured on the machine that runs the job)."""
-    import platform
-
-    import torch
-
-    dev = torch.device(device)
-    if dev.type == "cuda" and torch.cuda.is_available():
-        return f"GPU: {torch.cuda.get_device_name(dev)}"
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f
-                          if ln.startswith("model name")), "")
-    except OSError:
-        pass
-    return f"CPU: {model or platform.processor() or platform.machine()}, " \
-        f"{os.cpu_count() or 1} cores"
 
 
 def format_seconds(s: float) -> str:

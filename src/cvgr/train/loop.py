@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cvgr import progress as _progress
-from cvgr.devices import resolve_device
+from cvgr.devices import model_device, resolve_device
 from cvgr.errors import RunError, UserError
 from cvgr.names import AdvKind
 from cvgr.options import RunOptions
@@ -208,7 +208,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
         gr_step = make_gr_step(model, cfg, resolve_kind(gr_step, len(loader)))
     fast = gr_step
     model.train()
-    device = next(model.parameters()).device
+    device = model_device(model)
     seed = epoch_seed(cfg.seed, epoch, TRAINER_STREAM)
     torch.manual_seed(seed)  # anything that draws from the global generator
     gen = torch.Generator(device=device)

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, safe_open
 from torch import nn
 
 from cvgr.checkpoint import CheckpointError, read_record, save_model, write_safetensors
+from cvgr.devices import model_device
 from cvgr.errors import UserError
 from cvgr.io import LOCK_FILE, atomic_write, read_json, shell_command, to_json, write_json
 from cvgr.train.config import TrainConfig
@@ -159,7 +160,7 @@ class RunDir:
             tensors = load_file(str(self.state_file))
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{self.state_file}: corrupt resume state ({e})") from None
-        dev = next(model.parameters()).device
+        dev = model_device(model)
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             model.load_state_dict(weights, strict=True)

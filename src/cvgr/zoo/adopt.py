@@ -30,7 +30,7 @@ SOURCE_KEY = "source"
 
 def entry_for(cfg: Any) -> Any:
     """The zoo entry trained with exactly the resolved TrainConfig `cfg`, or None."""
-    from cvgr.zoo import CATALOGUE
+    from cvgr.zoo.catalogue import CATALOGUE
 
     cfg = cfg.resolved()
     return next((e for e in CATALOGUE.values() if e.config() == cfg), None)
@@ -101,7 +101,7 @@ def adopt_autoattack(config: dict[str, Any], run_dir: str | os.PathLike,
     """The zoo's stored AutoAttack of the model in RUN_DIR, as an autoattack job's result, when
     the model came from the zoo and the stored evaluation has exactly `config`'s settings
     (version, custom attacks, eps, image count) on the same weights; else None."""
-    from cvgr.zoo import _sha256, eval_file, weights_file
+    from cvgr.zoo.catalogue import eval_file, weights_digest, weights_file
 
     name = adopted_from(run_dir)
     if name is None:
@@ -116,8 +116,8 @@ def adopt_autoattack(config: dict[str, Any], run_dir: str | os.PathLike,
             "n": config["n"], "eps": config["eps"]}
     have = {k: ev.get(k) for k in want}
     if not isinstance(aa, dict) or json.dumps(have) != json.dumps(want) \
-            or ev.get("weights_sha256") != _sha256(wf) \
-            or ev.get("weights_sha256") != _sha256(Path(run_dir) / "model.safetensors"):
+            or ev.get("weights_sha256") != weights_digest(wf) \
+            or ev.get("weights_sha256") != weights_digest(Path(run_dir) / "model.safetensors"):
         return None
     res = dict(aa)
     res["pgd_accuracy"] = (ev.get("pgd8") or {}).get("accuracy")

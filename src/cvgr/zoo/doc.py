@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cvgr import markdown
 from cvgr.io import atomic_write
 from cvgr.paper import PAPER_TIME_LABELS, PAPER_TIMES
 from cvgr.zoo.cost import defense_answer, load_costs, plot_robustness_cost
@@ -143,20 +144,19 @@ README_END = "<!-- end of zoo table -->"
 def readme_section(rs: list[dict[str, Any]], costs: dict[str, Any] | None = None) -> str:
     """The README's compact zoo table and answers (between README_BEGIN and README_END)."""
     costs = load_costs() if costs is None else costs
-    lines = [README_BEGIN, "",
-             "| model | clean | PGD(8) | AutoAttack | eps | images | train s/epoch |",
-             "|---|---|---|---|---|---|---|"]
-    from cvgr.zoo import _f, aa_cell
+    from cvgr.zoo.table import aa_cell, cell
 
+    body = []
     for r in rs:
+        model = f"{r['name']} ({r['defense']})"
         if not r.get("shipped", True):  # pending: in the catalogue, not trained yet
-            lines.append(f"| {r['name']} ({r['defense']}) | not trained yet | - | - | - | - | "
-                         "- |")
+            body.append([model, "not trained yet", "-", "-", "-", "-", "-"])
             continue
-        lines.append(f"| {r['name']} ({r['defense']}) | {_f(r['clean_accuracy'])} | "
-                     f"{_f(r['pgd8'])} | {aa_cell(r)} | {_f(r['eps'], 'g')} | {r['n'] or '-'} | "
-                     f"{_f(r['seconds_per_epoch'], '.1f')} |")
-    lines += ["", *[f"- {s}" for s in comparisons(rs)], "",
+        body.append([model, cell(r["clean_accuracy"]), cell(r["pgd8"]), aa_cell(r),
+                     cell(r["eps"], "g"), str(r["n"] or "-"), cell(r["seconds_per_epoch"], ".1f")])
+    head = ["model", "clean", "PGD(8)", "AutoAttack", "eps", "images", "train s/epoch"]
+    lines = [README_BEGIN, "", markdown.table(head, body),
+             "", *[f"- {s}" for s in comparisons(rs)], "",
               "Complex GR against the field's standard defenses on Fashion-MNIST ([picture]"
               "(docs/figures/zoo-robustness-cost.png); docs/zoo.md):", "",
               *[f"- {s}" for s in defense_answer(rs, costs)], "", README_END]
@@ -166,7 +166,7 @@ def readme_section(rs: list[dict[str, Any]], costs: dict[str, Any] | None = None
 def update_readme(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """Replace the zoo section between the README markers, atomically."""
     from cvgr.errors import UserError
-    from cvgr.zoo import rows
+    from cvgr.zoo.table import rows
 
     text = Path(path).read_text()
     start, end = text.find(README_BEGIN), text.find(README_END)
@@ -186,20 +186,22 @@ def _paper_table(rs: list[dict[str, Any]]) -> str:
     ours = {k: f"mnist-10k/{k}" for k in ("real-none", "real-gr", "complex-none", "complex-gr")}
     base = d.get("mnist-10k/real-none", {}).get("seconds_per_epoch")
     paper_base = PAPER_TIMES["real-none"]
-    lines = ["| model | paper: seconds (MNIST, RTX 2070 Super) | paper: ratio | zoo: s/epoch "
-             "(MNIST-10k) | zoo: ratio |", "|---|---|---|---|---|"]
+    head = ["model", "paper: seconds (MNIST, RTX 2070 Super)", "paper: ratio",
+            "zoo: s/epoch (MNIST-10k)", "zoo: ratio"]
+    body = []
     for key, secs in PAPER_TIMES.items():
         r = d.get(ours.get(key, ""), {})
         s = r.get("seconds_per_epoch")
         ratio = f"{s / base:.2f}" if s and base else "-"
-        lines.append(f"| {PAPER_TIME_LABELS[key]} | {secs} | {secs / paper_base:.2f} | "
-                     f"{'-' if s is None else f'{s:.1f}'} | {ratio} |")
-    return "\n".join(lines)
+        body.append([PAPER_TIME_LABELS[key], str(secs), f"{secs / paper_base:.2f}",
+                     "-" if s is None else f"{s:.1f}", ratio])
+    return markdown.table(head, body)
 
 
 def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
            costs: dict[str, Any] | None = None) -> str:
-    from cvgr.zoo import CATALOGUE, markdown_table
+    from cvgr.zoo.catalogue import CATALOGUE
+    from cvgr.zoo.table import markdown_table
 
     costs = load_costs() if costs is None else costs
     ns = sorted({r["n"] for r in rs if r.get("n")})
@@ -289,10 +291,9 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
         "",
         "## The entries",
         "",
-        "| name | what | `cvgr train` settings (dataset recipe otherwise) |",
-        "|---|---|---|",
-        *[f"| {e.name} | {e.summary} | "
-          f"{' '.join(_flags(e.settings))} |" for e in CATALOGUE.values()],
+        markdown.table(["name", "what", "`cvgr train` settings (dataset recipe otherwise)"],
+                       [[e.name, e.summary, " ".join(_flags(e.settings))]
+                        for e in CATALOGUE.values()]),
         "",
     ]
     return "\n".join(out)
@@ -311,7 +312,7 @@ def _flags(settings: dict[str, Any]) -> list[str]:
 
 def write(path: str | os.PathLike, root: str | os.PathLike | None = None,
           command: str = "cvgr zoo doc") -> Path:
-    from cvgr.zoo import rows
+    from cvgr.zoo.table import rows
 
     rs, costs = rows(root), load_costs()
     text = render(rs, command, costs)

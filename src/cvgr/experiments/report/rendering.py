@@ -41,6 +41,7 @@ from cvgr.experiments.report.verdicts import (
     verdicts,
 )
 from cvgr.io import atomic_write, write_json
+from cvgr.markdown import table as markdown_table
 from cvgr.names import Attack
 from cvgr.paper import PAPER_TIME_HARDWARE, PAPER_TIME_RATIOS, PAPER_TIMES
 
@@ -82,11 +83,7 @@ class Doc:
         self.blocks.append((f"**Verdict{label}: {v['status']}** — {v['text']}", v["status"]))
 
     def table(self, headers: list[str], rows: list[list[Any]]) -> None:
-        def line(cells: list[str]) -> str:
-            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-        self.blocks.append(("\n".join([line(headers), "|" + "---|" * len(headers)]
-                                      + [line([_fmt(c) for c in r]) for r in rows]), None))
+        self.blocks.append((markdown_table(headers, [[_fmt(c) for c in r] for r in rows]), None))
 
     def img(self, path: Path | None, alt: str, base: Path) -> None:
         if path is not None:
