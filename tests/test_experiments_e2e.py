@@ -29,7 +29,7 @@ def test_tiny_reproduce_end_to_end_and_resume(tmp_path, capsys):
         assert (out / f).stat().st_size > 0
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert pngs == ["beta_sweep.png", "robustness_fgsm.png", "robustness_pgd.png",
-                    "training_time.png", "transfer.png"]
+                    "training_time.png", "transfer.png", "transfer_curves.png"]
     res = read_json(out / "results.json")
     assert not res["failed"] and len(res["evaluations"]) == sum(
         j["kind"] == "evaluate" for j in plan["jobs"])

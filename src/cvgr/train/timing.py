@@ -23,6 +23,7 @@ import torch
 
 from cvgr.errors import UserError
 from cvgr.train.config import TrainConfig
+from cvgr.train.loop import TrainingDiverged
 
 __all__ = ["CLOCKS", "WARMUP_BATCHES", "time_epochs"]
 
@@ -37,7 +38,7 @@ class _Row:
 
     def __init__(self, cfg: TrainConfig, batches: int, device: torch.device,
                  data_root: str | None, gr_step: str) -> None:
-        from cvgr.data import Loader, get_spec
+        from cvgr.data import Loader, channel_stats, get_spec
         from cvgr.defenses.gr_step import resolve_kind
         from cvgr.models import create_model
         from cvgr.train.config import need
@@ -53,20 +54,43 @@ class _Row:
         self.batches_per_epoch = math.ceil(min(self.cfg.limit_train or n_train, n_train) / bs)
         # the step `cvgr train` would run for this configuration's whole run on this device
         kind = resolve_kind(gr_step, self.batches_per_epoch, need(self.cfg.epochs), device)
+        self.normalize = None  # as `cvgr.train.train` builds the model
+        if get_spec(self.cfg.dataset).normalize_real and not self.cfg.complex:
+            mean, std = channel_stats(self.cfg.dataset, data_root)
+            self.normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+        self.device = device
         torch.manual_seed(self.cfg.seed)
-        self.model = create_model(self.cfg.arch, complex=self.cfg.complex).to(device)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=need(self.cfg.lr),
-                                   momentum=need(self.cfg.momentum),
-                                   weight_decay=need(self.cfg.weight_decay))
+        self.model = create_model(self.cfg.arch, complex=self.cfg.complex,
+                                  normalize=self.normalize).to(device)
+        self.start = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.opt = self._optimizer()
         self.step = make_gr_step(self.model, self.cfg, kind)
         self.kind = (self.step.kind if self.step else "eager") if self.cfg.beta > 0 else None
+        self._train_epoch, self._evaluate = train_epoch, evaluate
         warm = Loader(self.cfg.dataset, "train", bs, train=True, seed=self.cfg.seed,
                       limit=bs * WARMUP_BATCHES, device=device, root=data_root)
-        train_epoch(self.model, self.opt, warm, 0, self.cfg, gr_step=self.step)
-        self._train_epoch, self._evaluate = train_epoch, evaluate
-        self.device = device
+        self._epoch(warm, 0)  # builds (traces, compiles) the GR step before any timing
         self.train_s: list[float] = []
         self.val_s: list[float] = []
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        from cvgr.train.config import need
+
+        return torch.optim.SGD(self.model.parameters(), lr=need(self.cfg.lr),
+                               momentum=need(self.cfg.momentum),
+                               weight_decay=need(self.cfg.weight_decay))
+
+    def _epoch(self, loader: Any, epoch: int) -> None:
+        """One pass; weights that diverge are put back to their start and the pass run again
+        (this measures time, not learning; the GR step keeps its graph)."""
+        try:
+            self._train_epoch(self.model, self.opt, loader, epoch, self.cfg, gr_step=self.step)
+        except TrainingDiverged:
+            with torch.no_grad():
+                for k, v in self.model.state_dict().items():
+                    v.copy_(self.start[k])
+            self.opt = self._optimizer()
+            self._train_epoch(self.model, self.opt, loader, epoch, self.cfg, gr_step=self.step)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -75,8 +99,7 @@ class _Row:
     def time_once(self, repeat: int, clock: Callable[[], float]) -> None:
         self._sync()
         t = clock()
-        self._train_epoch(self.model, self.opt, self.loader, repeat + 1, self.cfg,
-                          gr_step=self.step)
+        self._epoch(self.loader, repeat + 1)
         self._sync()
         self.train_s.append((clock() - t) / len(self.loader))
         t = clock()
