@@ -136,6 +136,21 @@ def test_the_docs_show_every_layer():
             assert f"`{n}`" in text, f"docs/architecture.md does not place {n}"
 
 
+def test_one_definition_each_of_record_of_and_attacks():
+    """One `record_of` (cvgr.checkpoint) and one `ATTACKS` (cvgr.attacks): no second module
+    defines a name of its own under either."""
+    homes: dict[str, list[str]] = {"record_of": [], "ATTACKS": []}
+    for path in sorted(SRC.joinpath("cvgr").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else \
+                [t.id for t in getattr(node, "targets", [getattr(node, "target", None)])
+                 if isinstance(t, ast.Name)]
+            for n in names:
+                if n in homes:
+                    homes[n].append(module_name(path))
+    assert homes == {"record_of": ["cvgr.checkpoint"], "ATTACKS": ["cvgr.attacks"]}
+
+
 def test_the_check_finds_upward_imports_and_private_names(tmp_path):
     pkg = tmp_path / "cvgr"
     (pkg / "cli").mkdir(parents=True)

@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cvgr.checkpoint import record_of
 from cvgr.errors import UserError
 from cvgr.zoo.catalogue import is_zoo_name
 
 __all__ = ["RUN_FILES", "default_out", "load_run", "model_summary", "record_dataset",
-           "record_of", "run_inputs", "run_labels", "shared_test_images", "test_images"]
+           "run_inputs", "run_labels", "shared_test_images", "test_images"]
 
 PathLike = str | os.PathLike
 
@@ -34,11 +35,6 @@ def load_run(path: PathLike, device: str | torch.device = "cpu",
     from cvgr.loading import load
 
     return load(path, device, allow_unfinished=allow_unfinished)
-
-
-def record_of(model: nn.Module) -> dict[str, Any]:
-    """The checkpoint record of a loaded model ({} for a model built in Python)."""
-    return getattr(model, "record", None) or {}
 
 
 def test_images(model: nn.Module, dataset: str | None = None, limit: int | None = None, *,
@@ -69,7 +65,7 @@ def record_dataset(model: nn.Module, dataset: str | None = None) -> str:
 
     if dataset:
         return dataset
-    name = record_of(model).get("dataset")
+    name = record_of(model, missing_ok=True).get("dataset")
     if not name:
         raise UserError("the model's record names no dataset; give the dataset to test on",
                         param="dataset")
@@ -89,7 +85,7 @@ def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = No
     """
     if not models:
         raise UserError("no models given", param="runs")
-    datasets = {n: record_of(m).get("dataset") for n, m in models.items()}
+    datasets = {n: record_of(m, missing_ok=True).get("dataset") for n, m in models.items()}
     if dataset is None and len(set(datasets.values())) > 1:
         raise UserError(f"models were trained on different datasets {datasets}; transfer needs "
                         "one dataset: name the one to test on", param="dataset")
@@ -104,7 +100,7 @@ def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = No
 
 def model_summary(model: nn.Module, path: PathLike) -> dict[str, Any]:
     """Where a model came from and what it is, for result files."""
-    r = record_of(model)
+    r = record_of(model, missing_ok=True)
     return {"path": str(path), **{k: r[k] for k in ("arch", "complex", "dataset", "defense",
                                                      "seed", "epochs", "epochs_completed",
                                                      "finished") if k in r}}

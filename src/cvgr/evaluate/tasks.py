@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
+from cvgr.checkpoint import record_of
 from cvgr.errors import UserError
 from cvgr.evaluate.runs import (
     default_out,
     load_run,
     model_summary,
-    record_of,
     run_inputs,
     run_labels,
     shared_test_images,
@@ -202,8 +202,9 @@ def eval_task(run: PathLike, inputs: Inputs | None = None, *, examples: PathLike
         acc = evaluate.accuracy(model, x, y, inputs.batch_size)
         result.update(dataset=dataset, n=len(x), clean_accuracy=acc)
     else:
+        named = inputs.dataset or record_of(model, missing_ok=True).get("dataset")
         ex = evaluate.load_examples(examples, shape=getattr(model, "input_shape", None),
-                                    dataset=inputs.dataset or record_of(model).get("dataset"))
+                                    dataset=named)
         n = len(ex["y"]) if inputs.limit is None else min(inputs.limit, len(ex["y"]))
         y = ex["y"][:n]
         accs = [evaluate.accuracy(model, xe[:n], y, inputs.batch_size) for xe in ex["x"]]
