@@ -38,18 +38,18 @@ def load_run(path: PathLike, device: str | torch.device = "cpu",
 
 
 def test_images(model: nn.Module, dataset: str | None = None, limit: int | None = None, *,
-                root: PathLike | None = None) -> tuple[Tensor, Tensor, str]:
+                data_root: PathLike | None = None) -> tuple[Tensor, Tensor, str]:
     """The model's test set on the CPU: (x float in [0, 1], y, dataset name).
 
     `dataset` defaults to the one in the model's record; `limit` keeps the first N images;
-    `root` is where the dataset files are (default: the data module's search).
+    `data_root` is where the dataset files are (default: the data module's search).
     """
     from cvgr.data import first_test_images
 
     name = record_dataset(model, dataset)
     if limit is not None and limit < 1:
         raise UserError(f"limit must be >= 1, got {limit}", param="limit")
-    x, y = first_test_images(name, limit, root)
+    x, y = first_test_images(name, limit, data_root)
     shape = getattr(model, "input_shape", None)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise UserError(f"dataset {name} has images {tuple(x.shape[1:])} but the model takes "
@@ -76,7 +76,7 @@ def record_dataset(model: nn.Module, dataset: str | None = None) -> str:
 
 
 def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = None,
-                       limit: int | None = None, *, root: PathLike | None = None
+                       limit: int | None = None, *, data_root: PathLike | None = None
                        ) -> tuple[Tensor, Tensor, str]:
     """One test set that every model in `models` (label -> model) takes.
 
@@ -89,7 +89,8 @@ def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = No
     if dataset is None and len(set(datasets.values())) > 1:
         raise UserError(f"models were trained on different datasets {datasets}; transfer needs "
                         "one dataset: name the one to test on", param="dataset")
-    x, y, name = test_images(next(iter(models.values())), dataset, limit, root=root)
+    x, y, name = test_images(next(iter(models.values())), dataset, limit,
+                               data_root=data_root)
     for n, m in models.items():
         shape = getattr(m, "input_shape", None)
         if shape is not None and tuple(shape) != tuple(x.shape[1:]):

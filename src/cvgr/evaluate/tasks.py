@@ -71,7 +71,7 @@ class Inputs:
 
     def images(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, str]:
         """The first `limit` test images of `dataset` (default: the model's), on the CPU."""
-        return test_images(model, self.dataset, self.limit, root=self.options.data_root)
+        return test_images(model, self.dataset, self.limit, data_root=self.options.data_root)
 
 
 def eps_values(eps: str | Sequence[float] | None, norm: str = "linf") -> list[float]:
@@ -250,7 +250,7 @@ def transfer_task(runs: Sequence[PathLike], inputs: Inputs | None = None, *, eps
     models = {n: inputs.load(r)
               for n, r in zip(labels, runs, strict=True)}
     x, y, dataset = shared_test_images(models, inputs.dataset, inputs.limit,
-                                       root=inputs.options.data_root)
+                                       data_root=inputs.options.data_root)
     mat = evaluate.transfer_matrix(models, x, y, eps, steps, attack=attack, norm=norm,
                                    batch_size=inputs.batch_size, seed=inputs.seed,
                                    progress=inputs.options.progress)
