@@ -136,6 +136,21 @@ def test_the_docs_show_every_layer():
             assert f"`{n}`" in text, f"docs/architecture.md does not place {n}"
 
 
+def test_one_definition_each_of_record_of_and_attacks():
+    """One `record_of` (cvgr.checkpoint) and one `ATTACKS` (cvgr.attacks): no second module
+    defines a name of its own under either."""
+    homes: dict[str, list[str]] = {"record_of": [], "ATTACKS": []}
+    for path in sorted(SRC.joinpath("cvgr").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else \
+                [t.id for t in getattr(node, "targets", [getattr(node, "target", None)])
+                 if isinstance(t, ast.Name)]
+            for n in names:
+                if n in homes:
+                    homes[n].append(module_name(path))
+    assert homes == {"record_of": ["cvgr.checkpoint"], "ATTACKS": ["cvgr.attacks"]}
+
+
 def test_the_check_finds_upward_imports_and_private_names(tmp_path):
     pkg = tmp_path / "cvgr"
     (pkg / "cli").mkdir(parents=True)
@@ -155,3 +170,54 @@ def test_the_check_finds_upward_imports_and_private_names(tmp_path):
     assert not any(v.startswith("cvgr.cli") for v in found), found  # inside its own package
     assert any(v.startswith("cvgr.zoo:2 imports cvgr.cli._common (face") for v in found)
     assert len(found) == 6
+
+
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 400
+# What is still over the limits (issue 16), each to be split where a reader gains from it; a
+# name here that is back under its limit fails the test, so the list only shrinks.
+TOO_LONG_ALLOWED: set[str] = {
+    "cvgr.cli.train:register",  # one flag per TrainConfig field: a flat list of add_argument
+    "cvgr.cli.zoo:register",  # the same, for the zoo's subcommands
+    "cvgr.train.loop:train",  # next: resume/new-run setup into its own function
+    "cvgr.train.loop:train_epoch",  # next: the per-batch step into its own function
+    "cvgr.zoo.doc:render",  # next: one function per section of docs/zoo.md
+    "cvgr.zoo.evaluation:evaluate",  # next: one function per measurement
+    "cvgr.data.sources",  # next: locate vs fetch vs mnist10k
+    "cvgr.evaluate.autoattack",  # next: the authors' standard run vs ART vs custom
+    "cvgr.experiments.ray_executor",  # next: options/cluster checks vs running the tasks
+    "cvgr.experiments.report.rendering",  # next: Markdown vs HTML
+    "cvgr.experiments.report.verdicts",  # next: one module per claim section
+    "cvgr.models",  # next: the registry vs the built-in architectures
+}
+
+
+def too_long(src: Path = SRC) -> set[str]:
+    found = set()
+    for path in sorted(src.joinpath("cvgr").rglob("*.py")):
+        text, me = path.read_text(), module_name(path, src)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.add(me)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) \
+                    and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
+                found.add(f"{me}:{node.name}")
+    return found
+
+
+def test_no_function_over_60_lines_and_no_module_over_400():
+    found = too_long()
+    assert found - TOO_LONG_ALLOWED == set(), "split these (or, for now, allow-list them)"
+    assert TOO_LONG_ALLOWED - found == set(), "back under the limit: take them off the list"
+
+
+def test_the_size_check_finds_long_functions_and_modules(tmp_path):
+    pkg = tmp_path / "cvgr"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    def body(n: int) -> str:
+        return "".join(f"    x{i} = {i}\n" for i in range(n))
+
+    (pkg / "big.py").write_text("def f():\n" + body(MAX_FUNCTION_LINES) + "\n" * MAX_MODULE_LINES)
+    (pkg / "small.py").write_text("def g():\n" + body(MAX_FUNCTION_LINES - 1))  # 60 lines
+    assert too_long(tmp_path) == {"cvgr.big", "cvgr.big:f"}

@@ -189,6 +189,18 @@ def test_each_attack_has_one_documented_api_called_alike():
         pgd(model, x, y, 0.1, 3, None)  # options after steps are keywords only
 
 
+def test_one_attacks_table_autoattack_components_named_apart():
+    """`ATTACKS` is cvgr's attack functions only; AutoAttack's components have their own name."""
+    import cvgr.evaluate
+    from cvgr.evaluate.autoattack import AUTOATTACK_COMPONENTS, parse_attacks
+
+    assert not hasattr(cvgr.evaluate, "ATTACKS")
+    assert not hasattr(cvgr.evaluate.autoattack, "ATTACKS")
+    assert set(ATTACKS) == {"fgsm", "pgd", "nes"}
+    assert [a["attack"] for a in parse_attacks(",".join(AUTOATTACK_COMPONENTS))] \
+        == list(AUTOATTACK_COMPONENTS)
+
+
 # --- NES -------------------------------------------------------------------------------------
 
 def test_nes_gradient_estimate_points_along_true_gradient():

@@ -203,3 +203,26 @@ def test_exit_codes_of_real_failures(tmp_path, capsys):
     assert rc == 1 and "not a readable safetensors file" in err and "Traceback" not in err
     rc, _, err = cli("eval", tmp_path / "nothing", capsys=capsys)  # nothing there: usage
     assert rc == 2 and "no model here" in err
+
+
+def test_inputs_carry_the_one_run_options(run_dir):
+    """`Inputs` holds no copy of device, data root or progress: it carries a RunOptions, which
+    the command line builds from --device, --data-root and --quiet."""
+    import dataclasses
+
+    from cvgr.cli import attack, build_parser
+    from cvgr.errors import UserError
+    from cvgr.evaluate.tasks import Inputs, eval_task
+    from cvgr.options import RunOptions
+
+    fields = {f.name for f in dataclasses.fields(Inputs)}
+    assert not fields & {"device", "data_root", "progress"} and "options" in fields
+    assert Inputs().options == RunOptions(device="cpu", progress=True)
+    args = build_parser().parse_args(
+        ["attack", str(run_dir), "--device", "cpu", "--data-root", "D", "--quiet"])
+    opts = attack.inputs(args).options
+    assert (opts.device, opts.data_root, opts.progress) == ("cpu", "D", False)
+    res = eval_task(run_dir, Inputs(limit=20, options=RunOptions(device="cpu")))
+    assert res["n"] == 20
+    with pytest.raises(UserError, match="device"):
+        eval_task(run_dir, Inputs(limit=20, options=RunOptions(device="nonsense")))

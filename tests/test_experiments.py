@@ -1,5 +1,6 @@
 """Reproduction: plan construction, the resumable runner (with fake cheap jobs), report verdicts."""
 
+import inspect
 import json
 import math
 import os
@@ -415,6 +416,29 @@ def test_claims_table_drives_verdicts_and_sections():
     assert {c.section for c in CLAIMS} == set(SECTIONS)  # every section shows some claim
     for c in CLAIMS:
         assert vs[c.key] == c.judge(res)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_reproduce_quiet_is_one_setting(tmp_path, monkeypatch, capsys, quiet):
+    """`reproduce(quiet=True)` (what `--quiet` passes, its one setting): no messages of its
+    own and none from inside a job, no progress bars; without it, a lone local worker shows
+    both."""
+    import importlib
+
+    rep = importlib.import_module("cvgr.experiments.reproduce")  # the module, not the function
+    seen = {}
+
+    def fake(dataset, budget, out, plan, jobs, options, workers, executor, ray, say):
+        seen["options"] = options
+        say("a message")
+        return {}
+
+    monkeypatch.setattr(rep, "_reproduce", fake)
+    rep.reproduce("fashion-mnist", "tiny", tmp_path / "r", device="cpu", quiet=quiet)
+    assert seen["options"].progress is not quiet and seen["options"].quiet is quiet
+    assert ("a message" in capsys.readouterr().err) is not quiet
+    assert "progress" not in inspect.signature(rep.reproduce).parameters
+    assert "log" not in inspect.signature(rep.reproduce).parameters
 
 
 def test_reproduce_passes_the_gr_step_to_training_jobs(tmp_path, monkeypatch):

@@ -60,6 +60,23 @@ def test_aliases_and_unknown_names():
         create_model("resnet")
 
 
+def test_record_of_one_function_strict_or_missing_ok(tmp_path):
+    """One `record_of` (cvgr.checkpoint): a loaded model's record; a model built in Python has
+    none, a UserError unless missing_ok (then {}, as the evaluation inputs want)."""
+    import cvgr.evaluate.runs
+    from cvgr.checkpoint import record_of
+    from cvgr.errors import UserError
+
+    assert cvgr.evaluate.runs.record_of is record_of  # the old import path still works
+    model = create_model("MNISTMLP")
+    with pytest.raises(UserError, match="has no record"):
+        record_of(model)
+    assert record_of(model, missing_ok=True) == {}
+    save_model(model, tmp_path / "model.safetensors", {"arch": "MNISTMLP", "complex": False,
+                                                       "dataset": "fashion-mnist"})
+    assert record_of(cvgr.load(tmp_path))["dataset"] == "fashion-mnist"
+
+
 def test_wrong_input_shape_is_a_clear_error():
     with pytest.raises(ValueError, match=r"expects images shaped \(N, 1, 28, 28\)"):
         create_model("MNISTNetV0")(torch.rand(2, 3, 32, 32))

@@ -204,13 +204,18 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
     return model.to(device).eval()
 
 
-def record_of(model: nn.Module) -> dict[str, Any]:
-    """The JSON record a model loaded by `load` carries (architecture, dataset, defense...)."""
+def record_of(model: nn.Module, *, missing_ok: bool = False) -> dict[str, Any]:
+    """The JSON record a model loaded by `load` carries (architecture, dataset, defense...).
+
+    A model built in Python has none: a UserError, or {} with `missing_ok` (for a caller that
+    takes the dataset from the user when the model does not name it)."""
     rec = model.__dict__.get("record")
-    if not isinstance(rec, dict):
-        raise UserError("this model was not loaded from a run directory (it has no record)",
-                        param="model")
-    return rec
+    if isinstance(rec, dict):
+        return rec
+    if missing_ok:
+        return {}
+    raise UserError("this model was not loaded from a run directory (it has no record)",
+                    param="model")
 
 
 def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:

@@ -53,11 +53,6 @@ def add_data_root(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                              "$CVGR_DATA, then the caches, see `cvgr data list`)")
 
 
-def progress(args: argparse.Namespace) -> bool:
-    """Whether progress bars are wanted (they also need stderr to be a terminal)."""
-    return not getattr(args, "quiet", False)
-
-
 def note(args: argparse.Namespace, message: str) -> None:
     """A progress message on stderr ('wrote FILE'); silent with --quiet."""
     if not getattr(args, "quiet", False):
@@ -119,4 +114,4 @@ def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
 
 
 __all__ = ["FLAGS", "add_allow_unfinished", "add_data_root", "add_device", "add_json",
-           "add_output", "add_quiet", "emit", "error_text", "flag", "note", "progress"]
+           "add_output", "add_quiet", "emit", "error_text", "flag", "note"]

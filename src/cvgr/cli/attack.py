@@ -12,7 +12,6 @@ from cvgr.cli._common import (
     add_output,
     emit,
     note,
-    progress,
 )
 from cvgr.devices import resolve_device
 from cvgr.names import Attack
@@ -65,11 +64,14 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 def inputs(args: argparse.Namespace) -> Any:
     """The core's `Inputs` from the shared options."""
     from cvgr.evaluate.tasks import Inputs
+    from cvgr.options import RunOptions
 
+    options = RunOptions.for_terminal(getattr(args, "quiet", False),
+                                      device=str(resolve_device(args.device)),
+                                      data_root=args.data_root)
     return Inputs(dataset=args.dataset, limit=args.limit, batch_size=args.batch_size,
-                  seed=getattr(args, "seed", 0), data_root=args.data_root,
-                  device=resolve_device(args.device), progress=progress(args),
-                  allow_unfinished=args.allow_unfinished)
+                  seed=getattr(args, "seed", 0), allow_unfinished=args.allow_unfinished,
+                  options=options)
 
 
 def run(args: argparse.Namespace) -> int:

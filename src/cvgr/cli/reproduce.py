@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
                     device=args.device, data_root=args.data_root,
                     real_arch=args.real_arch, complex_arch=args.complex_arch,
                     deterministic=args.deterministic, executor=args.executor,
-                    ray=_ray_options(args), progress=False if args.quiet else None,
-                    log=_silent if args.quiet else None, gr_step=args.gr_step,
+                    ray=_ray_options(args), quiet=args.quiet, gr_step=args.gr_step,
                     n_eval=args.n_eval, use_zoo=not args.retrain, only=args.only)
     failed = res["outcome"]["failed"]
     _print_verdicts(args, res["verdicts"], {"report": str(res["report"]), "failed": failed,
@@ -129,10 +128,6 @@ def _ray_options(args: argparse.Namespace) -> RayOptions | None:
     return RayOptions(address=args.ray_address, cpus_per_job=args.cpus_per_job,
                       gpus_per_job=gpus, shared_fs=args.ray_shared_fs,
                       max_retries=args.ray_retries, num_cpus=args.ray_cpus)
-
-
-def _silent(message: str) -> None:
-    """--quiet: no progress messages."""
 
 
 def _print_verdicts(args: argparse.Namespace, verdicts: dict, extra: dict) -> None:

@@ -6,7 +6,7 @@ Works on a model and tensors; the CLI and the reproduce command load data and ch
 from __future__ import annotations
 
 from cvgr.evaluate.art_bridge import art_classifier, art_pgd
-from cvgr.evaluate.autoattack import ATTACKS, VERSIONS, autoattack, parse_attacks
+from cvgr.evaluate.autoattack import AUTOATTACK_COMPONENTS, VERSIONS, autoattack, parse_attacks
 from cvgr.evaluate.curves import (
     MAX_EPS_POINTS,
     accuracy,
@@ -23,7 +23,7 @@ from cvgr.evaluate.plots import plot_curves, plot_matrix
 from cvgr.evaluate.transfer import transfer_matrix
 
 __all__ = [
-    "ATTACKS",
+    "AUTOATTACK_COMPONENTS",
     "MAX_EPS_POINTS",
     "VERSIONS",
     "accuracy",

@@ -41,14 +41,15 @@ from cvgr.devices import model_device
 from cvgr.errors import UserError
 from cvgr.evaluate.curves import predict
 
-__all__ = ["ATTACKS", "VERSIONS", "autoattack", "parse_attacks", "require_autoattack",
-           "version_attacks"]
+__all__ = ["AUTOATTACK_COMPONENTS", "VERSIONS", "autoattack", "parse_attacks",
+           "require_autoattack", "version_attacks"]
 
 VERSIONS = ("standard", "art", "custom")
 
+# The components an AutoAttack is made of (not cvgr.attacks.ATTACKS, cvgr's own attacks):
 # attack name -> (library, {setting: default}); the defaults of the authors' attacks are the
 # standard version's values, those of ART's are the `art` version's.
-ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
+AUTOATTACK_COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "apgd-ce": ("autoattack", {"steps": 100, "restarts": 1}),
     "apgd-dlr": ("autoattack", {"steps": 100, "restarts": 1}),
     "apgd-t": ("autoattack", {"steps": 100, "restarts": 1, "targets": 9}),
@@ -108,9 +109,10 @@ def _parse_one(item: str | Mapping[str, Any]) -> dict[str, Any]:
         given = dict(item)
         name = str(given.pop("attack", given.pop("name", "")))
     name = name.strip().lower()
-    if name not in ATTACKS:
-        raise UserError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
-    library, defaults = ATTACKS[name]
+    if name not in AUTOATTACK_COMPONENTS:
+        raise UserError(f"unknown attack {name!r}; choose from "
+                        f"{', '.join(AUTOATTACK_COMPONENTS)}")
+    library, defaults = AUTOATTACK_COMPONENTS[name]
     unknown = set(given) - set(defaults)
     if unknown:
         raise UserError(f"attack {name} has no setting(s) {sorted(unknown)}; it takes "
@@ -246,8 +248,8 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str 
     """Run an AutoAttack version on (x, y); the result is a JSON-ready dict.
 
     `attacks` (only with version='custom') is a list of names or {'attack': name, **settings}
-    dicts, or a string 'apgd-ce:steps=20,square:queries=100'; see ATTACKS for the names and
-    their settings. With return_examples=True, also returns the adversarial images: for an
+    dicts, or a string 'apgd-ce:steps=20,square:queries=100'; see AUTOATTACK_COMPONENTS for the
+    names and their settings. With return_examples=True, also returns the adversarial images: for an
     image some attack fooled, the first example that fooled it; for the others the clean image.
     The caller's torch and NumPy random states are left as they were.
     """

@@ -65,57 +65,76 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
         x_wb = attack_batched(model, x, y, "pgd", eps, batch_size, gen, **pgd_kw)
         bar.update()
         fooled_wb = predict(model, x_wb, batch_size)[0] != y.to(x.device)
-        wb = 1.0 - fooled_wb.float().mean().item() if len(x) else 0.0
         bb: dict[str, Any] = {}
         if n_nes:
-            xs, ys = x[:n_nes], y[:n_nes]
-            x_bb = attack_batched(model, xs, ys, "nes", eps, batch_size, gen, steps=steps,
-                                  norm=norm, queries=nes_queries, sigma=nes_sigma)
+            bb["nes"] = _nes_check(model, x[:n_nes], y[:n_nes], eps, fooled_wb[:n_nes],
+                                   batch_size, gen, steps=steps, norm=norm,
+                                   queries=nes_queries, sigma=nes_sigma)
             bar.update()
-            fooled_bb = predict(model, x_bb, batch_size)[0] != ys.to(x.device)
-            bb["nes"] = {"accuracy": 1.0 - fooled_bb.float().mean().item(),
-                         "white_box_accuracy": 1.0 - fooled_wb[:n_nes].float().mean().item(),
-                         "n": n_nes, "queries_per_step": 2 * nes_queries, "steps": steps,
-                         "fooled_only_by_black_box": int((fooled_bb & ~fooled_wb[:n_nes]).sum())}
-        for name, acc in (black_box_accuracy or {}).items():
-            bb[name] = {"accuracy": float(acc), "white_box_accuracy": wb, "n": len(x)}
-        worst = [k for k, v in bb.items() if v["accuracy"] < v["white_box_accuracy"] - tolerance]
-        checks["black_box_stronger"] = {
-            "flagged": bool(worst and eps > 0), "eps": eps, "white_box": f"pgd-{steps}",
-            "white_box_accuracy": wb, "black_box": bb, "stronger": worst, "tolerance": tolerance,
-        }
+        checks["black_box_stronger"] = _black_box_stronger(
+            bb, fooled_wb, black_box_accuracy, eps, steps, tolerance)
 
         x_big = attack_batched(model, x, y, "pgd", large_eps, batch_size, gen, **pgd_kw)
         bar.update()
         acc_big = accuracy(model, x_big, y, batch_size)
-        checks["large_eps_not_broken"] = {
-            "flagged": acc_big > threshold, "eps": large_eps, "accuracy": acc_big,
-            "threshold": threshold, "attack": f"pgd-{steps}",
-        }
-
-        losses = []
-        for k in loss_steps:
-            xk = attack_batched(model, x, y, "pgd", eps, batch_size, steps=k, norm=norm,
-                                random_start=False)
-            bar.update()
-            losses.append(mean_loss(model, xk, y, batch_size))
-        clean_loss = mean_loss(model, x, y, batch_size)
-        drops = [i for i in range(1, len(losses))
-                 if losses[i] < losses[i - 1] - loss_tolerance * abs(losses[i - 1])]
-        # A loss already saturated after one step (a linear model) is fine; a loss that PGD
-        # cannot lift above the clean loss at all, or that falls with more steps, is not.
-        stuck = bool(losses) and losses[-1] <= clean_loss + loss_tolerance * abs(clean_loss)
-        checks["loss_not_rising"] = {
-            "flagged": bool((drops or stuck) and eps > 0), "eps": eps,
-            "steps": list(loss_steps), "loss": losses, "clean_loss": clean_loss,
-            "falls_after_steps": [loss_steps[i] for i in drops], "no_gain_over_clean": stuck,
-            "tolerance": loss_tolerance,
-        }
+        checks["large_eps_not_broken"] = {"flagged": acc_big > threshold, "eps": large_eps,
+                                          "accuracy": acc_big, "threshold": threshold,
+                                          "attack": f"pgd-{steps}"}
+        checks["loss_not_rising"] = _loss_not_rising(model, x, y, eps, norm, loss_steps,
+                                                     loss_tolerance, batch_size, bar)
     finally:
         bar.close()
     flagged = [k for k, v in checks.items() if v["flagged"]]
     return {"eps": eps, "norm": norm, "n": len(x), "checks": checks, "flagged": flagged,
             "ok": not flagged}
+
+
+def _nes_check(model: nn.Module, x: Tensor, y: Tensor, eps: float, fooled_wb: Tensor,
+               batch_size: int, gen: Any, *, steps: int, norm: str, queries: int,
+               sigma: float) -> dict[str, Any]:
+    """NES on (x, y) against the white-box result on the same images."""
+    x_bb = attack_batched(model, x, y, "nes", eps, batch_size, gen, steps=steps, norm=norm,
+                          queries=queries, sigma=sigma)
+    fooled_bb = predict(model, x_bb, batch_size)[0] != y.to(x.device)
+    return {"accuracy": 1.0 - fooled_bb.float().mean().item(),
+            "white_box_accuracy": 1.0 - fooled_wb.float().mean().item(),
+            "n": len(x), "queries_per_step": 2 * queries, "steps": steps,
+            "fooled_only_by_black_box": int((fooled_bb & ~fooled_wb).sum())}
+
+
+def _black_box_stronger(bb: dict[str, Any], fooled_wb: Tensor,
+                        black_box_accuracy: Mapping[str, float] | None, eps: float, steps: int,
+                        tolerance: float) -> dict[str, Any]:
+    wb = 1.0 - fooled_wb.float().mean().item() if len(fooled_wb) else 0.0
+    for name, acc in (black_box_accuracy or {}).items():
+        bb[name] = {"accuracy": float(acc), "white_box_accuracy": wb, "n": len(fooled_wb)}
+    worst = [k for k, v in bb.items() if v["accuracy"] < v["white_box_accuracy"] - tolerance]
+    return {"flagged": bool(worst and eps > 0), "eps": eps, "white_box": f"pgd-{steps}",
+            "white_box_accuracy": wb, "black_box": bb, "stronger": worst,
+            "tolerance": tolerance}
+
+
+def _loss_not_rising(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str,
+                     loss_steps: Sequence[int], loss_tolerance: float, batch_size: int,
+                     bar: Any) -> dict[str, Any]:
+    losses = []
+    for k in loss_steps:
+        xk = attack_batched(model, x, y, "pgd", eps, batch_size, steps=k, norm=norm,
+                            random_start=False)
+        bar.update()
+        losses.append(mean_loss(model, xk, y, batch_size))
+    clean_loss = mean_loss(model, x, y, batch_size)
+    drops = [i for i in range(1, len(losses))
+             if losses[i] < losses[i - 1] - loss_tolerance * abs(losses[i - 1])]
+    # A loss already saturated after one step (a linear model) is fine; a loss that PGD
+    # cannot lift above the clean loss at all, or that falls with more steps, is not.
+    stuck = bool(losses) and losses[-1] <= clean_loss + loss_tolerance * abs(clean_loss)
+    return {
+        "flagged": bool((drops or stuck) and eps > 0), "eps": eps,
+        "steps": list(loss_steps), "loss": losses, "clean_loss": clean_loss,
+        "falls_after_steps": [loss_steps[i] for i in drops], "no_gain_over_clean": stuck,
+        "tolerance": loss_tolerance,
+    }
 
 
 def transfer_flags(matrix: Mapping[str, Any], tolerance: float = 0.01) -> dict[str, Any]:

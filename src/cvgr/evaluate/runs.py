@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cvgr.checkpoint import record_of
 from cvgr.errors import UserError
 from cvgr.zoo.catalogue import is_zoo_name
 
 __all__ = ["RUN_FILES", "default_out", "load_run", "model_summary", "record_dataset",
-           "record_of", "run_inputs", "run_labels", "shared_test_images", "test_images"]
+           "run_inputs", "run_labels", "shared_test_images", "test_images"]
 
 PathLike = str | os.PathLike
 
@@ -36,24 +37,19 @@ def load_run(path: PathLike, device: str | torch.device = "cpu",
     return load(path, device, allow_unfinished=allow_unfinished)
 
 
-def record_of(model: nn.Module) -> dict[str, Any]:
-    """The checkpoint record of a loaded model ({} for a model built in Python)."""
-    return getattr(model, "record", None) or {}
-
-
 def test_images(model: nn.Module, dataset: str | None = None, limit: int | None = None, *,
-                root: PathLike | None = None) -> tuple[Tensor, Tensor, str]:
+                data_root: PathLike | None = None) -> tuple[Tensor, Tensor, str]:
     """The model's test set on the CPU: (x float in [0, 1], y, dataset name).
 
     `dataset` defaults to the one in the model's record; `limit` keeps the first N images;
-    `root` is where the dataset files are (default: the data module's search).
+    `data_root` is where the dataset files are (default: the data module's search).
     """
     from cvgr.data import first_test_images
 
     name = record_dataset(model, dataset)
     if limit is not None and limit < 1:
         raise UserError(f"limit must be >= 1, got {limit}", param="limit")
-    x, y = first_test_images(name, limit, root)
+    x, y = first_test_images(name, limit, data_root)
     shape = getattr(model, "input_shape", None)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise UserError(f"dataset {name} has images {tuple(x.shape[1:])} but the model takes "
@@ -69,7 +65,7 @@ def record_dataset(model: nn.Module, dataset: str | None = None) -> str:
 
     if dataset:
         return dataset
-    name = record_of(model).get("dataset")
+    name = record_of(model, missing_ok=True).get("dataset")
     if not name:
         raise UserError("the model's record names no dataset; give the dataset to test on",
                         param="dataset")
@@ -80,7 +76,7 @@ def record_dataset(model: nn.Module, dataset: str | None = None) -> str:
 
 
 def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = None,
-                       limit: int | None = None, *, root: PathLike | None = None
+                       limit: int | None = None, *, data_root: PathLike | None = None
                        ) -> tuple[Tensor, Tensor, str]:
     """One test set that every model in `models` (label -> model) takes.
 
@@ -89,11 +85,12 @@ def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = No
     """
     if not models:
         raise UserError("no models given", param="runs")
-    datasets = {n: record_of(m).get("dataset") for n, m in models.items()}
+    datasets = {n: record_of(m, missing_ok=True).get("dataset") for n, m in models.items()}
     if dataset is None and len(set(datasets.values())) > 1:
         raise UserError(f"models were trained on different datasets {datasets}; transfer needs "
                         "one dataset: name the one to test on", param="dataset")
-    x, y, name = test_images(next(iter(models.values())), dataset, limit, root=root)
+    x, y, name = test_images(next(iter(models.values())), dataset, limit,
+                               data_root=data_root)
     for n, m in models.items():
         shape = getattr(m, "input_shape", None)
         if shape is not None and tuple(shape) != tuple(x.shape[1:]):
@@ -104,7 +101,7 @@ def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = No
 
 def model_summary(model: nn.Module, path: PathLike) -> dict[str, Any]:
     """Where a model came from and what it is, for result files."""
-    r = record_of(model)
+    r = record_of(model, missing_ok=True)
     return {"path": str(path), **{k: r[k] for k in ("arch", "complex", "dataset", "defense",
                                                      "seed", "epochs", "epochs_completed",
                                                      "finished") if k in r}}

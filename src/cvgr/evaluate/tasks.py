@@ -16,18 +16,19 @@ from typing import Any
 
 import torch
 
+from cvgr.checkpoint import record_of
 from cvgr.errors import UserError
 from cvgr.evaluate.runs import (
     default_out,
     load_run,
     model_summary,
-    record_of,
     run_inputs,
     run_labels,
     shared_test_images,
     test_images,
 )
 from cvgr.io import write_json
+from cvgr.options import RunOptions
 
 __all__ = ["DEFAULT_EPS", "Inputs", "attack_options", "attack_task", "autoattack_task",
            "eps_values", "eval_task", "transfer_task"]
@@ -39,22 +40,21 @@ DEFAULT_EPS = {"linf": "0:0.3:0.02", "l2": "0:10:1"}
 
 @dataclass(frozen=True)
 class Inputs:
-    """Which images, on which device, and how: shared by every evaluation here.
+    """Which images, and how they are run: shared by every evaluation here.
 
-    `dataset` defaults to the model's; `limit` keeps the first N test images; `data_root` is
-    where the dataset files are; `seed` seeds random starts and probes; `allow_unfinished`
-    accepts the weights of a run that stopped or diverged (refused otherwise; the result's
-    "model" records its epochs).
+    `dataset` defaults to the model's; `limit` keeps the first N test images; `seed` seeds
+    random starts and probes; `allow_unfinished` accepts the weights of a run that stopped or
+    diverged (refused otherwise; the result's "model" records its epochs). `options` is how
+    the work runs, the one `RunOptions` of every job: its `device` (None: this machine's
+    default), `data_root` (where the dataset files are) and `progress` (bars) are used here.
     """
 
     dataset: str | None = None
     limit: int | None = None
     batch_size: int = 256
     seed: int = 0
-    data_root: PathLike | None = None
-    device: str | torch.device = "cpu"
-    progress: bool = True
     allow_unfinished: bool = False
+    options: RunOptions = RunOptions(device="cpu", progress=True)
 
     def check(self) -> None:
         from cvgr.attacks.common import check_count
@@ -62,6 +62,16 @@ class Inputs:
         check_count(self.batch_size, "batch_size")
         if self.limit is not None:
             check_count(self.limit, "limit")
+
+    def load(self, run: PathLike) -> torch.nn.Module:
+        """The run's model on the options' device (checked: a UserError naming `device`)."""
+        from cvgr.devices import resolve_device
+
+        return load_run(run, resolve_device(self.options.device), self.allow_unfinished)
+
+    def images(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """The first `limit` test images of `dataset` (default: the model's), on the CPU."""
+        return test_images(model, self.dataset, self.limit, data_root=self.options.data_root)
 
 
 def eps_values(eps: str | Sequence[float] | None, norm: str = "linf") -> list[float]:
@@ -156,10 +166,10 @@ def attack_task(run: PathLike, inputs: Inputs | None = None, *, attack: str = "p
     out = Path(out) if out else default_out(run, f"attack-{attack}-{norm}")
     _outputs([run], [], (out, "out"), (out.with_suffix(".png"), "out"),
              (save_examples, "save_examples"))
-    model = load_run(run, inputs.device, inputs.allow_unfinished)
-    x, y, dataset = test_images(model, inputs.dataset, inputs.limit, root=inputs.data_root)
+    model = inputs.load(run)
+    x, y, dataset = inputs.images(model)
     res = evaluate.robustness_curve(model, x, y, attack, eps_list, inputs.batch_size,
-                                    seed=inputs.seed, progress=inputs.progress,
+                                    seed=inputs.seed, progress=inputs.options.progress,
                                     return_examples=bool(save_examples), **kw)
     curve, examples = res if isinstance(res, tuple) else (res, None)
     summary = model_summary(model, run)
@@ -169,7 +179,7 @@ def attack_task(run: PathLike, inputs: Inputs | None = None, *, attack: str = "p
         n = min(len(x), check_limit)
         result["masking"] = evaluate.masking_checks(
             model, x[:n], y[:n], ce, norm=norm, steps=steps, batch_size=inputs.batch_size,
-            nes_limit=nes_limit, seed=inputs.seed, progress=inputs.progress)
+            nes_limit=nes_limit, seed=inputs.seed, progress=inputs.options.progress)
     png = out.with_suffix(".png")
     result["outputs"] = {"json": str(out), "png": str(png)}
     if save_examples:
@@ -195,15 +205,16 @@ def eval_task(run: PathLike, inputs: Inputs | None = None, *, examples: PathLike
     inputs = inputs or Inputs()
     inputs.check()
     _outputs([run], [examples], (out, "out"))
-    model = load_run(run, inputs.device, inputs.allow_unfinished)
+    model = inputs.load(run)
     result: dict[str, Any] = {"model": model_summary(model, run)}
     if examples is None:
-        x, y, dataset = test_images(model, inputs.dataset, inputs.limit, root=inputs.data_root)
+        x, y, dataset = inputs.images(model)
         acc = evaluate.accuracy(model, x, y, inputs.batch_size)
         result.update(dataset=dataset, n=len(x), clean_accuracy=acc)
     else:
+        named = inputs.dataset or record_of(model, missing_ok=True).get("dataset")
         ex = evaluate.load_examples(examples, shape=getattr(model, "input_shape", None),
-                                    dataset=inputs.dataset or record_of(model).get("dataset"))
+                                    dataset=named)
         n = len(ex["y"]) if inputs.limit is None else min(inputs.limit, len(ex["y"]))
         y = ex["y"][:n]
         accs = [evaluate.accuracy(model, xe[:n], y, inputs.batch_size) for xe in ex["x"]]
@@ -236,13 +247,13 @@ def transfer_task(runs: Sequence[PathLike], inputs: Inputs | None = None, *, eps
     labels = run_labels(runs, names)
     out = Path(out) if out else default_out(runs[0], f"transfer-{attack}-{norm}-{eps:g}")
     _outputs(runs, [], (out, "out"), (out.with_suffix(".png"), "out"))
-    models = {n: load_run(r, inputs.device, inputs.allow_unfinished)
+    models = {n: inputs.load(r)
               for n, r in zip(labels, runs, strict=True)}
     x, y, dataset = shared_test_images(models, inputs.dataset, inputs.limit,
-                                       root=inputs.data_root)
+                                       data_root=inputs.options.data_root)
     mat = evaluate.transfer_matrix(models, x, y, eps, steps, attack=attack, norm=norm,
                                    batch_size=inputs.batch_size, seed=inputs.seed,
-                                   progress=inputs.progress)
+                                   progress=inputs.options.progress)
     mat["dataset"] = dataset
     mat["models"] = {n: model_summary(m, r) for (n, m), r in
                      zip(models.items(), runs, strict=True)}
@@ -272,11 +283,11 @@ def autoattack_task(run: PathLike, inputs: Inputs | None = None, *, eps: float,
     version_attacks(version, attacks)
     out = Path(out) if out else default_out(run, f"autoattack-{version}-{norm}-{eps:g}")
     _outputs([run], [], (out, "out"))
-    model = load_run(run, inputs.device, inputs.allow_unfinished)
-    x, y, dataset = test_images(model, inputs.dataset, inputs.limit, root=inputs.data_root)
+    model = inputs.load(run)
+    x, y, dataset = inputs.images(model)
     res = evaluate.autoattack(model, x, y, eps, norm=norm, version=version, attacks=attacks,
                               batch_size=inputs.batch_size, seed=inputs.seed,
-                              progress=inputs.progress)
+                              progress=inputs.options.progress)
     assert isinstance(res, dict)
     res = {"model": model_summary(model, run), "dataset": dataset, **res,
            "outputs": {"json": str(out)}}

@@ -64,9 +64,8 @@ def read_plan(pfile: Path) -> dict[str, Any]:
 def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int = 1,
               device: str | None = None, data_root: str | os.PathLike | None = None,
               real_arch: str | None = None, complex_arch: str | None = None,
-              progress: bool | None = None, deterministic: bool = False,
+              quiet: bool = False, deterministic: bool = False,
               executor: str = "local", ray: RayOptions | None = None,
-              log: Callable[[str], None] | None = None,
               gr_step: str = "auto", n_eval: int | None = None, use_zoo: bool = True,
               only: Sequence[str] | None = None) -> dict[str, Any]:
     """Run (or resume) the reproduction into OUT and write its report.
@@ -79,6 +78,8 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
     (:mod:`cvgr.zoo.adopt`; False: train it here). `only`: run just the jobs whose ids match
     one of these shell patterns (``"eval-transfer"``, ``"train-*-gr-beta*"``) and the jobs
     they depend on; the report marks the rest as pending.
+    `quiet`: no progress messages and no progress bars (``--quiet``); otherwise messages go
+    to stderr and bars show for one local worker on a terminal.
     Returns {"outcome": the runner's summary, "verdicts", "report": path of report.md}.
     Finished runs and evaluations are skipped, so calling it again only redoes the report.
     """
@@ -96,14 +97,14 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
             raise UserError("workers applies to the local executor; on Ray the number of "
                             "jobs at once follows cpus_per_job and gpus_per_job",
                             param="workers")
-    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    say = _silent if quiet else _to_stderr
     plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch,
                       n_eval=n_eval)
     jobs = select_jobs(plan["jobs"], only)
     from cvgr.defenses.gr_step import resolve_kind
 
     resolve_kind(gr_step, 0)  # an unknown kind: one line before any work
-    options = _run_options(device, data_root, progress, deterministic, executor, workers)
+    options = _run_options(device, data_root, quiet, deterministic, executor, workers)
     options = options.replace(gr_step=gr_step, use_zoo=use_zoo)
     out = check_output_dir(out, "out")
     locate(dataset, data_root)  # a missing dataset: one clear message before any work
@@ -112,6 +113,14 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
         _claim_dir(out, plan)
         return _reproduce(dataset, budget, out, plan, jobs, options, workers, executor, ray,
                           say)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _silent(message: str) -> None:
+    """quiet: no progress messages."""
 
 
 def select_jobs(jobs: list[Any], only: Sequence[str] | None) -> list[Any]:
@@ -153,21 +162,21 @@ def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any], jobs:
     return {"outcome": outcome, "verdicts": vs, "report": out / "report.md"}
 
 
-def _run_options(device: str | None, data_root: str | os.PathLike | None,
-                 progress: bool | None, deterministic: bool, executor: str,
-                 workers: int) -> RunOptions:
+def _run_options(device: str | None, data_root: str | os.PathLike | None, quiet: bool,
+                 deterministic: bool, executor: str, workers: int) -> RunOptions:
     """The options every job gets. Locally the device is checked (and defaulted) here,
     before any work; on Ray the driver's machine may have no GPU, so the Ray executor
-    checks it against the cluster and each task resolves it on its node."""
+    checks it against the cluster and each task resolves it on its node. Bars and a job's
+    own messages show only for one local worker (bars only on a terminal: cvgr.progress),
+    and neither with `quiet`."""
     from cvgr.devices import resolve_device
 
     local = executor == "local"
     if local:
         device = str(resolve_device(device))
-    if progress is None:
-        progress = local and workers == 1  # bars show only on a terminal (cvgr.progress)
+    alone = local and workers == 1
     return RunOptions(device=device, data_root=None if data_root is None else str(data_root),
-                      progress=progress, quiet=not local or workers > 1,
+                      progress=alone and not quiet, quiet=quiet or not alone,
                       deterministic=deterministic)
 
 

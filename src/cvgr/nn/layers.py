@@ -1,22 +1,5 @@
-"""Phase-to-magnitude complex layers (docs/method.md section 2).
-
-Each real input entry is read as a phase, x -> e^{ix}; the layer applies a complex affine map
-z = W e^{ix} + b and returns |z|. The magnitude is the nonlinearity, so complex layers are
-stacked with no other activation and each layer's magnitudes become the next layer's phases.
-
-Speed: the complex product is done as ONE real matmul/conv on the stacked input [cos x; sin x]
-with the block weight [[W_R, -W_I], [W_I, W_R]], so a complex layer costs one real kernel with
-4x the MACs of a real layer of the same shape. The phasor and the magnitude are autograd
-Functions with hand-derived first AND second derivatives (checked by gradcheck/gradgradcheck).
-
-``second_order`` selects how the layer behaves under double backpropagation:
-
-* ``"exact"``: every derivative exact.
-* ``"reference"``: the published code's truncated second pass. First derivatives are
-  unchanged, but when the input-gradient is itself differentiated, the unit phasor z/|z| and
-  the phasor of the input, e^{ix}, are held constant; only the upstream gradient and the
-  layer's own weights carry derivatives.
-"""
+"""The complex layers, ComplexLinear and ComplexConv2d, and `second_order_mode`, which sets
+how they are differentiated a second time (see :mod:`cvgr.nn`)."""
 
 from __future__ import annotations
 
@@ -28,177 +11,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from cvgr.names import SecondOrder, is_one_of
+from cvgr.nn.functional import block_weight, grouped, magnitude, phasor, stacked_bias
 
-__all__ = [
-    "MAGNITUDE_FLOOR",
-    "ComplexConv2d",
-    "ComplexLinear",
-    "GroupSum",
-    "InputShaping",
-    "PhaseScale",
-    "group_sum",
-    "second_order_mode",
-]
-
-# Below this modulus the unit phasor z/|z| is taken as 0 and 1/|z| as 1/MAGNITUDE_FLOOR: |z| stays
-# exact, its gradient at z = 0 is the subgradient 0 and its second derivative stays finite.
-MAGNITUDE_FLOOR = 1e-6
-
-
-def _grouped(t: Tensor, d: int, groups: int) -> Tensor:
-    """View (.., G*2*c, ..) as (.., G, 2, c, ..): per group, real and imaginary halves."""
-    return t.unflatten(d, (groups, 2, t.shape[d] // (2 * groups)))
-
-
-def _split(t: Tensor, d: int, groups: int) -> Tensor:
-    """View (.., G*c, ..) as (.., G, 1, c, ..): broadcasts against a :func:`_grouped` tensor."""
-    return t.unflatten(d, (groups, 1, t.shape[d] // groups))
-
-
-def _unit_scale(g: Tensor) -> tuple[Tensor, Tensor]:
-    """(1/|z| with 0 below the floor, 1/max(|z|, floor)): u = z * first, and the 1/|z| of du/dz."""
-    inv = g.clamp_min(MAGNITUDE_FLOOR).reciprocal()
-    return torch.where(g < MAGNITUDE_FLOOR, 0.0, inv), inv
-
-
-# The two nonlinear steps of a complex layer are autograd Functions whose backward passes are
-# themselves Functions with hand-derived backward passes. Compared with autograd's tape of
-# elementwise ops this halves the passes over the activations in double backpropagation (the
-# GR hot path), and gives one switch, `const`, for the reference code's truncated second pass.
-#
-# They follow torch.func's rules (forward without ctx, `setup_context`, only out-of-place ops,
-# `generate_vmap_rule`), so torch.func.grad / vmap / jacrev, torch.compile(fullgraph=True) and
-# torch.export all see through them. The channels of a stacked tensor are laid out per group
-# ``[re_0; im_0; re_1; im_1; ...]`` (one group unless a grouped convolution), dim ``d``.
-
-class _Phasor(torch.autograd.Function):
-    """x (C channels) -> per group [cos x_g; sin x_g] (2C channels) along dim d."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor, d: int, groups: int, const: bool) -> Tensor:
-        xg = x.unflatten(d, (groups, x.shape[d] // groups))
-        return torch.stack([torch.cos(xg), torch.sin(xg)], dim=d + 1).flatten(d, d + 2)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        x, d, groups, const = inputs
-        ctx.save_for_backward(x, output)
-        ctx.d, ctx.groups, ctx.const = d, groups, const
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        x, p = ctx.saved_tensors
-        return _PhasorBackward.apply(grad, x, p.detach(), ctx.d, ctx.groups, ctx.const), \
-            None, None, None
-
-
-class _PhasorBackward(torch.autograd.Function):
-    """grad -> grad_sin * cos x - grad_cos * sin x, differentiable in grad and (unless const) x."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(grad: Tensor, x: Tensor, p: Tensor, d: int, groups: int, const: bool) -> Tensor:
-        g2, p2 = _grouped(grad, d, groups), _grouped(p, d, groups)
-        out = g2.select(d + 1, 1) * p2.select(d + 1, 0) - g2.select(d + 1, 0) * p2.select(d + 1, 1)
-        return out.flatten(d, d + 1)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        grad, _x, p, d, groups, const = inputs
-        ctx.save_for_backward(grad, p)
-        ctx.d, ctx.groups, ctx.const = d, groups, const
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, b: Tensor) -> tuple[Tensor, Tensor | None, None, None, None, None]:
-        grad, p = ctx.saved_tensors
-        d, groups = ctx.d, ctx.groups
-        p2 = _grouped(p, d, groups)
-        b2 = _split(b, d, groups)
-        # d e^{ix} / dx = [-sin x; cos x]
-        d_phasor = torch.stack([-p2.select(d + 1, 1), p2.select(d + 1, 0)], dim=d + 1)
-        d_grad = (b2 * d_phasor).flatten(d, d + 2)
-        d_x = None
-        if not ctx.const:
-            d_x = (-b2 * (_grouped(grad, d, groups) * p2).sum(d + 1, keepdim=True))
-            d_x = d_x.flatten(d, d + 2)
-        return d_grad, d_x, None, None, None, None
-
-
-class _Magnitude(torch.autograd.Function):
-    """Per group [zR; zI] (2C channels) along dim d -> |z| (C channels)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(z: Tensor, d: int, groups: int, const: bool) -> Tensor:
-        z2 = _grouped(z, d, groups)
-        return torch.hypot(z2.select(d + 1, 0), z2.select(d + 1, 1)).flatten(d, d + 1)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        z, d, groups, const = inputs
-        ctx.save_for_backward(z, output)
-        ctx.d, ctx.groups, ctx.const = d, groups, const
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        z, g = ctx.saved_tensors
-        return _MagnitudeBackward.apply(grad, z, g.detach(), ctx.d, ctx.groups, ctx.const), \
-            None, None, None
-
-
-class _MagnitudeBackward(torch.autograd.Function):
-    """grad -> grad * z/|z|, differentiable in grad and (unless const) z; du/dz = (I - uu^T)/|z|."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(grad: Tensor, z: Tensor, g: Tensor, d: int, groups: int, const: bool) -> Tensor:
-        scale, _ = _unit_scale(g)
-        return (_grouped(z, d, groups) * _split(grad * scale, d, groups)).flatten(d, d + 2)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        grad, z, g, d, groups, const = inputs
-        ctx.save_for_backward(grad, z, g)
-        ctx.d, ctx.groups, ctx.const = d, groups, const
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, a: Tensor) -> tuple[Tensor, Tensor | None, None, None, None, None]:
-        grad, z, g = ctx.saved_tensors
-        d, groups = ctx.d, ctx.groups
-        scale, inv = _unit_scale(g)
-        u = _grouped(z, d, groups) * _split(scale, d, groups)
-        a2 = _grouped(a, d, groups)
-        a_dot_u = (a2 * u).sum(d + 1, keepdim=True)
-        d_grad = a_dot_u.flatten(d, d + 2)
-        d_z = None
-        if not ctx.const:
-            d_z = ((a2 - u * a_dot_u) * _split(grad * inv, d, groups)).flatten(d, d + 2)
-        return d_grad, d_z, None, None, None, None
-
-
-def _block_weight(w_real: Tensor, w_imag: Tensor, groups: int = 1) -> Tensor:
-    """Per group [[W_R, -W_I], [W_I, W_R]] along the (out, in) dims: [zR; zI] = B [cos; sin]."""
-    wr, wi = w_real.unflatten(0, (groups, -1)), w_imag.unflatten(0, (groups, -1))
-    top = torch.cat([wr, -wi], dim=2)
-    bottom = torch.cat([wi, wr], dim=2)
-    return torch.cat([top, bottom], dim=1).flatten(0, 1)
-
-
-def _stacked_bias(b_real: Tensor | None, b_imag: Tensor | None, groups: int = 1) -> Tensor | None:
-    if b_real is None or b_imag is None:
-        return None
-    return torch.stack([b_real.unflatten(0, (groups, -1)), b_imag.unflatten(0, (groups, -1))],
-                       dim=1).flatten()
+__all__ = ["ComplexConv2d", "ComplexLinear", "second_order_mode"]
 
 
 class _ComplexBase(nn.Module):
@@ -250,14 +67,14 @@ class _ComplexBase(nn.Module):
         """z = W e^{ix} + b as a complex tensor (for tests and inspection, not the fast path)."""
         with torch.no_grad():
             d = self._channel_dim(x)
-            z = _grouped(self._affine(_Phasor.apply(x, d, self._groups, False)), d, self._groups)
+            z = grouped(self._affine(phasor(x, d, self._groups, False)), d, self._groups)
         return torch.complex(z.select(d + 1, 0), z.select(d + 1, 1)).flatten(d, d + 1)
 
     def forward(self, x: Tensor) -> Tensor:
         d = self._channel_dim(x)
         const = self.second_order == SecondOrder.REFERENCE
-        stacked = _Phasor.apply(x, d, self._groups, const)
-        return _Magnitude.apply(self._affine(stacked), d, self._groups, const)
+        stacked = phasor(x, d, self._groups, const)
+        return magnitude(self._affine(stacked), d, self._groups, const)
 
 
 class ComplexLinear(_ComplexBase):
@@ -309,8 +126,8 @@ class ComplexLinear(_ComplexBase):
         return x.dim() - 1
 
     def _affine(self, stacked: Tensor) -> Tensor:
-        w = _block_weight(self.weight_real, self.weight_imag)
-        return F.linear(stacked, w, _stacked_bias(self.bias_real, self.bias_imag))
+        w = block_weight(self.weight_real, self.weight_imag)
+        return F.linear(stacked, w, stacked_bias(self.bias_real, self.bias_imag))
 
     def extra_repr(self) -> str:
         return (
@@ -431,8 +248,8 @@ class ComplexConv2d(_ComplexBase):
         return x.dim() - 3
 
     def _affine(self, stacked: Tensor) -> Tensor:
-        w = _block_weight(self.weight_real, self.weight_imag, self.groups)
-        b = _stacked_bias(self.bias_real, self.bias_imag, self.groups)
+        w = block_weight(self.weight_real, self.weight_imag, self.groups)
+        b = stacked_bias(self.bias_real, self.bias_imag, self.groups)
         if self.padding_mode != "zeros":
             stacked = F.pad(stacked, self._pad, mode=self.padding_mode)
             return F.conv2d(stacked, w, b, self.stride, 0, self.dilation, self.groups)
@@ -448,49 +265,6 @@ class ComplexConv2d(_ComplexBase):
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode!r}"
         return s + f", bias={self.bias_real is not None}"
-
-
-def group_sum(x: Tensor, groups: int) -> Tensor:
-    """Split the C channels (dim 1) into `groups` equal consecutive groups and add them."""
-    c = x.shape[1]
-    if c % groups:
-        raise ValueError(f"group_sum: {c} channels do not split into {groups} equal groups")
-    return x.reshape(x.shape[0], groups, c // groups, *x.shape[2:]).sum(dim=1)
-
-
-class GroupSum(nn.Module):
-    """Module form of :func:`group_sum`; keeps CVNN widths and MACs comparable to RVNNs."""
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: Tensor) -> Tensor:
-        return group_sum(x, self.groups)
-
-    def extra_repr(self) -> str:
-        return f"groups={self.groups}"
-
-
-class PhaseScale(nn.Module):
-    """Maps [0, 1] images to phases in [0, scale] (pi for complex nets)."""
-
-    def __init__(self, scale: float = math.pi) -> None:
-        super().__init__()
-        self.scale = scale
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.scale
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale:.6g}"
-
-
-class InputShaping(nn.Module):
-    """s(x) = x - sin(2 pi x) / (2 pi): flattens the map near 0 and 1 (optional, CIFAR nets)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x - torch.sin(2 * math.pi * x) / (2 * math.pi)
 
 
 @contextmanager
