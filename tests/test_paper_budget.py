@@ -457,3 +457,20 @@ def test_defense_answer_follows_the_numbers_and_says_what_is_pending(tmp_path):
     png = plot_robustness_cost(rs, costs, tmp_path / "f.png")
     assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
     assert plot_robustness_cost([], costs, tmp_path / "g.png") is None
+
+
+def test_a_net_that_does_not_fit_is_refused_before_the_output_is_claimed(tmp_path, capsys):
+    """Issue 16: every train job is resolved before DIR is touched; the error names the
+    reproduce flag, and DIR stays free for the corrected command."""
+    from cvgr.cli import main
+
+    for flag, param in (("--real-arch", "real_arch"), ("--complex-arch", "complex_arch")):
+        with pytest.raises(UserError, match="CIFARNet1 takes") as e:
+            build_plan("fashion-mnist", "tiny", **{param: "CIFARNet1"})
+        assert e.value.param == param
+        out = tmp_path / "rep"
+        assert main(["reproduce", "--dataset", "fashion-mnist", flag, "CIFARNet1", "--budget",
+                     "tiny", "--out", str(out), "--quiet"]) == 2
+        assert f"({flag})" in capsys.readouterr().err and not out.exists()
+    plan = build_plan("fashion-mnist", "tiny", real_arch="MNISTNetV0")
+    assert plan["archs"]["real"] == "MNISTNetV0"

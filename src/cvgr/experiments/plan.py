@@ -321,7 +321,25 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     }
     plan = json.loads(json.dumps(plan))  # plain JSON types only (tuples become lists)
     check_plan(plan)
+    _resolve_train_jobs(plan)
     return plan
+
+
+def _resolve_train_jobs(plan: dict[str, Any]) -> None:
+    """Every train job resolved into its full TrainConfig now, before any output directory is
+    claimed: a net that does not fit the dataset is one line naming the reproduce flag."""
+    from cvgr.train.config import TrainConfig
+
+    for job in plan["jobs"]:
+        if job["kind"] != "train":
+            continue
+        try:
+            TrainConfig.from_dict(dict(job["config"])).resolved()
+        except UserError as e:
+            if e.param != "arch":
+                raise
+            param = "complex_arch" if job["config"]["complex"] else "real_arch"
+            raise UserError(str(e), param=param) from None
 
 
 def _check_arch(name: str, param: str) -> None:
