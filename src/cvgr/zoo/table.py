@@ -92,7 +92,7 @@ def table(rs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         elif r["clean_accuracy"] is None:
             cells = ["not evaluated", "-", "-", "-", "-", "-"]
         else:
-            aa = "running" if r["autoattack"] is None else aa_cell(r)
+            aa = "pending" if r["autoattack"] is None else aa_cell(r)
             cells = [cell(r["clean_accuracy"]), cell(r["pgd8"]), aa, cell(r["eps"], "g"),
                      str(r["n"]), r.get("eval_device") or "-"]
         hw = "-" if not r["shipped"] else f"{r['device']}: {r['hardware']}"
