@@ -67,8 +67,8 @@ def cell(v: Any, fmt: str = ".3f") -> str:
 def aa_cell(r: dict[str, Any]) -> str:
     """A row's AutoAttack text: the accuracy, its version if not standard, AutoAttack's own
     flag, and the worst case after further attacks where that is lower."""
-    if r["autoattack"] is None:
-        return "-"
+    if r["autoattack"] is None:  # measured up to PGD(8), AutoAttack not finished yet
+        return "pending" if r.get("clean_accuracy") is not None else "-"
     aa = cell(r["autoattack"])
     if r["version"] != "standard":
         aa += f" ({r['version']})"
@@ -92,7 +92,7 @@ def table(rs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         elif r["clean_accuracy"] is None:
             cells = ["not evaluated", "-", "-", "-", "-", "-"]
         else:
-            aa = "pending" if r["autoattack"] is None else aa_cell(r)
+            aa = aa_cell(r)
             cells = [cell(r["clean_accuracy"]), cell(r["pgd8"]), aa, cell(r["eps"], "g"),
                      str(r["n"]), r.get("eval_device") or "-"]
         hw = "-" if not r["shipped"] else f"{r['device']}: {r['hardware']}"
