@@ -285,7 +285,9 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
         "",
         "The paper reports robustness as curves (figures), not as numbers we could set beside "
         "these; its supplement gives whole-run training times on MNIST, here beside the zoo's "
-        "seconds per epoch on MNIST-10k as ratios to the real undefended net:",
+        "seconds per epoch on MNIST-10k as ratios to the real undefended net (runs that "
+        "shared a GPU; the clean measurement, all six nets timed in one job at the full "
+        "MNIST recipe, is in docs/paper/mnist/report.md):",
         "",
         _paper_table(rs),
         "",
