@@ -173,7 +173,7 @@ def main() -> None:
         return
     from cvgr.devices import describe_hardware
 
-    where = f"{describe_hardware(device, kind=True)}, {torch.get_num_threads()} threads"
+    where = f"{describe_hardware(device, labelled=True)}, {torch.get_num_threads()} threads"
     write_json_rows(results, where, args)
     body = "\n".join([
         SECTION,

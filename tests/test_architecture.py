@@ -137,7 +137,7 @@ def test_the_docs_show_every_layer():
 
 
 def test_one_definition_each_of_record_of_and_attacks():
-    """One `record_of` (cvgr.checkpoint) and one `ATTACKS` (cvgr.attacks): no second module
+    """One `record_of` (cvgr.checkpoint) and one `ATTACKS` (cvgr.attacks.registry): no second module
     defines a name of its own under either."""
     homes: dict[str, list[str]] = {"record_of": [], "ATTACKS": []}
     for path in sorted(SRC.joinpath("cvgr").rglob("*.py")):
@@ -148,7 +148,36 @@ def test_one_definition_each_of_record_of_and_attacks():
             for n in names:
                 if n in homes:
                     homes[n].append(module_name(path))
-    assert homes == {"record_of": ["cvgr.checkpoint"], "ATTACKS": ["cvgr.attacks"]}
+    assert homes == {"record_of": ["cvgr.checkpoint"], "ATTACKS": ["cvgr.attacks.registry"]}
+
+
+def logic_in_inits(src: Path = SRC) -> list[str]:
+    """Statements in package `__init__.py` files other than the docstring, imports and
+    `__all__`: a package's face only re-exports what its modules define."""
+    found = []
+    for path in sorted(src.joinpath("cvgr").rglob("__init__.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                continue  # the docstring
+            if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] \
+                    == ["__all__"]:
+                continue
+            found.append(f"{module_name(path, src)}:{node.lineno}")
+    return found
+
+
+def test_package_inits_hold_no_logic():
+    assert logic_in_inits() == []
+
+
+def test_the_init_check_finds_logic(tmp_path):
+    pkg = tmp_path / "cvgr" / "sub"
+    pkg.mkdir(parents=True)
+    (tmp_path / "cvgr" / "__init__.py").write_text('"""Doc."""\nfrom x import y\n__all__ = ["y"]\n')
+    (pkg / "__init__.py").write_text("import os\nTABLE = {}\n\ndef f():\n    pass\n")
+    assert logic_in_inits(tmp_path) == ["cvgr.sub:2", "cvgr.sub:4"]
 
 
 def test_the_check_finds_upward_imports_and_private_names(tmp_path):

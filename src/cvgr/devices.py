@@ -80,15 +80,15 @@ def model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def describe_hardware(device: str | torch.device, *, kind: bool = False) -> str:
+def describe_hardware(device: str | torch.device, *, labelled: bool = False) -> str:
     """The hardware behind `device` on this machine: the GPU's name, or the CPU's model and
-    its cores ("AMD EPYC 7B13, 16 cores"). With `kind`, prefixed "GPU: " or "CPU: "."""
+    its cores ("AMD EPYC 7B13, 16 cores"). With `labelled`, prefixed "GPU: " or "CPU: "."""
     if str(device).startswith("cuda"):  # a device name as a record stores it, or a device
         name = torch.cuda.get_device_name(torch.device(device)) if torch.cuda.is_available() \
             else "CUDA GPU (name not recorded)"
-        return f"GPU: {name}" if kind else name
+        return f"GPU: {name}" if labelled else name
     text = f"{_cpu_model()}, {os.cpu_count() or 1} cores"
-    return f"CPU: {text}" if kind else text
+    return f"CPU: {text}" if labelled else text
 
 
 def describe_device(device: str | torch.device) -> str:

@@ -10,29 +10,12 @@ docstring), called as ``pgd(model, x, y, eps, steps=8, generator=gen)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from torch import Tensor
-
 from cvgr.attacks.common import NORMS, check_eps, check_norm, check_options
 from cvgr.attacks.fgsm import fgsm
 from cvgr.attacks.nes import nes, nes_gradient
 from cvgr.attacks.pgd import STEP_FACTOR, pgd
-from cvgr.errors import UserError
-from cvgr.names import Attack
+from cvgr.attacks.registry import ATTACKS, get
 
 __all__ = ["ATTACKS", "NORMS", "STEP_FACTOR", "check_eps", "check_norm",
            "check_options",
            "fgsm", "get", "nes", "nes_gradient", "pgd"]
-
-ATTACKS: dict[str, Callable[..., Tensor]] = {Attack.FGSM: fgsm, Attack.PGD: pgd, Attack.NES: nes}
-"""Attack functions by name; each is called alike, as
-fn(model, x, y, eps, generator=None, **options) (fgsm ignores the generator)."""
-
-
-def get(name: str) -> Callable[..., Tensor]:
-    try:
-        return ATTACKS[name.lower()]
-    except KeyError:
-        raise UserError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}",
-                        param="attack") from None

@@ -216,7 +216,7 @@ def _timing(cfg: TimingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     rows = time_epochs(configs, cfg["batches"], device=ctx["device"],
                        data_root=ctx["data_root"], gr_step=ctx["gr_step"], clock=clock)
     return {"models": rows, "batches": cfg["batches"], "device": str(ctx["device"]),
-            "hardware": describe_hardware(ctx["device"], kind=True), "threads": threads,
+            "hardware": describe_hardware(ctx["device"], labelled=True), "threads": threads,
             "clock": clock}
 
 

@@ -94,7 +94,7 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
                              "seconds": round(time.perf_counter() - t0, 3), "result": result})
             summary = {"zoo": result["source"]} if "source" in result else {}
     return {"id": job["id"], "seconds": time.perf_counter() - t0, "summary": summary,
-            "device": str(dev), "hardware": describe_hardware(dev, kind=True),
+            "device": str(dev), "hardware": describe_hardware(dev, labelled=True),
             "executor": options.executor, "threads": torch.get_num_threads()}
 
 
