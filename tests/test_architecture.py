@@ -214,9 +214,6 @@ TOO_LONG_ALLOWED: set[str] = {
     "cvgr.zoo.evaluation:evaluate",  # next: one function per measurement
     "cvgr.data.sources",  # next: locate vs fetch vs mnist10k
     "cvgr.evaluate.autoattack",  # next: the authors' standard run vs ART vs custom
-    "cvgr.experiments.ray_executor",  # next: options/cluster checks vs running the tasks
-    "cvgr.experiments.report.rendering",  # next: Markdown vs HTML
-    "cvgr.experiments.report.verdicts",  # next: one module per claim section
     "cvgr.models",  # next: the registry vs the built-in architectures
 }
 

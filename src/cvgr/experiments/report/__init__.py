@@ -1,10 +1,12 @@
 """The report: each of the paper's claims, the figure or table that tests it, and a verdict.
 
 `collect` (collection) gathers the raw numbers of a reproduction directory into one
-JSON-ready dict; `verdicts` (verdicts) judges each claim of the one table `CLAIMS` from those
-numbers alone (pure functions, testable on synthetic results); `write_report` (rendering)
-draws the figures (figures) and writes report.md, report.html (self-contained: figures
-embedded, rendered by the `markdown` library) and results.json.
+JSON-ready dict; `verdicts` (verdicts) judges each claim of the one table `CLAIMS`, collected
+from the claim modules of `claims` (one per part of the report), from those numbers alone
+(pure functions, testable on synthetic results); `write_report` (rendering) draws the figures
+(figures), builds the document (document, with one section each from sections) and writes
+report.md, report.html (html_page: self-contained, figures embedded, rendered by the
+`markdown` library) and results.json.
 """
 
 from cvgr.experiments.report.collection import collect
