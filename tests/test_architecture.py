@@ -183,7 +183,6 @@ TOO_LONG_ALLOWED: set[str] = {
     "cvgr.train.loop:train_epoch",  # next: the per-batch step into its own function
     "cvgr.zoo.doc:render",  # next: one function per section of docs/zoo.md
     "cvgr.zoo.evaluation:evaluate",  # next: one function per measurement
-    "cvgr.evaluate.autoattack",  # next: the authors' standard run vs ART vs custom
     "cvgr.experiments.ray_executor",  # next: options/cluster checks vs running the tasks
     "cvgr.experiments.report.rendering",  # next: Markdown vs HTML
     "cvgr.experiments.report.verdicts",  # next: one module per claim section
