@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from cvgr.train import TrainConfig, evaluate, train_epoch
+from cvgr.train import TrainConfig
+from cvgr.train.timing import time_epochs
 
 FULL_EPOCH_BATCHES = 938  # ceil(60000 / 64)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -58,66 +58,6 @@ ROWS: list[tuple[str, str, bool, dict, float | None, float | None]] = [
 ]
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-class Row:
-    """One model + defense, set up once and timed repeatedly."""
-
-    def __init__(self, label: str, arch: str, cplx: bool, defense: dict, batches: int,
-                 device: torch.device, root: str | None) -> None:
-        from cvgr.data import Loader
-        from cvgr.defenses.gr_step import resolve_kind
-        from cvgr.models import create_model
-        from cvgr.train.loop import make_gr_step
-
-        self.label, self.device = label, device
-        defense = dict(defense)
-        # what `cvgr train` runs by default: "auto" resolved for the paper's recipe (30 full
-        # Fashion-MNIST epochs) on this device
-        kind = resolve_kind(defense.pop("gr_step", "auto"), FULL_EPOCH_BATCHES, 30, device)
-        self.cfg = TrainConfig(dataset="fashion-mnist", arch=arch, complex=cplx, epochs=1,
-                               **defense).resolved()
-        torch.manual_seed(0)
-        self.model = create_model(self.cfg.arch, complex=self.cfg.complex).to(device)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.cfg.lr,
-                                   momentum=self.cfg.momentum,
-                                   weight_decay=self.cfg.weight_decay)
-        t = time.perf_counter()
-        self.step = make_gr_step(self.model, self.cfg, kind)  # traced/compiled in the warm-up
-        self.loader = Loader("fashion-mnist", "train", 64, train=True, limit=64 * batches,
-                             device=device, root=root)
-        self.val = Loader("fashion-mnist", "test", 500, train=False, device=device, root=root)
-        warm = Loader("fashion-mnist", "train", 64, train=True, limit=64 * 10, device=device,
-                      root=root)
-        train_epoch(self.model, self.opt, warm, 0, self.cfg, gr_step=self.step)
-        if self.step is not None:
-            print(f"  {label}: set-up and warm-up (trace/compile) {time.perf_counter() - t:.1f} s"
-                  " wall", flush=True)
-        self.train_s: list[float] = []
-        self.val_s: list[float] = []
-
-    def time_once(self, r: int, clock: Callable[[], float]) -> None:
-        sync(self.device)
-        t = clock()
-        train_epoch(self.model, self.opt, self.loader, r + 1, self.cfg, gr_step=self.step)
-        sync(self.device)
-        self.train_s.append((clock() - t) / len(self.loader))
-        t = clock()
-        evaluate(self.model, self.val)
-        sync(self.device)
-        self.val_s.append(clock() - t)
-        print(f"  {self.label:<22} {1000 * self.train_s[-1]:8.2f} ms/batch  "
-              f"val {self.val_s[-1]:6.2f} s", flush=True)
-
-    @property
-    def best(self) -> tuple[float, float]:
-        """Fastest timing: other load on the machine only ever adds time."""
-        return min(self.train_s), min(self.val_s)
-
-
 def fmt(x: float | None, spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -139,17 +79,23 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
     rows = [r for r in ROWS if r[0] == "real none" or not args.only
             or re.search(args.only, r[0])]
     print(f"train_speed: {args.batches} batches x {args.repeats} on {device}, "
           f"{torch.get_num_threads()} threads, {args.clock} clock")
-    timed = [Row(label, arch, cplx, defense, args.batches, device, args.data_root)
-             for label, arch, cplx, defense, _p, _t in rows]
-    for r in range(args.repeats):  # rows interleaved, so a burst of load hits one repeat
-        for row in timed:
-            row.time_once(r, clock)
-    results = {row.label: row.best for row in timed}
+    # each GR row runs what `cvgr train` runs by default ("auto", resolved for the paper's
+    # recipe: 30 full Fashion-MNIST epochs on this device) unless the row names its step
+    configs = {label: TrainConfig(dataset="fashion-mnist", arch=arch, complex=cplx,
+                                  **{k: v for k, v in defense.items() if k != "gr_step"})
+               for label, arch, cplx, defense, _p, _t in rows}
+    steps = {label: defense["gr_step"] for label, _a, _c, defense, _p, _t in rows
+             if "gr_step" in defense}
+    timed = time_epochs(configs, args.batches, repeats=args.repeats, device=device,
+                        data_root=args.data_root, gr_step=steps, clock=args.clock,
+                        log=lambda line: print(line, flush=True))
+    # fastest timing of each: other load on the machine only ever adds time
+    results = {label: (t["seconds_per_batch"], t["validation_seconds"])
+               for label, t in timed.items()}
     base_batch, base_val = results["real none"]
     base_epoch = base_batch * FULL_EPOCH_BATCHES + base_val
     lines = [

@@ -203,16 +203,6 @@ def test_the_check_finds_upward_imports_and_private_names(tmp_path):
 
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
-# What is still over the limits (issue 16), each to be split where a reader gains from it; a
-# name here that is back under its limit fails the test, so the list only shrinks.
-TOO_LONG_ALLOWED: set[str] = {
-    "cvgr.cli.train:register",  # one flag per TrainConfig field: a flat list of add_argument
-    "cvgr.cli.zoo:register",  # the same, for the zoo's subcommands
-    "cvgr.train.loop:train",  # next: resume/new-run setup into its own function
-    "cvgr.train.loop:train_epoch",  # next: the per-batch step into its own function
-    "cvgr.zoo.doc:render",  # next: one function per section of docs/zoo.md
-    "cvgr.zoo.evaluation:evaluate",  # next: one function per measurement
-}
 
 
 def too_long(src: Path = SRC) -> set[str]:
@@ -229,9 +219,7 @@ def too_long(src: Path = SRC) -> set[str]:
 
 
 def test_no_function_over_60_lines_and_no_module_over_400():
-    found = too_long()
-    assert found - TOO_LONG_ALLOWED == set(), "split these (or, for now, allow-list them)"
-    assert TOO_LONG_ALLOWED - found == set(), "back under the limit: take them off the list"
+    assert too_long() == set(), "split these where a reader gains from it"
 
 
 def test_the_size_check_finds_long_functions_and_modules(tmp_path):

@@ -9,6 +9,7 @@ import json
 import math
 import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -378,6 +379,25 @@ def test_time_epochs_extrapolates_a_full_epoch():
     cpu = time_epochs({"a": cfgs["a"]}, 1, repeats=1, clock="cpu")["a"]
     assert cpu["seconds_per_batch"] > 0
 
+
+
+def test_time_epochs_takes_a_gr_step_per_configuration():
+    """`gr_step` as label -> step (benchmarks/train_speed.py's rows each name theirs); `log`
+    gets the set-up line of a built step and one line per timing."""
+    from cvgr.train import TrainConfig
+    from cvgr.train.timing import time_epochs
+
+    cfg = TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, limit_train=300,
+                      limit_test=50, beta=1.0)
+    lines: list[str] = []
+    rows = time_epochs({"e": cfg, "t": cfg, "n": replace(cfg, beta=0.0)}, 1, repeats=1,
+                       gr_step={"e": "eager", "t": "traced"}, log=lines.append)
+    assert [rows[k]["gr_step"] for k in "etn"] == ["eager", "traced", None]
+    assert lines[0].startswith("  t: set-up and warm-up (trace/compile) ")
+    assert [line.split()[0] for line in lines[1:]] == ["e", "t", "n"]
+    assert all("ms/batch  val" in line for line in lines[1:])
+    with pytest.raises(UserError, match="gr_step names no configuration"):
+        time_epochs({"e": cfg}, 1, gr_step={"x": "eager"})
 
 def _res(train_spe, timing=None):
     labels = list(PAPER_TIMES)

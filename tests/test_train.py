@@ -252,13 +252,14 @@ def _hand_trades(model, x, y, eps, steps, beta, gen):
 def _one_step(cfg, model, x, y, seed, kind="eager"):
     """cvgr's training step with SGD lr 1 (no momentum, no decay): returns the loss row and
     the parameter change, which is minus the gradient."""
-    from cvgr.train.loop import _step, make_gr_step
+    from cvgr.train.loop import make_gr_step
+    from cvgr.train.step import train_step
 
     params = list(model.parameters())
     before = [p.detach().clone() for p in params]
     opt = torch.optim.SGD(params, lr=1.0)
-    row, _ = _step(model, opt, x, y, cfg, torch.Generator().manual_seed(seed), params, False,
-                   make_gr_step(model, cfg, kind))
+    row, _ = train_step(model, opt, x, y, cfg, torch.Generator().manual_seed(seed), params,
+                        False, make_gr_step(model, cfg, kind))
     return row, [b - p.detach() for b, p in zip(before, params, strict=True)]
 
 

@@ -100,10 +100,19 @@ def _milestones(text: str) -> tuple[int, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `cvgr train`: one argument group per part of a `TrainConfig`, then the run's."""
     p = sub.add_parser("train", help="train a network with a defense into a run directory",
                        description=__doc__, epilog=EPILOG.format(recipes=_recipes_text()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("what to train")
+    _add_what_to_train(p.add_argument_group("what to train"))
+    _add_defense(p.add_argument_group("defense"))
+    _add_optimiser(p.add_argument_group("optimiser (default: the dataset's recipe)"))
+    _add_run(p.add_argument_group("run"))
+    p.set_defaults(func=run)
+
+
+def _add_what_to_train(g: argparse._ArgumentGroup) -> None:
+    """The dataset, the net and the run directory."""
     g.add_argument("--dataset", required=True, help=_dataset_help())
     g.add_argument("--arch", default=None,
                    help="architecture name or reference alias (see `cvgr models`); default: "
@@ -114,7 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", required=True, metavar="RUN",
                    help="run directory; created if missing, must be empty or hold this run")
 
-    g = p.add_argument_group("defense")
+
+def _add_defense(g: argparse._ArgumentGroup) -> None:
+    """Gradient regularization, input noise and adversarial training (PGD, FGSM, TRADES)."""
     g.add_argument("--beta", type=float, default=0.0,
                    help="gradient-regularization weight; 0 = no GR (paper: 512 MNIST, 64 "
                         "Fashion-MNIST). Penalty: mean_i ||dCE_mean/dx_i||_q^2")
@@ -139,7 +150,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="TRADES weight of KL(f(x) || f(x')), x' from --adv-steps sign steps of "
                         "eps/4 inside --adv-eps (needs --adv-eps; published 6); 0 = off")
 
-    g = p.add_argument_group("optimiser (default: the dataset's recipe)")
+
+def _add_optimiser(g: argparse._ArgumentGroup) -> None:
+    """SGD and its schedule; each left unset takes the dataset's recipe."""
     g.add_argument("--epochs", type=int, default=None, help="epochs (recipe)")
     g.add_argument("--lr", type=float, default=None, help="SGD learning rate (recipe)")
     g.add_argument("--momentum", type=float, default=None, help="SGD momentum (0.875)")
@@ -150,7 +163,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the recipe's fractions of --epochs)")
     g.add_argument("--lr-gamma", type=float, default=0.2, help="lr factor at milestones (0.2)")
 
-    g = p.add_argument_group("run")
+
+def _add_run(g: argparse._ArgumentGroup) -> None:
+    """Seed, data limits, measurements, where it runs, resuming and the output."""
     g.add_argument("--seed", type=int, default=0, help="seed of init, data order, noise, attacks")
     g.add_argument("--limit-train", type=int, default=None, metavar="N",
                    help="use only the first N training images (quick runs)")
@@ -164,7 +179,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in RUN (same settings required)")
     add_output(g)
-    p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -21,6 +21,8 @@ from cvgr.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `cvgr zoo` and its actions: list (the default), train, publish (alias add),
+    evaluate and doc."""
     # `cvgr zoo` alone is `cvgr zoo list`, so the zoo command takes the list action's options.
     # An action's copies of them default to SUPPRESS: given after the action they win, else
     # the values given before it stand.
@@ -34,12 +36,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     quiet = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     add_quiet(quiet)
     s = p.add_subparsers(dest="zoo_command", metavar="ACTION")
+    _register_list(s)
+    _register_train(s, quiet)
+    _register_publish(s, zoo_dir)
+    _register_evaluate(s, zoo_dir)
+    _register_doc(s, zoo_dir)
 
+
+def _register_list(s: argparse._SubParsersAction) -> None:
+    """`cvgr zoo list`: the table (also `cvgr zoo` alone)."""
     q = s.add_parser("list", argument_default=argparse.SUPPRESS,
                      help="the zoo table (the default action)")
     _add_list_options(q)
     q.set_defaults(func=run_list)
 
+
+def _register_train(s: argparse._SubParsersAction, quiet: argparse.ArgumentParser) -> None:
+    """`cvgr zoo train`: train entries into resumable run directories."""
     q = s.add_parser("train", parents=[quiet],
                      help="train zoo entries (resumable run directories)")
     q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all)")
@@ -51,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(q)
     q.set_defaults(func=_no_json(run_train))
 
+
+def _register_publish(s: argparse._SubParsersAction, zoo_dir: argparse.ArgumentParser) -> None:
+    """`cvgr zoo publish` and its alias `cvgr zoo add`: copy finished runs into the zoo."""
     for action in ("publish", "add"):
         q = s.add_parser(action, parents=[zoo_dir],
                          help="copy finished runs into the zoo" + (" (as publish)"
@@ -63,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="what the runs trained on (default: detected here)")
         q.set_defaults(func=_no_json(run_publish))
 
+
+def _register_evaluate(s: argparse._SubParsersAction, zoo_dir: argparse.ArgumentParser) -> None:
+    """`cvgr zoo evaluate`: measure the table's numbers (or follow up with --further)."""
     q = s.add_parser("evaluate", parents=[zoo_dir], help="measure the table's numbers")
     q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all shipped)")
     q.add_argument("--n", type=int, default=500, help="first N test images (default 500)")
@@ -77,6 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(q)
     q.set_defaults(func=_no_json(run_evaluate))
 
+
+def _register_doc(s: argparse._SubParsersAction, zoo_dir: argparse.ArgumentParser) -> None:
+    """`cvgr zoo doc`: write the zoo page (and the README's zoo table)."""
     q = s.add_parser("doc", parents=[zoo_dir], help="write the zoo page (markdown)")
     q.add_argument("--out", default="docs/zoo.md", help="default docs/zoo.md")
     q.add_argument("--readme", default=None, metavar="FILE",

@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,11 +32,11 @@ from torch import Tensor, nn
 from cvgr import progress as _progress
 from cvgr.devices import model_device, resolve_device
 from cvgr.errors import RunError, UserError
-from cvgr.names import AdvKind
 from cvgr.options import RunOptions
 from cvgr.rng import TRAINER_STREAM, epoch_seed
 from cvgr.train.config import TrainConfig, need
 from cvgr.train.rundir import RunDir
+from cvgr.train.step import train_step
 
 if TYPE_CHECKING:
     from cvgr.defenses.gr_step import GRStep
@@ -87,38 +88,22 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     if done_metrics is not None:
         return done_metrics
 
-    from cvgr.data import Loader, channel_stats, get_spec, locate
     from cvgr.io import check_output_dir, locked_dir
 
     dev = resolve_device(opts.device)
     check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
     root = None if opts.data_root is None else str(opts.data_root)
     # Data first: a missing dataset is reported before anything is written.
-    train_loader = Loader(cfg.dataset, "train", need(cfg.batch_size), train=True, seed=cfg.seed,
-                          limit=cfg.limit_train, device=dev, root=root)
-    val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
-                        limit=cfg.limit_test, device=dev, root=root)
-    normalize = None
-    if get_spec(cfg.dataset).normalize_real and not cfg.complex:
-        mean, std = channel_stats(cfg.dataset, root)
-        normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
-
+    train_loader, val_loader, normalize = _data(cfg, dev, root)
     kind = resolve_kind(gr_step, len(train_loader), need(cfg.epochs), dev)
-    environment = {"device": str(dev), "data_root": root,
-                   "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
-                   "torch_threads": torch.get_num_threads(),
-                   "executor": opts.executor, "jobs": opts.jobs}
+    environment = _environment(cfg, dev, root, opts)
     run.check(cfg, resume)  # refuse a foreign directory before creating anything in it
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     # One process per run directory: a second one is refused, saying who holds it.
     with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
         # The caller's global RNG state is left as it was.
-        from cvgr.models import create_model
-
-        torch.manual_seed(cfg.seed)
-        model = create_model(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
-        fast = make_gr_step(model, cfg, kind)  # traced once per batch shape, reused every epoch
+        model, fast = _model(cfg, normalize, dev, kind)
         # how the GR step runs: the fd mode and BatchNorm models take the eager step whatever
         # the kind asked for
         environment["gr_step"] = (fast.kind if fast else "eager") if cfg.beta > 0 else None
@@ -127,33 +112,85 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
                       progress, quiet, callback)
 
 
+def _data(cfg: TrainConfig, dev: torch.device,
+          root: str | None) -> tuple[Any, Any, tuple | None]:
+    """The run's training and validation loaders, and the input normalisation of a real net
+    on a dataset that normalises real inputs ((mean, std) per channel; None otherwise)."""
+    from cvgr.data import Loader, channel_stats, get_spec
+
+    train_loader = Loader(cfg.dataset, "train", need(cfg.batch_size), train=True, seed=cfg.seed,
+                          limit=cfg.limit_train, device=dev, root=root)
+    val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
+                        limit=cfg.limit_test, device=dev, root=root)
+    normalize = None
+    if get_spec(cfg.dataset).normalize_real and not cfg.complex:
+        mean, std = channel_stats(cfg.dataset, root)
+        normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    return train_loader, val_loader, normalize
+
+
+def _environment(cfg: TrainConfig, dev: torch.device, root: str | None,
+                 opts: RunOptions) -> dict[str, Any]:
+    """Where and how the run runs, as config.json records it (the GR step is added once
+    built)."""
+    from cvgr.data import locate
+
+    return {"device": str(dev), "data_root": root,
+            "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
+            "torch_threads": torch.get_num_threads(),
+            "executor": opts.executor, "jobs": opts.jobs}
+
+
+def _model(cfg: TrainConfig, normalize: tuple | None, dev: torch.device,
+           kind: str) -> tuple[nn.Module, GRStep | None]:
+    """The run's freshly initialised model (seeded by `cfg.seed`) and its GR step of `kind`
+    (None: eager), traced once per batch shape and reused every epoch."""
+    from cvgr.models import create_model
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
+    return model, make_gr_step(model, cfg, kind)
+
+
+def _record(cfg: TrainConfig, normalize: tuple | None,
+            history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metadata stored with model.safetensors after `history`'s epochs."""
+    return {
+        "arch": cfg.arch, "complex": cfg.complex,
+        "normalize": [list(normalize[0]), list(normalize[1])] if normalize else None,
+        "dataset": cfg.dataset, "defense": cfg.defense_settings(), "seed": cfg.seed,
+        "epochs": cfg.epochs, "epochs_completed": len(history),
+        "finished": len(history) == cfg.epochs,
+        "metrics": history[-1] if history else {}, "config": cfg.to_dict(),
+    }
+
+
+def _start(cfg: TrainConfig, run: RunDir, done: int, model: nn.Module,
+           opt: torch.optim.Optimizer, normalize: tuple | None,
+           quiet: bool) -> tuple[int, list[dict[str, Any]]]:
+    """Set up the run directory before the first epoch to train: a resumed run (`done` > 0)
+    loads its state and rewrites its metrics and model; a new one stores its initial state
+    and an empty metrics file. Returns (epochs done, their metrics)."""
+    history: list[dict[str, Any]] = []
+    if done:
+        done, history = run.load_state(model, opt, cfg)
+        run.write_metrics(history)
+        run.save_model(model, _record(cfg, normalize, history))
+        if not quiet and done < need(cfg.epochs):
+            _progress.note(f"resuming {run.path} after epoch {done}/{cfg.epochs}")
+    else:  # no model.safetensors before an epoch is done: untrained weights are no model
+        run.save_state(model, opt, cfg, 0, history)
+        run.write_metrics(history)
+    return done, history
+
+
 def _train(cfg: TrainConfig, run: RunDir, done: int, model: nn.Module, fast: GRStep | None,
            train_loader: Any, val_loader: Any, normalize: tuple | None, progress: bool,
            quiet: bool, callback: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     opt = torch.optim.SGD(model.parameters(), lr=need(cfg.lr), momentum=need(cfg.momentum),
                           weight_decay=need(cfg.weight_decay))
 
-    def record(history: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "arch": cfg.arch, "complex": cfg.complex,
-            "normalize": [list(normalize[0]), list(normalize[1])] if normalize else None,
-            "dataset": cfg.dataset, "defense": cfg.defense_settings(), "seed": cfg.seed,
-            "epochs": cfg.epochs, "epochs_completed": len(history),
-            "finished": len(history) == cfg.epochs,
-            "metrics": history[-1] if history else {}, "config": cfg.to_dict(),
-        }
-
-    history: list[dict[str, Any]] = []
-    if done:
-        done, history = run.load_state(model, opt, cfg)
-        run.write_metrics(history)
-        run.save_model(model, record(history))
-        if not quiet and done < need(cfg.epochs):
-            _progress.note(f"resuming {run.path} after epoch {done}/{cfg.epochs}")
-    else:  # no model.safetensors before an epoch is done: untrained weights are no model
-        run.save_state(model, opt, cfg, 0, history)
-        run.write_metrics(history)
-
+    done, history = _start(cfg, run, done, model, opt, normalize, quiet)
     for epoch in range(done, need(cfg.epochs)):
         lr = cfg.lr_at(epoch)
         for group in opt.param_groups:
@@ -169,7 +206,7 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, model: nn.Module, fast: GRS
         history.append(row)
         run.save_state(model, opt, cfg, epoch + 1, history)
         run.write_metrics(history)
-        run.save_model(model, record(history))
+        run.save_model(model, _record(cfg, normalize, history))
         if not quiet:
             _progress.note(format_row(row, need(cfg.epochs)))
         if callback is not None:
@@ -206,107 +243,85 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
         from cvgr.defenses.gr_step import resolve_kind
 
         gr_step = make_gr_step(model, cfg, resolve_kind(gr_step, len(loader)))
-    fast = gr_step
     model.train()
-    device = model_device(model)
-    seed = epoch_seed(cfg.seed, epoch, TRAINER_STREAM)
-    torch.manual_seed(seed)  # anything that draws from the global generator
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
+    gen = _seed_epoch(model, cfg.seed, epoch)
     params = [p for p in model.parameters() if p.requires_grad]
-    use_gr = cfg.beta > 0
-    use_trades = cfg.trades > 0
-
-    per_batch: list[Tensor] = []  # [total, ce, penalty, correct] per batch, on the device
-    sizes: list[int] = []
-    cosines: list[Tensor] = []
-    checked = 0
+    defended = cfg.beta > 0 or cfg.trades > 0  # an objective whose gradient cosine to CE counts
+    tally = _Tally(epoch)
     bar = _progress.bar(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                         progress=progress, mininterval=0.5)
     try:
         for i, (x, y) in enumerate(loader.epoch(epoch)):
-            want_cos = (use_gr or use_trades) and i < cfg.cos_batches
-            row, cos = _step(model, opt, x, y, cfg, gen, params, want_cos,
-                             None if want_cos else fast)
-            per_batch.append(row)
-            if cos is not None:
-                cosines.append(cos)
-            sizes.append(len(y))
+            want_cos = defended and i < cfg.cos_batches
+            row, cos = train_step(model, opt, x, y, cfg, gen, params, want_cos,
+                             None if want_cos else gr_step)
+            tally.add(row, cos, len(y))
             bar.update(1)
             if (i + 1) % CHECK_EVERY == 0:
-                recent = _check(per_batch, checked, epoch)
-                checked = len(per_batch)
+                recent = tally.check()
                 if progress:
                     bar.set_postfix(loss=f"{recent:.4f}", refresh=False)
     finally:
         bar.close()
-    if not per_batch:
+    if not tally.rows:
         raise UserError("the training set is empty; raise limit_train", param="limit_train")
-    _check(per_batch, checked, epoch)
+    tally.check()
     bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
     if bad:
         raise TrainingDiverged(f"weights became non-finite ({bad[0]}) in epoch {epoch + 1}, "
-                               f"by batch {len(per_batch)}; {RETRY}", param="lr")
-    s = torch.stack(per_batch).double()
-    n = torch.tensor(sizes, dtype=torch.float64, device=s.device)
-    sums = (s[:, :3] * n[:, None]).sum(0) / n.sum()
-    return {
-        "ce": float(sums[1]),
-        "gr": float(sums[2]) if use_gr else None,
-        "loss": float(sums[0]),
-        "train_acc": float(s[:, 3].sum() / n.sum()),
-        "cos": float(torch.stack(cosines).mean()) if cosines else None,
-        **({"kl": float(sums[2])} if use_trades else {}),  # TRADES' batch-mean KL term
-    }
+                               f"by batch {len(tally.rows)}; {RETRY}", param="lr")
+    return tally.averages(cfg)
 
 
-def _step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TrainConfig,
-          gen: torch.Generator, params: Sequence[Tensor], want_cos: bool,
-          fast: GRStep | None = None) -> tuple[Tensor, Tensor | None]:
-    """One SGD step with `cfg`'s defense: ([total, ce, penalty, correct], cosine or None).
-    With `fast` (a traced/compiled GR step) the GR objective's gradients come from it.
-    `penalty` is the GR penalty P (GR), the batch-mean KL (TRADES) or 0."""
-    from cvgr.defenses import adversarial_batch, gaussian_noise
-
-    if cfg.noise > 0:
-        x = gaussian_noise(x, cfg.noise, generator=gen)
-    if cfg.adv_eps > 0 and not cfg.trades > 0:
-        # PGD / FGSM AT; with GR the penalty below is taken at (and on the loss of) this batch
-        x = adversarial_batch(model, x, y, cfg.adv_eps, need(cfg.adv_steps), kind=cfg.adv_kind,
-                              random_start=cfg.adv_kind == AdvKind.PGD, generator=gen)
-    if cfg.beta > 0 and fast is not None and not want_cos:
-        opt.zero_grad(set_to_none=True)
-        total, ce, penalty, logits = fast(x, y)  # fills p.grad
-        opt.step()
-        return torch.stack([total.detach(), ce.detach(), penalty.detach(),
-                            (logits.detach().argmax(1) == y).sum().to(total.dtype)]), None
-    total, ce, penalty, logits = _objective(model, x, y, cfg, gen)
-    g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True) \
-        if want_cos else None
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    cos = _cosine(g_ce, [p.grad for p in params]) if g_ce is not None else None
-    opt.step()
-    row = torch.stack([total.detach(), ce.detach(), penalty.detach(),
-                       (logits.detach().argmax(1) == y).sum().to(total.dtype)])
-    return row, cos
+def _seed_epoch(model: nn.Module, seed: int, epoch: int) -> torch.Generator:
+    """Seed epoch `epoch`'s random draws from (seed, epoch): the global generator (anything
+    that draws from it) and the returned one on the model's device (noise, attack starts)."""
+    device = model_device(model)
+    seed = epoch_seed(seed, epoch, TRAINER_STREAM)
+    torch.manual_seed(seed)  # anything that draws from the global generator
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
 
 
-def _objective(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig,
-               gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(total, ce, penalty, logits) of the eager objective at the (already noised or
-    adversarial) batch x: TRADES, GR, or plain cross-entropy."""
-    from cvgr.defenses import gradient_regularized_loss, trades_batch, trades_loss
+@dataclass
+class _Tally:
+    """An epoch's per-batch results, kept on the device and looked at only by `check` (every
+    `CHECK_EVERY` batches and at the end) and `averages`."""
 
-    if cfg.trades > 0:
-        x_adv = trades_batch(model, x, cfg.adv_eps, need(cfg.adv_steps), generator=gen)
-        return tuple(trades_loss(model, x, x_adv, y, cfg.trades))  # type: ignore[return-value]
-    if cfg.beta > 0:
-        return tuple(gradient_regularized_loss(  # type: ignore[return-value]
-            model, x, y, cfg.beta, q=cfg.q, mode=cfg.gr_mode, h=cfg.fd_h))
-    logits = model(x)
-    ce = F.cross_entropy(logits, y)
-    return ce, ce, torch.zeros((), device=ce.device), logits
+    epoch: int
+    rows: list[Tensor] = field(default_factory=list)  # [total, ce, penalty, correct] per batch
+    sizes: list[int] = field(default_factory=list)
+    cosines: list[Tensor] = field(default_factory=list)
+    checked: int = 0  # rows[:checked] are known finite
+
+    def add(self, row: Tensor, cos: Tensor | None, size: int) -> None:
+        """Record one batch of `size` images: its row and, when measured, its cosine."""
+        self.rows.append(row)
+        if cos is not None:
+            self.cosines.append(cos)
+        self.sizes.append(size)
+
+    def check(self) -> float:
+        """Raise TrainingDiverged at a non-finite batch since the last check; else the last
+        batch's loss (nan if no batch came since)."""
+        recent = _check(self.rows, self.checked, self.epoch)
+        self.checked = len(self.rows)
+        return recent
+
+    def averages(self, cfg: TrainConfig) -> dict[str, Any]:
+        """The epoch's image-weighted averages, as `train_epoch` returns them."""
+        s = torch.stack(self.rows).double()
+        n = torch.tensor(self.sizes, dtype=torch.float64, device=s.device)
+        sums = (s[:, :3] * n[:, None]).sum(0) / n.sum()
+        return {
+            "ce": float(sums[1]),
+            "gr": float(sums[2]) if cfg.beta > 0 else None,
+            "loss": float(sums[0]),
+            "train_acc": float(s[:, 3].sum() / n.sum()),
+            "cos": float(torch.stack(self.cosines).mean()) if self.cosines else None,
+            **({"kl": float(sums[2])} if cfg.trades > 0 else {}),  # TRADES' batch-mean KL term
+        }
 
 
 @torch.no_grad()
@@ -359,19 +374,3 @@ def _check(per_batch: list[Tensor], start: int, epoch: int) -> float:
         raise TrainingDiverged(f"loss became {kind} in epoch {epoch + 1}, batch {first + 1}; "
                                f"{RETRY}", param="lr")
     return float(recent[-1, 0])
-
-
-def _cosine(a: tuple[Tensor | None, ...], b: list[Tensor | None]) -> Tensor:
-    """Cosine between two parameter gradients, flattened over all parameters."""
-    dot = sq_a = sq_b = None
-    for ga, gb in zip(a, b, strict=True):
-        if ga is None or gb is None:
-            continue
-        d, na, nb = (ga * gb).sum(), (ga * ga).sum(), (gb * gb).sum()
-        dot = d if dot is None else dot + d
-        sq_a = na if sq_a is None else sq_a + na
-        sq_b = nb if sq_b is None else sq_b + nb
-    if dot is None or sq_a is None or sq_b is None:
-        dev = next((g.device for g in (*a, *b) if g is not None), None)
-        return torch.tensor(math.nan, device=dev)
-    return (dot / (sq_a.sqrt() * sq_b.sqrt()).clamp_min(1e-30)).detach()

@@ -36,8 +36,9 @@ WARMUP_BATCHES = 10
 class _Row:
     """One configuration, set up once and timed repeatedly."""
 
-    def __init__(self, cfg: TrainConfig, batches: int, device: torch.device,
-                 data_root: str | None, gr_step: str) -> None:
+    def __init__(self, label: str, cfg: TrainConfig, batches: int, device: torch.device,
+                 data_root: str | None, gr_step: str,
+                 log: Callable[[str], None] | None) -> None:
         from cvgr.data import Loader, channel_stats, get_spec
         from cvgr.defenses.gr_step import resolve_kind
         from cvgr.models import create_model
@@ -58,18 +59,22 @@ class _Row:
         if get_spec(self.cfg.dataset).normalize_real and not self.cfg.complex:
             mean, std = channel_stats(self.cfg.dataset, data_root)
             self.normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
-        self.device = device
+        self.label, self.device, self.log = label, device, log
         torch.manual_seed(self.cfg.seed)
         self.model = create_model(self.cfg.arch, complex=self.cfg.complex,
                                   normalize=self.normalize).to(device)
         self.start = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.opt = self._optimizer()
+        t = time.perf_counter()
         self.step = make_gr_step(self.model, self.cfg, kind)
         self.kind = (self.step.kind if self.step else "eager") if self.cfg.beta > 0 else None
         self._train_epoch, self._evaluate = train_epoch, evaluate
         warm = Loader(self.cfg.dataset, "train", bs, train=True, seed=self.cfg.seed,
                       limit=bs * WARMUP_BATCHES, device=device, root=data_root)
         self._epoch(warm, 0)  # builds (traces, compiles) the GR step before any timing
+        if self.step is not None and log is not None:
+            log(f"  {label}: set-up and warm-up (trace/compile) "
+                f"{time.perf_counter() - t:.1f} s wall")
         self.train_s: list[float] = []
         self.val_s: list[float] = []
 
@@ -106,6 +111,9 @@ class _Row:
         self._evaluate(self.model, self.val)
         self._sync()
         self.val_s.append(clock() - t)
+        if self.log is not None:
+            self.log(f"  {self.label:<22} {1000 * self.train_s[-1]:8.2f} ms/batch  "
+                     f"val {self.val_s[-1]:6.2f} s")
 
     def result(self) -> dict[str, Any]:
         per_batch, val = min(self.train_s), min(self.val_s)  # other load only adds time
@@ -117,7 +125,8 @@ class _Row:
 
 def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: int = 2,
                 device: str | torch.device = "cpu", data_root: str | os.PathLike | None = None,
-                gr_step: str = "auto", clock: str = "wall") -> dict[str, dict[str, Any]]:
+                gr_step: str | Mapping[str, str] = "auto", clock: str = "wall",
+                log: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Estimated seconds per epoch (training + validation) of each configuration.
 
     Args:
@@ -127,9 +136,12 @@ def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: in
         device: where to train.
         data_root: where the datasets are looked for first.
         gr_step: how GR configurations run their step ("auto": what `cvgr train` picks for
-            the configuration's whole run on `device`).
+            the configuration's whole run on `device`), the same for all, or label -> step
+            per configuration (a label it does not name takes "auto").
         clock: "wall" (elapsed time) or "cpu" (this process's CPU time: with one PyTorch
             thread on a CPU it is immune to other programs sharing the cores).
+        log: called with a line per configuration set up with a traced or compiled GR
+            step (its set-up seconds) and per timing (ms per batch, validation seconds).
 
     Returns:
         label -> {"seconds_per_batch", "validation_seconds", "batches_per_epoch",
@@ -148,7 +160,13 @@ def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: in
     if clock == "cpu" and dev.type != "cpu":
         raise UserError("clock 'cpu' times CPU work only; use 'wall' on a GPU", param="clock")
     root = None if data_root is None else str(data_root)
-    rows = {label: _Row(cfg, batches, dev, root, gr_step) for label, cfg in configs.items()}
+    if not isinstance(gr_step, str) and set(gr_step) - set(configs):
+        raise UserError(f"gr_step names no configuration: {sorted(set(gr_step) - set(configs))}",
+                        param="gr_step")
+    steps = {label: gr_step if isinstance(gr_step, str) else gr_step.get(label, "auto")
+             for label in configs}
+    rows = {label: _Row(label, cfg, batches, dev, root, steps[label], log)
+            for label, cfg in configs.items()}
     for r in range(repeats):  # interleaved: a burst of load hits one repeat of each row
         for row in rows.values():
             row.time_once(r, CLOCKS[clock])

@@ -200,13 +200,19 @@ def _paper_table(rs: list[dict[str, Any]]) -> str:
 
 def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
            costs: dict[str, Any] | None = None) -> str:
-    from cvgr.zoo.catalogue import CATALOGUE
-    from cvgr.zoo.table import markdown_table
+    """docs/zoo.md for rows `rs` (:func:`cvgr.zoo.table.rows`): one function per section.
 
+    `command` is named as the page's writer; `costs` (default: the stored ones,
+    :func:`cvgr.zoo.cost.load_costs`) are the defenses' training costs."""
     costs = load_costs() if costs is None else costs
-    ns = sorted({r["n"] for r in rs if r.get("n")})
-    n_text = ", ".join(map(str, ns)) if ns else "N"
-    out = [
+    return "\n".join([*_intro(command), *_table_section(rs), *_says_section(rs),
+                      *_defenses_section(rs, costs), *_checks_section(rs),
+                      *_paper_section(rs), *_entries_section()])
+
+
+def _intro(command: str) -> list[str]:
+    """The title, what the zoo is and how to use it."""
+    return [
         "# Model zoo",
         "",
         f"Written by `{command}` from the zoo's stored measurements; rerun it after "
@@ -237,6 +243,16 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
         "cvgr zoo doc --out docs/zoo.md           # this page",
         "```",
         "",
+    ]
+
+
+def _table_section(rs: list[dict[str, Any]]) -> list[str]:
+    """## The table: what its columns measure, then the table."""
+    from cvgr.zoo.table import markdown_table
+
+    ns = sorted({r["n"] for r in rs if r.get("n")})
+    n_text = ", ".join(map(str, ns)) if ns else "N"
+    return [
         "## The table",
         "",
         f"Accuracy at the dataset's claim eps (L-inf; 0.1 for Fashion-MNIST, 0.2 for MNIST and "
@@ -255,10 +271,22 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
         "",
         markdown_table(rs),
         "",
+    ]
+
+
+def _says_section(rs: list[dict[str, Any]]) -> list[str]:
+    """## What the zoo says: the comparisons."""
+    return [
         "## What the zoo says",
         "",
         *[f"- {s}" for s in comparisons(rs)],
         "",
+    ]
+
+
+def _defenses_section(rs: list[dict[str, Any]], costs: dict[str, Any]) -> list[str]:
+    """## Complex GR against the field's standard defenses: the picture and the answers."""
+    return [
         "## Complex GR against the field's standard defenses",
         "",
         "Clean accuracy against standard AutoAttack accuracy for every evaluated "
@@ -271,6 +299,12 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
         "",
         *[f"- {s}" for s in defense_answer(rs, costs)],
         "",
+    ]
+
+
+def _checks_section(rs: list[dict[str, Any]]) -> list[str]:
+    """## AutoAttack's own checks: its messages and the further attacks."""
+    return [
         "## AutoAttack's own checks",
         "",
         "The authors' implementation checks each evaluation for signs that the gradient "
@@ -281,6 +315,12 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
         "",
         *[f"- {s}" for s in flag_lines(rs)],
         "",
+    ]
+
+
+def _paper_section(rs: list[dict[str, Any]]) -> list[str]:
+    """## The paper's reference figures: its training times beside the zoo's."""
+    return [
         "## The paper's reference figures",
         "",
         "The paper reports robustness as curves (figures), not as numbers we could set beside "
@@ -291,6 +331,14 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
         "",
         _paper_table(rs),
         "",
+    ]
+
+
+def _entries_section() -> list[str]:
+    """## The entries: the catalogue with each entry's `cvgr train` settings."""
+    from cvgr.zoo.catalogue import CATALOGUE
+
+    return [
         "## The entries",
         "",
         markdown.table(["name", "what", "`cvgr train` settings (dataset recipe otherwise)"],
@@ -298,7 +346,6 @@ def render(rs: list[dict[str, Any]], command: str = "cvgr zoo doc",
                         for e in CATALOGUE.values()]),
         "",
     ]
-    return "\n".join(out)
 
 
 def _flags(settings: dict[str, Any]) -> list[str]:

@@ -6,11 +6,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvgr.errors import UserError
 from cvgr.io import read_json, utc_now, write_json
-from cvgr.zoo.catalogue import entries, entry, eval_file, locate, weights_digest, weights_file
+from cvgr.zoo.catalogue import (
+    ZooEntry,
+    entries,
+    entry,
+    eval_file,
+    locate,
+    weights_digest,
+    weights_file,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
 __all__ = ["evaluate", "evaluate_further"]
 
@@ -26,22 +38,10 @@ def evaluate(names: Sequence[str] | None = None, n: int = 500, *,
     Resumable: a model whose stored evaluation has the same weights (sha256), n, eps, version
     and attacks is skipped unless `force`; PGD(8) is stored before AutoAttack starts.
     """
-    import torch
-
     from cvgr.benchmarking import claim_eps
-    from cvgr.checkpoint import load
-    from cvgr.data import first_test_images
-    from cvgr.devices import describe_device, resolve_device
-    from cvgr.evaluate import accuracy, attack_batched, autoattack
-    from cvgr.evaluate.autoattack import version_attacks
+    from cvgr.devices import resolve_device
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"n must be a whole number >= 1, got {n!r}")
-    version_attacks(version, attacks)
-    todo = [e for e in entries(names) if weights_file(e.name, root).is_file()]
-    if names and len(todo) < len(list(names)):
-        missing = [e.name for e in entries(names) if e not in todo]
-        locate(missing[0], root)  # raises: not shipped yet
+    todo = _shipped(names, n, version, attacks, root)
     dev = resolve_device(device)
     results = []
     for e in todo:
@@ -54,31 +54,80 @@ def evaluate(names: Sequence[str] | None = None, n: int = 500, *,
             log(f"zoo evaluate {e.name}: already measured (n={n}, eps={eps:g}); --force redoes it")
             results.append(old)
             continue
-        model = load(wf, dev)
-        x, y = first_test_images(e.dataset, n, data_root)
-        t0 = time.perf_counter()
-        gen = torch.Generator(device=dev).manual_seed(0)
-        x_pgd = attack_batched(model, x, y, "pgd", eps, 256, gen, steps=8)
-        res: dict[str, Any] = {
-            "name": e.name, **key, "images": {"split": "test", "first": 0, "count": len(x)},
-            "clean_accuracy": accuracy(model, x, y),
-            "pgd8": {"accuracy": accuracy(model, x_pgd, y), "steps": 8, "restarts": 1,
-                     "step_size": "1.85 * eps / steps", "random_start": True, "seed": 0},
-            "device": describe_device(dev), "measured": utc_now(),
-        }
-        write_json(ef, res)
-        log(f"zoo evaluate {e.name}: clean {res['clean_accuracy']:.4f}, PGD(8) "
-            f"{res['pgd8']['accuracy']:.4f} at eps {eps:g}; AutoAttack {version} next")
-        aa = autoattack(model, x, y, eps, version=version, attacks=attacks, seed=0,
-                        progress=progress)
-        assert isinstance(aa, dict)
-        res["autoattack"] = aa
-        res["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(ef, res)
-        log(f"zoo evaluate {e.name}: AutoAttack {version} {aa['robust_accuracy']:.4f} "
-            f"({res['seconds']:.0f} s)")
-        results.append(res)
+        results.append(_measure(e, key, root, dev, data_root, progress, log))
     return results
+
+
+def _shipped(names: Sequence[str] | None, n: int, version: str, attacks: Any,
+             root: str | os.PathLike | None) -> list[ZooEntry]:
+    """The entries to evaluate: the named ones (all if none), each of which must be shipped;
+    with no names, the shipped ones. Checks n and the AutoAttack version first."""
+    from cvgr.evaluate.autoattack import version_attacks
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"n must be a whole number >= 1, got {n!r}")
+    version_attacks(version, attacks)
+    todo = [e for e in entries(names) if weights_file(e.name, root).is_file()]
+    if names and len(todo) < len(list(names)):
+        missing = [e.name for e in entries(names) if e not in todo]
+        locate(missing[0], root)  # raises: not shipped yet
+    return todo
+
+
+def _measure(e: ZooEntry, key: dict[str, Any], root: str | os.PathLike | None,
+             dev: torch.device, data_root: str | os.PathLike | None, progress: bool,
+             log: Any) -> dict[str, Any]:
+    """Measure entry `e` as `key` says: clean and PGD(8) accuracy, stored at once, then
+    AutoAttack, stored with the seconds all took."""
+    from cvgr.checkpoint import load
+    from cvgr.data import first_test_images
+    from cvgr.devices import describe_device
+
+    ef, eps, version = eval_file(e.name, root), key["eps"], key["version"]
+    model = load(weights_file(e.name, root), dev)
+    x, y = first_test_images(e.dataset, key["n"], data_root)
+    t0 = time.perf_counter()
+    res: dict[str, Any] = {
+        "name": e.name, **key, "images": {"split": "test", "first": 0, "count": len(x)},
+        **_clean_and_pgd8(model, x, y, eps, dev),
+        "device": describe_device(dev), "measured": utc_now(),
+    }
+    write_json(ef, res)
+    log(f"zoo evaluate {e.name}: clean {res['clean_accuracy']:.4f}, PGD(8) "
+        f"{res['pgd8']['accuracy']:.4f} at eps {eps:g}; AutoAttack {version} next")
+    aa = _autoattack(model, x, y, eps, version, key["attacks"], progress)
+    res["autoattack"] = aa
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    write_json(ef, res)
+    log(f"zoo evaluate {e.name}: AutoAttack {version} {aa['robust_accuracy']:.4f} "
+        f"({res['seconds']:.0f} s)")
+    return res
+
+
+def _clean_and_pgd8(model: nn.Module, x: Tensor, y: Tensor, eps: float,
+                    dev: torch.device) -> dict[str, Any]:
+    """Clean accuracy and white-box PGD(8) accuracy (one random start, seed 0, step
+    1.85 eps / 8), as the evaluation JSON stores them."""
+    import torch
+
+    from cvgr.evaluate import accuracy, attack_batched
+
+    gen = torch.Generator(device=dev).manual_seed(0)
+    x_pgd = attack_batched(model, x, y, "pgd", eps, 256, gen, steps=8)
+    return {"clean_accuracy": accuracy(model, x, y),
+            "pgd8": {"accuracy": accuracy(model, x_pgd, y), "steps": 8, "restarts": 1,
+                     "step_size": "1.85 * eps / steps", "random_start": True, "seed": 0}}
+
+
+def _autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, version: str, attacks: Any,
+                progress: bool) -> dict[str, Any]:
+    """AutoAttack `version` (with `attacks` for custom), seed 0: its result record."""
+    from cvgr.evaluate import autoattack
+
+    aa = autoattack(model, x, y, eps, version=version, attacks=attacks, seed=0,
+                    progress=progress)
+    assert isinstance(aa, dict)
+    return aa
 
 
 def evaluate_further(name: str, attacks: str, *, seed: int = 1,
