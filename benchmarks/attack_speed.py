@@ -2,7 +2,7 @@
 MNISTNetV1, and our PGD-8 against ART's ProjectedGradientDescent on the same model, same
 images, same settings, timed alternately in one run and reported as a ratio (ours / ART).
 
-    .venv/bin/python benchmarks/attack_speed.py [--n 512] [--nes-n 32] [--device cpu]
+    .venv/bin/python benchmarks/attack_speed.py [--n-images 512] [--nes-n 32] [--device cpu]
 
 Labels are the model's own predictions, so every image starts correctly classified and no
 attack gets a head start; NES uses a small eps so that it spends its whole query budget.
@@ -38,7 +38,7 @@ def bench(name: str, model: torch.nn.Module, args: argparse.Namespace,
     from cvgr.evaluate import art_pgd
 
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(args.n, 1, 28, 28, generator=g).to(dev)
+    x = torch.rand(args.n_images, 1, 28, 28, generator=g).to(dev)
     with torch.no_grad():
         y = model(x).argmax(1)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -52,15 +52,15 @@ def bench(name: str, model: torch.nn.Module, args: argparse.Namespace,
 
     rows = []
     t = best_time(lambda: batched(fgsm, x, y, eps=eps), args.repeats, sync)
-    rows.append((name, "FGSM", args.n / t))
+    rows.append((name, "FGSM", args.n_images / t))
     ours = lambda: batched(pgd, x, y, eps=eps, steps=steps, random_start=False)  # noqa: E731
     theirs = lambda: art_pgd(model, x, y, eps, steps, step, batch_size=bs)  # noqa: E731
     t_ours, t_art = [], []
     for _ in range(args.repeats):  # alternate, so load changes hit both alike
         t_ours.append(best_time(ours, 1, sync))
         t_art.append(best_time(theirs, 1, sync))
-    rows.append((name, "PGD-8 (ours)", args.n / min(t_ours)))
-    rows.append((name, "PGD-8 (ART)", args.n / min(t_art)))
+    rows.append((name, "PGD-8 (ours)", args.n_images / min(t_ours)))
+    rows.append((name, "PGD-8 (ART)", args.n_images / min(t_art)))
     xn, yn = x[:args.nes_n], y[:args.nes_n]
     t = best_time(lambda: batched(nes, xn, yn, eps=0.005, steps=steps, queries=100),
                   max(1, args.repeats // 2), sync)
@@ -70,7 +70,7 @@ def bench(name: str, model: torch.nn.Module, args: argparse.Namespace,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=512, help="images for FGSM and PGD")
+    p.add_argument("--n-images", type=int, default=512, help="images for FGSM and PGD")
     p.add_argument("--nes-n", type=int, default=32, help="images for NES")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
@@ -83,7 +83,7 @@ def main() -> None:
     import art
 
     print(f"torch {torch.__version__}, ART {art.__version__}, device {dev}, "
-          f"{torch.get_num_threads()} threads, {args.n} images (NES {args.nes_n}), "
+          f"{torch.get_num_threads()} threads, {args.n_images} images (NES {args.nes_n}), "
           f"batch {args.batch_size}")
     rows: list[tuple[str, str, float]] = []
     for name, model in (("real MNISTNetV0", create_model("MNISTNetV0")),

@@ -34,7 +34,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as d:
         train(TrainConfig(dataset="fashion-mnist", arch="MNISTNetV1", complex=True, beta=64,
-                          noise=0.05, epochs=1, limit_train=3000, limit_test=200, lr=0.01),
+                          noise=0.05, epochs=1, train_images=3000, test_images=200, lr=0.01),
               d, progress=False, quiet=True)
         model = load(d)
     print(f"CPU {platform.machine()}, {args.threads} thread(s), torch {torch.__version__}")

@@ -40,7 +40,7 @@ def test_benchmark_any_module(tmp_path):
     x, y = first_test_images("mnist-10k", 24, None)
     with torch.no_grad():
         clean = (net(x).argmax(1) == y).float().mean().item()
-    assert r.clean_accuracy == clean > 0.5 and r.n_examples == 24
+    assert r.clean_accuracy == clean > 0.5 and r.n_images == 24
     assert r.robust_accuracy <= clean and r.attacks[-1]["robust_accuracy"] == r.robust_accuracy
     assert r.images == {"split": "test", "first": 0, "count": 24}
     assert len(r.robust_indices) == round(r.robust_accuracy * 24)
@@ -52,7 +52,7 @@ def test_benchmark_any_module(tmp_path):
 
 @pytest.mark.parametrize("kw, msg", [
     (dict(threat_model="L1"), "unknown threat_model"),
-    (dict(n_examples=0), "n_examples"),
+    (dict(n_images=0), "n_images"),
     (dict(eps=-0.1), "eps"),
     (dict(dataset="imagenet"), "unknown dataset"),
     (dict(version="strongest"), "unknown AutoAttack version"),
@@ -61,14 +61,14 @@ def test_benchmark_any_module(tmp_path):
 def test_benchmark_refusals(kw, msg):
     with pytest.raises(UserError, match=msg):
         cvgr.benchmark(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
-                       **{"dataset": "mnist-10k", "n_examples": 4, **kw})
+                       **{"dataset": "mnist-10k", "n_images": 4, **kw})
 
 
 def test_benchmark_wrong_model():
     with pytest.raises(UserError, match=r"logits shaped \(N, 10\)"):
-        cvgr.benchmark(nn.Sequential(nn.Flatten(), nn.Linear(784, 3)), "mnist-10k", n_examples=4)
+        cvgr.benchmark(nn.Sequential(nn.Flatten(), nn.Linear(784, 3)), "mnist-10k", n_images=4)
     with pytest.raises(UserError, match="failed on mnist-10k images"):
         cvgr.benchmark(nn.Sequential(nn.Flatten(), nn.Linear(100, 10)), "mnist-10k",
-                       n_examples=4)
+                       n_images=4)
     with pytest.raises(UserError, match="nn.Module"):
-        cvgr.benchmark(lambda x: x, "mnist-10k", n_examples=4)  # type: ignore[arg-type]
+        cvgr.benchmark(lambda x: x, "mnist-10k", n_images=4)  # type: ignore[arg-type]

@@ -156,7 +156,7 @@ def test_every_progress_bar_goes_through_the_helper():
      "--batch-size must be >= 1, got 0"),
     (UserError("out runs/a is a directory", param="out"), "--out runs/a is a directory"),
     (UserError("cannot read eps 'x'", param="eps"), "cannot read eps 'x' (--eps)"),
-    (UserError("dataset 'x' not found", param="root"), "dataset 'x' not found (--data-root)"),
+    (UserError("dataset 'x' not found", param="data_root"), "dataset 'x' not found (--data-root)"),
     (UserError("stepsize is odd", param="step"), "stepsize is odd (--step)"),  # whole word only
     (UserError("no parameter named"), "no parameter named"),
 ])

@@ -79,7 +79,7 @@ def local_tiny(tmp_path_factory):
 def _compare(jobs, local, other):
     """Bitwise the same weights and results as the local runner with CPU1 (1 thread)."""
     for job in jobs:
-        if job["kind"] == "train":
+        if job["task"] == "train":
             envs = [read_json(job_output(job, r) / "config.json")["environment"]
                     for r in (local, other)]
             assert [e["torch_threads"] for e in envs] == [1, 1], job["id"]
@@ -168,10 +168,10 @@ def _kill_after_first_epoch(job, root, options):
 
 
 def _train_job(epochs=2):
-    return {"id": "train-x", "kind": "train", "deps": [], "cost": 1.0,
+    return {"id": "train-x", "task": "train", "deps": [], "cost": 1.0,
             "config": {"dataset": "fashion-mnist", "arch": "MNISTNetV1", "complex": True,
-                       "beta": 64.0, "noise": 0.05, "epochs": epochs, "limit_train": 128,
-                       "limit_test": 32, "seed": 0}}
+                       "beta": 64.0, "noise": 0.05, "epochs": epochs, "train_images": 128,
+                       "test_images": 32, "seed": 0}}
 
 
 def _done_only(marks):
@@ -216,7 +216,7 @@ def _fake_execute(job, root, options):
 
 def _fake_jobs():
     def j(i, deps=(), **cfg):
-        return {"id": i, "kind": "evaluate", "config": {"what": "fake", **cfg},
+        return {"id": i, "task": "evaluate", "config": {"what": "fake", **cfg},
                 "deps": list(deps), "cost": 1.0}
 
     return [j("a"), j("b"), j("c", ["a"], fail=True), j("d", ["b", "c"]), j("e"),

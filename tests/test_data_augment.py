@@ -148,8 +148,8 @@ def _batches(loader, e):
 
 
 def test_loader_deterministic_per_seed_and_epoch(fake_root):
-    a = Loader("fashion-mnist", "train", 16, train=True, seed=3, root=fake_root)
-    b = Loader("fashion-mnist", "train", 16, train=True, seed=3, root=fake_root)
+    a = Loader("fashion-mnist", "train", 16, train=True, seed=3, data_root=fake_root)
+    b = Loader("fashion-mnist", "train", 16, train=True, seed=3, data_root=fake_root)
     assert len(a) == 7  # 103 / 16 -> 6 full + 1 partial
     ea, eb = _batches(a, 5), _batches(b, 5)
     assert [x.shape[0] for x, _ in ea] == [16] * 6 + [7]
@@ -157,7 +157,8 @@ def test_loader_deterministic_per_seed_and_epoch(fake_root):
                for (x1, y1), (x2, y2) in zip(ea, eb, strict=True))
     other = _batches(a, 6)
     assert not torch.equal(torch.cat([y for _, y in ea]), torch.cat([y for _, y in other]))
-    seed4 = _batches(Loader("fashion-mnist", "train", 16, train=True, seed=4, root=fake_root), 5)
+    seed4 = _batches(Loader("fashion-mnist", "train", 16, train=True, seed=4,
+                            data_root=fake_root), 5)
     assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(ea, seed4, strict=True))
     labels = torch.cat([y for _, y in ea])  # every image exactly once per epoch
     assert sorted(labels.tolist()) == sorted(a.labels.tolist())
@@ -167,7 +168,7 @@ def test_loader_deterministic_per_seed_and_epoch(fake_root):
 
 
 def test_loader_train_without_augmentation_is_a_permutation(fake_root):
-    lo = Loader("mnist", "train", 10, train=True, seed=0, root=fake_root)
+    lo = Loader("mnist", "train", 10, train=True, seed=0, data_root=fake_root)
     xs = torch.cat([x for x, _ in lo.epoch(2)])
     ref = prepare("mnist", lo.images)
     key = lambda t: sorted(map(bytes, (t * 255).round().to(torch.uint8).flatten(1).numpy()))  # noqa: E731
@@ -176,7 +177,7 @@ def test_loader_train_without_augmentation_is_a_permutation(fake_root):
 
 
 def test_loader_eval_in_order_and_limit(fake_root):
-    lo = Loader("fashion-mnist", "test", 8, train=False, limit=19, root=fake_root)
+    lo = Loader("fashion-mnist", "test", 8, train=False, n_images=19, data_root=fake_root)
     assert lo.images.shape == (19, 1, 28, 28) and len(lo) == 3
     xs, ys = zip(*lo.epoch(0), strict=True)
     assert torch.equal(torch.cat(xs), prepare("fashion-mnist", lo.images))
@@ -187,16 +188,17 @@ def test_loader_eval_in_order_and_limit(fake_root):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_loader_cuda_matches_cpu(fake_root):
-    cpu = _batches(Loader("fashion-mnist", "train", 16, train=True, seed=1, root=fake_root), 2)
-    gpu = Loader("fashion-mnist", "train", 16, train=True, seed=1, root=fake_root, device="cuda")
+    cpu = _batches(Loader("fashion-mnist", "train", 16, train=True, seed=1, data_root=fake_root), 2)
+    gpu = Loader("fashion-mnist", "train", 16, train=True, seed=1, data_root=fake_root,
+                 device="cuda")
     for (x1, y1), (x2, y2) in zip(cpu, gpu.epoch(2), strict=True):
         assert x2.device.type == "cuda"
         assert torch.equal(x1, x2.cpu()) and torch.equal(y1, y2.cpu())
 
 
 def test_channel_stats_against_numpy(fake_root):
-    mean, std = channel_stats("fashion-mnist", root=fake_root)
-    x = Loader("fashion-mnist", "train", 1, train=False, root=fake_root).images.numpy() / 255.0
+    mean, std = channel_stats("fashion-mnist", data_root=fake_root)
+    x = Loader("fashion-mnist", "train", 1, train=False, data_root=fake_root).images.numpy() / 255.0
     assert len(mean) == 1 and abs(mean[0] - x.mean()) < 1e-6 and abs(std[0] - x.std()) < 1e-6
 
 
@@ -205,7 +207,7 @@ def test_channel_stats_against_numpy(fake_root):
 def test_loader_on_real_fashion_mnist(monkeypatch, tmp_path):
     monkeypatch.delenv("CVGR_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    lo = Loader("fashion-mnist", "train", 64, train=True, limit=640, seed=0)
+    lo = Loader("fashion-mnist", "train", 64, train=True, n_images=640, seed=0)
     assert len(lo) == 10 and lo.images.shape == (640, 1, 28, 28)
     x, y = next(iter(lo.epoch(0)))
     assert x.shape == (64, 1, 28, 28) and 0 <= int(y.min()) and int(y.max()) <= 9

@@ -54,7 +54,7 @@ def write_idx_dataset(d: Path, n_train: int = 12, n_test: int = 5, seed: int = 0
 def test_idx_reads_back_exactly(tmp_path, gz):
     written = write_idx_dataset(tmp_path / "fashion-mnist", gz=gz)
     for split, (x, y) in written.items():
-        images, labels = load("fashion-mnist", split, root=tmp_path)
+        images, labels = load("fashion-mnist", split, data_root=tmp_path)
         assert images.dtype.is_floating_point is False and str(images.dtype) == "torch.uint8"
         assert str(labels.dtype) == "torch.int64"
         assert images.shape == (len(x), 1, 28, 28)
@@ -77,7 +77,7 @@ def test_idx_truncated_gzip_names_file(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(RunError, match=r"train-images-idx3-ubyte\.gz.*truncated.*cvgr data fetch"):
-        load("fashion-mnist", "train", root=tmp_path)
+        load("fashion-mnist", "train", data_root=tmp_path)
 
 
 def test_idx_corrupt_gzip_and_wrong_magic(tmp_path):
@@ -151,7 +151,7 @@ def test_svhn_load_via_root(tmp_path):
     d.mkdir()
     write_svhn(d / "train_32x32.mat", 6, seed=1)
     write_svhn(d / "test_32x32.mat", 4, seed=2)
-    x, y = load("svhn", "test", root=tmp_path)
+    x, y = load("svhn", "test", data_root=tmp_path)
     assert x.shape == (4, 3, 32, 32) and y.shape == (4,)
 
 
@@ -204,8 +204,8 @@ def test_cifar_load_concatenates_batches(tmp_path):
     d.mkdir(parents=True)
     parts = [write_cifar_batch(d / f"data_batch_{i}", 3 + i, seed=i) for i in range(1, 6)]
     write_cifar_batch(d / "test_batch", 4, seed=9)
-    assert locate("cifar10", root=tmp_path) == d
-    x, y = load("cifar10", "train", root=tmp_path)
+    assert locate("cifar10", data_root=tmp_path) == d
+    x, y = load("cifar10", "train", data_root=tmp_path)
     assert x.shape == (sum(3 + i for i in range(1, 6)), 3, 32, 32)
     np.testing.assert_array_equal(x.numpy().reshape(len(x), -1),
                                   np.concatenate([p[0] for p in parts]))

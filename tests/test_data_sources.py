@@ -63,9 +63,9 @@ def test_search_order(env, monkeypatch):
     _write_idx_set(data)
     assert locate("mnist") == data
     _write_idx_set(explicit)  # a root argument may hold the files directly
-    assert locate("mnist", root=explicit) == explicit
+    assert locate("mnist", data_root=explicit) == explicit
     _write_idx_set(explicit / "mnist")
-    assert locate("mnist", root=explicit) == explicit / "mnist"
+    assert locate("mnist", data_root=explicit) == explicit / "mnist"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(env / "home"))
     assert locations.cache_root() == env / "home" / ".cache" / "cvgr"

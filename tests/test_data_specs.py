@@ -78,7 +78,7 @@ def test_registered_dataset_is_located_loaded_and_trained(toy, tmp_path):
 
 
 def test_augment_pad_comes_from_the_spec(toy):
-    x = Loader(NAME, "train", 8, train=False, root=toy).images[:8].float() / 255
+    x = Loader(NAME, "train", 8, train=False, data_root=toy).images[:8].float() / 255
     got = augment(NAME, x, torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(5)  # the same draws, by hand, with the spec's pad 2
     flip = torch.rand(8, generator=gen) < 0.5
@@ -90,7 +90,7 @@ def test_augment_pad_comes_from_the_spec(toy):
 
 def test_plan_reads_sizes_recipe_and_settings_from_the_spec(toy):
     plan = build_plan(NAME, "paper")
-    assert (plan["n_train"], plan["n_eval"], plan["epochs"]) == (48, 16, 1)
+    assert (plan["train_images"], plan["n_images"], plan["epochs"]) == (48, 16, 1)
     assert plan["archs"] == {"real": "MNISTNetV0", "complex": "MNISTNetV1"}
     assert plan["claim_eps"] == 0.1 and plan["eps"] == [0.0, 0.1, 0.2]
     gr = next(j for j in plan["jobs"] if j["id"] == "train-complex-gr")

@@ -346,7 +346,7 @@ def test_adversarial_batch_stays_in_ball_and_raises_loss(kind, steps):
     assert clean < 0.5  # the model has learnt something
     for training in (True, False):
         model.train(training)
-        adv = adversarial_batch(model, x, y, eps=0.2, steps=steps, kind=kind,
+        adv = adversarial_batch(model, x, y, eps=0.2, steps=steps, attack=kind,
                                 generator=torch.Generator().manual_seed(1))
         assert model.training is training
         assert not adv.requires_grad
@@ -359,7 +359,7 @@ def test_adversarial_batch_stays_in_ball_and_raises_loss(kind, steps):
 
 def test_pgd_one_step_without_start_is_fgsm_and_more_steps_are_stronger():
     model, x, y = trained_mlp()
-    fgsm = adversarial_batch(model, x, y, eps=0.1, steps=1, kind="fgsm")
+    fgsm = adversarial_batch(model, x, y, eps=0.1, steps=1, attack="fgsm")
     pgd1 = adversarial_batch(model, x, y, eps=0.1, steps=1, random_start=False)
     torch.testing.assert_close(fgsm, pgd1)  # 1.85 eps, projected back onto the eps-ball
     pgd8 = adversarial_batch(model, x, y, eps=0.1, steps=8,
@@ -379,7 +379,7 @@ def test_adversarial_batch_leaves_batchnorm_statistics_and_validates():
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(adversarial_batch(model, x, y, eps=0.0, steps=2), x)
     for kwargs in [{"eps": 1.5, "steps": 2}, {"eps": -0.1, "steps": 2}, {"eps": 0.1, "steps": 0},
-                   {"eps": 0.1, "steps": 2, "kind": "cw"}, {"eps": 0.1, "steps": 2.5}]:
+                   {"eps": 0.1, "steps": 2, "attack": "cw"}, {"eps": 0.1, "steps": 2.5}]:
         with pytest.raises(UserError):
             adversarial_batch(model, x, y, **kwargs)
 

@@ -78,8 +78,8 @@ def test_train_core_refuses_missing_cuda(tmp_path, monkeypatch):
 
     _fake_cuda(monkeypatch, 0)
     with pytest.raises(UserError, match="'cuda' asked for"):
-        train(TrainConfig(dataset="fashion-mnist", arch="MNISTNetV0", epochs=1, limit_train=64,
-                          limit_test=32),
+        train(TrainConfig(dataset="fashion-mnist", arch="MNISTNetV0", epochs=1, train_images=64,
+                          test_images=32),
               tmp_path / "run", device="cuda", progress=False)
     assert not (tmp_path / "run").exists()
 
@@ -106,7 +106,7 @@ def test_execute_honours_deterministic_and_device(tmp_path, monkeypatch):
         return {"ok": True}
 
     monkeypatch.setattr(ev, "run_evaluation", fake)
-    job = {"id": "e", "kind": "evaluate", "config": {"what": "sizes"}, "deps": []}
+    job = {"id": "e", "task": "evaluate", "config": {"what": "sizes"}, "deps": []}
     res = execute(job, tmp_path, RunOptions(device=None, deterministic=True))
     assert seen == {"det": True, "device": str(default_device())}
     assert res["device"] == str(default_device())

@@ -45,7 +45,7 @@ def test_run_error_is_not_a_user_error():
 ])
 def test_cli_shows_the_flag_of_the_parameter(msg, param, shown):
     assert error_text(UserError(msg, param=param)) == shown
-    assert flag("limit_train") == "--limit-train" and flag("root") == "--data-root"
+    assert flag("train_images") == "--train-images" and flag("data_root") == "--data-root"
 
 
 def test_bad_training_setting_is_one_line_with_the_flag(tmp_path, capsys):

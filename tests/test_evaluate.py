@@ -82,7 +82,7 @@ def test_robustness_curve_matches_direct_attack_and_batching(model, data):
     curve, ex = evaluate.robustness_curve(model, x, y, "pgd", eps, batch_size=7, steps=5,
                                           random_start=False, progress=False,
                                           return_examples=True)
-    assert curve["eps"] == eps and curve["n"] == len(x)
+    assert curve["eps"] == eps and curve["n_images"] == len(x)
     assert curve["options"] == {"norm": "linf", "steps": 5, "random_start": False}
     clean = (model(x).argmax(1) == y).float().mean().item()
     assert clean > 0.9
@@ -139,7 +139,7 @@ def test_transfer_flags_on_a_handmade_matrix():
 
 def test_masking_checks_pass_a_healthy_model(model, data, capsys):
     x, y = data
-    r = evaluate.masking_checks(model, x, y, 0.1, nes_limit=40, nes_queries=50,
+    r = evaluate.masking_checks(model, x, y, 0.1, nes_images=40, nes_queries=50,
                                 progress=False)
     assert r["ok"] and r["flagged"] == [], r
     c = r["checks"]
@@ -147,7 +147,7 @@ def test_masking_checks_pass_a_healthy_model(model, data, capsys):
     losses = c["loss_not_rising"]["loss"]
     assert losses[-1] > c["loss_not_rising"]["clean_loss"]
     nes_r = c["black_box_stronger"]["black_box"]["nes"]
-    assert nes_r["n"] == 40 and nes_r["accuracy"] >= nes_r["white_box_accuracy"] - 0.01
+    assert nes_r["n_images"] == 40 and nes_r["accuracy"] >= nes_r["white_box_accuracy"] - 0.01
     evaluate.print_checks(r)
     out = capsys.readouterr().out
     assert "no sign of gradient masking" in out and "FLAG" not in out
@@ -156,7 +156,7 @@ def test_masking_checks_pass_a_healthy_model(model, data, capsys):
 def test_masking_checks_catch_a_masked_model(model, data, capsys):
     x, y = data
     masked = Masked(model)
-    r = evaluate.masking_checks(masked, x, y, 0.2, nes_limit=40, nes_queries=50,
+    r = evaluate.masking_checks(masked, x, y, 0.2, nes_images=40, nes_queries=50,
                                 progress=False, black_box_accuracy={"transfer": 0.0})
     assert {"black_box_stronger", "loss_not_rising", "large_eps_not_broken"} <= set(r["flagged"])
     bb = r["checks"]["black_box_stronger"]

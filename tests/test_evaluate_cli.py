@@ -36,12 +36,12 @@ def cli(*argv, capsys):
 def test_attack_eval_round_trip(run_dir, tmp_path, capsys):
     out, ex = tmp_path / "curve.json", tmp_path / "ex.npz"
     rc, text, err = cli("attack", run_dir, "--attack", "pgd", "--steps", 4, "--eps", "0:0.2:0.1",
-                        "--limit", 150, "--nes-limit", 10, "--save-examples", ex, "--out", out,
+                        "--n-images", 150, "--nes-images", 10, "--save-examples", ex, "--out", out,
                         "--quiet", capsys=capsys)
     assert rc == 0, err
     res = json.loads(out.read_text())
     curve = res["curve"]
-    assert curve["eps"] == [0.0, 0.1, 0.2] and curve["n"] == 150
+    assert curve["eps"] == [0.0, 0.1, 0.2] and curve["n_images"] == 150
     assert res["dataset"] == "fashion-mnist"
     assert curve["accuracy"][0] > 0.6 and curve["accuracy"][2] < curve["accuracy"][0] - 0.3
     checks = res["masking"]
@@ -51,7 +51,7 @@ def test_attack_eval_round_trip(run_dir, tmp_path, capsys):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
     # clean accuracy from `eval` agrees with eps 0 of the curve, computed independently
-    rc, text, _ = cli("eval", run_dir, "--limit", 150, capsys=capsys)
+    rc, text, _ = cli("eval", run_dir, "--n-images", 150, capsys=capsys)
     assert rc == 0 and "clean accuracy" in text
     x, y = fashion("test", 150)
     from cvgr import load
@@ -70,7 +70,7 @@ def test_attack_eval_round_trip(run_dir, tmp_path, capsys):
     doc = json.loads(text)  # --json: stdout is exactly the result written to --out
     assert doc == json.loads((tmp_path / "e.json").read_text())
     assert doc["accuracy"] == pytest.approx(curve["accuracy"])
-    rc, text, _ = cli("eval", run_dir, "--limit", 150, "--json", capsys=capsys)
+    rc, text, _ = cli("eval", run_dir, "--n-images", 150, "--json", capsys=capsys)
     assert rc == 0 and json.loads(text)["clean_accuracy"] == pytest.approx(acc)
 
 
@@ -94,7 +94,7 @@ def test_eval_refuses_foreign_examples(run_dir, tmp_path, capsys):
     (["--batch-size", "0"], "batch-size"),
 ])
 def test_attack_bad_input_is_one_line(run_dir, argv, message, capsys):
-    rc, _, err = cli("attack", run_dir, *argv, "--limit", 5, "--no-checks", capsys=capsys)
+    rc, _, err = cli("attack", run_dir, *argv, "--n-images", 5, "--no-checks", capsys=capsys)
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -112,7 +112,7 @@ def test_transfer_matrix_cli(run_dir, tmp_path, capsys, monkeypatch):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    rc, text, err = cli("transfer", run_dir, other, "--eps", 0.1, "--steps", 3, "--limit", 60,
+    rc, text, err = cli("transfer", run_dir, other, "--eps", 0.1, "--steps", 3, "--n-images", 60,
                         "--json", capsys=capsys)
     assert rc == 0, err
     out = run_dir / "transfer-pgd-linf-0.1.json"  # default: in the first run's directory
@@ -128,7 +128,7 @@ def test_transfer_matrix_cli(run_dir, tmp_path, capsys, monkeypatch):
     printed = "\n".join(transfer.lines(m))  # what the command prints without --json
     assert "no transfer attack beats" in printed and "mlp-b" in printed
     out.unlink()
-    rc, _, _ = cli("transfer", run_dir, other, "--eps", 0.1, "--steps", 1, "--limit", 5,
+    rc, _, _ = cli("transfer", run_dir, other, "--eps", 0.1, "--steps", 1, "--n-images", 5,
                    "--out", tmp_path / "t.json", "--quiet", capsys=capsys)
     assert rc == 0 and (tmp_path / "t.json").is_file() and not out.exists()
     rc, _, err = cli("transfer", run_dir, other, "--eps", 2, capsys=capsys)
@@ -141,13 +141,13 @@ def test_autoattack_cli(run_dir, tmp_path, capsys, monkeypatch):
     from cvgr.cli import autoattack
 
     out = tmp_path / "aa.json"
-    rc, text, err = cli("autoattack", run_dir, "--eps", 0.1, "--limit", 40, "--version",
+    rc, text, err = cli("autoattack", run_dir, "--eps", 0.1, "--n-images", 40, "--version",
                         "custom", "--attacks", "apgd-ce:steps=5,art-square:queries=20",
                         "--out", out, "--quiet", "--json", capsys=capsys)
     assert rc == 0, err
     r = json.loads(out.read_text())
     assert json.loads(text) == r and err == ""  # --quiet: nothing on stderr
-    assert r["n"] == 40 and r["robust_accuracy"] <= r["clean_accuracy"]
+    assert r["n_images"] == 40 and r["robust_accuracy"] <= r["clean_accuracy"]
     assert r["version"] == "custom" and [a["attack"] for a in r["attacks"]] == \
         ["apgd-ce", "art-square"]
     assert r["attacks"][0]["settings"]["n_iter"] == 5 and r["model"]["arch"] == "MNISTMLP"
@@ -172,7 +172,7 @@ class FakeTerminal(io.StringIO):
 
 
 def test_attack_json_and_progress_bars(run_dir, tmp_path, capsys, monkeypatch):
-    args = ("attack", run_dir, "--attack", "fgsm", "--eps", "0,0.1", "--limit", 30,
+    args = ("attack", run_dir, "--attack", "fgsm", "--eps", "0,0.1", "--n-images", 30,
             "--no-checks", "--out", tmp_path / "f.json")
     rc, text, err = cli(*args, "--json", capsys=capsys)  # stderr captured: not a terminal
     assert rc == 0
@@ -189,9 +189,8 @@ def test_attack_json_and_progress_bars(run_dir, tmp_path, capsys, monkeypatch):
 
     tty = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", tty)
-    for flag in ("--quiet", "--no-progress"):  # --no-progress: the old spelling, still accepted
-        rc, text, _ = cli(*args, flag, capsys=capsys)
-        assert rc == 0 and "eps 0.1" in text
+    rc, text, _ = cli(*args, "--quiet", capsys=capsys)
+    assert rc == 0 and "eps 0.1" in text
     assert tty.getvalue() == ""  # --quiet: no bar and no progress messages, even on a terminal
 
 
@@ -222,7 +221,7 @@ def test_inputs_carry_the_one_run_options(run_dir):
         ["attack", str(run_dir), "--device", "cpu", "--data-root", "D", "--quiet"])
     opts = attack.inputs(args).options
     assert (opts.device, opts.data_root, opts.progress) == ("cpu", "D", False)
-    res = eval_task(run_dir, Inputs(limit=20, options=RunOptions(device="cpu")))
-    assert res["n"] == 20
+    res = eval_task(run_dir, Inputs(n_images=20, options=RunOptions(device="cpu")))
+    assert res["n_images"] == 20
     with pytest.raises(UserError, match="device"):
-        eval_task(run_dir, Inputs(limit=20, options=RunOptions(device="nonsense")))
+        eval_task(run_dir, Inputs(n_images=20, options=RunOptions(device="nonsense")))

@@ -50,12 +50,12 @@ def test_plan_is_valid_json_data(dataset, budget):
     for job in plan["jobs"]:
         assert all(position[d] < position[job["id"]] for d in job["deps"])
         assert job["cost"] > 0
-        if job["kind"] == "train":  # every config is a valid training run
+        if job["task"] == "train":  # every config is a valid training run
             TrainConfig.from_dict(job["config"]).resolved()
     assert json.loads(json.dumps(plan)) == plan
     check_plan(json.loads(json.dumps(plan)))
     # everything an evaluation names is a planned train job it depends on
-    train_ids = {j["id"] for j in plan["jobs"] if j["kind"] == "train"}
+    train_ids = {j["id"] for j in plan["jobs"] if j["task"] == "train"}
     for job in plan["jobs"]:
         c = job["config"]
         named = [c[k] for k in ("model", "surrogate") if k in c] + list(c.get("models", {})
@@ -79,10 +79,10 @@ def test_plan_uses_paper_settings_and_budgets_differ():
     assert plan["seeded"]["A"] == plan["models"]["complex-gr"]
     assert gr["lr"] == pytest.approx(2 * 0.005)  # quick makes up for few steps
     paper = build_plan("fashion-mnist", "paper")
-    assert all(j["config"]["lr"] is None for j in paper["jobs"] if j["kind"] == "train")
-    assert paper["epochs"] == 30 and paper["n_eval"] == 10000 and paper["n_train"] == 60000
+    assert all(j["config"]["lr"] is None for j in paper["jobs"] if j["task"] == "train")
+    assert paper["epochs"] == 30 and paper["n_images"] == 10000 and paper["train_images"] == 60000
     assert len(paper["eps"]) == 16  # 0..0.3 by 0.02
-    assert plan["epochs"] < paper["epochs"] and plan["n_eval"] < paper["n_eval"]
+    assert plan["epochs"] < paper["epochs"] and plan["n_images"] < paper["n_images"]
     assert len(plan["eps"]) < len(paper["eps"])
     cifar = build_plan("cifar10", "paper")
     assert cifar["epochs"] == 80 and cifar["archs"]["real"] == "CIFARNet1"
@@ -138,7 +138,7 @@ def fake_execute(job, root, options):
 
 def _jobs():
     def j(i, deps=(), **cfg):
-        return {"id": i, "kind": "evaluate", "config": {"what": "fake", **cfg},
+        return {"id": i, "task": "evaluate", "config": {"what": "fake", **cfg},
                 "deps": list(deps), "cost": 1.0}
 
     return [j("a"), j("b"), j("c", ["a"]), j("d", ["b", "c"]), j("e")]
@@ -193,9 +193,9 @@ def test_runner_interrupt_keeps_finished_work(tmp_path):
 
 
 def test_runner_two_processes(tmp_path):
-    jobs = [{"id": f"p{i}", "kind": "evaluate", "config": {"what": "fake", "sleep": 1.0},
+    jobs = [{"id": f"p{i}", "task": "evaluate", "config": {"what": "fake", "sleep": 1.0},
              "deps": [], "cost": 1.0} for i in range(2)]
-    jobs.append({"id": "q", "kind": "evaluate", "config": {"what": "fake"},
+    jobs.append({"id": "q", "task": "evaluate", "config": {"what": "fake"},
                  "deps": ["p0", "p1"], "cost": 1.0})
     out = run_jobs(jobs, tmp_path, 2, execute_fn=fake_execute, log=lambda m: None)
     assert sorted(out["ran"]) == ["p0", "p1", "q"] and not out["failed"]
@@ -208,7 +208,7 @@ def test_runner_two_processes(tmp_path):
 
 def test_runner_survives_a_dying_worker(tmp_path):
     (tmp_path / "die-x").touch()
-    jobs = [{"id": i, "kind": "evaluate", "config": {"what": "fake", "sleep": s}, "deps": [],
+    jobs = [{"id": i, "task": "evaluate", "config": {"what": "fake", "sleep": s}, "deps": [],
              "cost": 1.0} for i, s in (("x", 0), ("slow", 1.0), ("after", 0))]
     out = run_jobs(jobs, tmp_path, 2, execute_fn=fake_execute, log=lambda m: None)
     assert "x" in out["failed"] and "after" in out["ran"]  # a fresh pool ran the rest
@@ -268,7 +268,7 @@ def test_verdict_frontier():
 
 def _matrix(acc, n=1000):
     names = [chr(65 + i) for i in range(len(acc))]
-    return {"sources": names, "targets": names, "accuracy": acc, "n": n, "eps": 0.1}
+    return {"sources": names, "targets": names, "accuracy": acc, "n_images": n, "eps": 0.1}
 
 
 def test_verdict_transfer_both_ways():
@@ -308,7 +308,7 @@ def test_verdict_time_identity_sizes_masking():
     assert verdict_sizes(small, small)["status"] == HOLDS
     assert verdict_sizes(small, big)["status"] == NOT_HOLD
     clean = {"flagged": []}
-    aa = {"pgd_accuracy": 0.5, "robust_accuracy": 0.48, "n": 1000}
+    aa = {"pgd_accuracy": 0.5, "robust_accuracy": 0.48, "n_images": 1000}
     assert verdict_masking(clean, aa, 1000)["status"] == HOLDS
     assert verdict_masking({"flagged": ["black_box_stronger"]}, aa, 1000)["status"] == NOT_HOLD
     far = {**aa, "robust_accuracy": 0.1}
@@ -331,7 +331,7 @@ def _synthetic(complex_better: bool):
         for attack in ("fgsm", "pgd"):
             acc = [0.9 * math.exp(-e / s) for e in eps]
             ev[f"eval-{attack}-{label}"] = {"attack": attack, "eps": eps, "accuracy": acc,
-                                            "loss": [1.0] * len(eps), "n": plan["n_eval"]}
+                                            "loss": [1.0] * len(eps), "n_images": plan["n_images"]}
         training[tid] = {"kind": kind, "beta": 64.0 if d == "gr" else 0.0,
                          "seconds_per_epoch": 10.0 * {"none": 1, "noise": 1, "gr": 1.2,
                                                       "pgd4": 2, "pgd8": 3}[d]}
@@ -342,7 +342,7 @@ def _synthetic(complex_better: bool):
             training[tid].update(beta=16.0 * 4**k, epochs_done=plan["epochs"],
                                  final={"gr": 10.0 ** (-1 - k), "ce": 0.5 + 0.1 * k + shift})
     names = list(plan["seeded"])
-    ev["eval-transfer"] = {"sources": names, "targets": names, "n": 300, "eps": 0.1,
+    ev["eval-transfer"] = {"sources": names, "targets": names, "n_images": 300, "eps": 0.1,
                            "steps": 8, "accuracy": [[0.3 if i == j else 0.6 for j in names]
                                                     for i in names]}
     ev["eval-identity"] = {"max_abs_deviation": 1e-16, "layers": [
@@ -357,13 +357,13 @@ def _synthetic(complex_better: bool):
         ev[f"eval-masking-{kind}-gr"] = {
             "flagged": [], "clean_accuracy": 0.8, "checks": {
                 "black_box_stronger": {"white_box_accuracy": 0.3, "black_box": {
-                    "nes": {"accuracy": 0.6, "white_box_accuracy": 0.35, "n": 50},
+                    "nes": {"accuracy": 0.6, "white_box_accuracy": 0.35, "n_images": 50},
                     "transfer from real-none": {"accuracy": 0.5}}},
                 "large_eps_not_broken": {"accuracy": 0.0}}}
         ev[f"eval-autoattack-{kind}-gr"] = {"pgd_accuracy": 0.3, "robust_accuracy": 0.29,
-                                            "n": 100}
-    keys = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_eval", "n_train",
-            "epochs", "models", "sweep", "seeded")
+                                            "n_images": 100}
+    keys = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_images",
+            "train_images", "epochs", "models", "sweep", "seeded")
     return {**{k: plan[k] for k in keys}, "training": training, "evaluations": ev,
             "failed": {}, "blocked": [], "workers": 1, "device": "cpu"}
 
@@ -461,7 +461,7 @@ def test_reproduce_passes_the_gr_step_to_training_jobs(tmp_path, monkeypatch):
         return {"val_acc": 0.5, "ce": 1.0, "gr": None}
 
     monkeypatch.setattr(cvgr.train, "train", fake_train)
-    job = next(j for j in build_plan("fashion-mnist", "quick")["jobs"] if j["kind"] == "train")
+    job = next(j for j in build_plan("fashion-mnist", "quick")["jobs"] if j["task"] == "train")
     execute(job, tmp_path, RunOptions(device="cpu", gr_step="compiled", quiet=True))
     # one options object reaches training, not its fields one by one
     assert seen["options"].gr_step == "compiled" and seen["options"].quiet is True

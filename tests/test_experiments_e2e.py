@@ -32,11 +32,11 @@ def test_tiny_reproduce_end_to_end_and_resume(tmp_path, capsys):
                     "training_time.png", "transfer.png", "transfer_curves.png"]
     res = read_json(out / "results.json")
     assert not res["failed"] and len(res["evaluations"]) == sum(
-        j["kind"] == "evaluate" for j in plan["jobs"])
+        j["task"] == "evaluate" for j in plan["jobs"])
     assert res["verdicts"]["identity"]["status"] == "holds"  # exact on trained layers
     assert res["hardware"].startswith("CPU: ")  # the timing table names the machine
     curve = res["evaluations"]["eval-pgd-complex-gr"]
-    assert curve["eps"] == plan["eps"] and curve["n"] == plan["n_eval"]
+    assert curve["eps"] == plan["eps"] and curve["n_images"] == plan["n_images"]
     assert all(res["training"][t]["epochs_done"] == 1 for t in plan["models"].values())
     md = (out / "report.md").read_text()
     assert "Verdict" in md and "![PGD(8) robustness curves](figures/robustness_pgd.png)" in md

@@ -114,7 +114,7 @@ def test_compiled_step_equals_eager_step_float32():
     x, y = _batch(dtype=torch.float32)
     ref, ref_grads = _eager_grads(model, x, y, 3.0, 1, "exact")
     model.zero_grad(set_to_none=True)
-    step = GRStep(model, 3.0, kind="compiled")
+    step = GRStep(model, 3.0, gr_step="compiled")
     out = step(x, y)
     torch.testing.assert_close(out.total, ref.total.detach(), rtol=1e-5, atol=1e-6)
     for p, g in zip(model.parameters(), ref_grads, strict=True):
@@ -131,7 +131,7 @@ def test_compile_failure_falls_back_to_the_traced_graph(monkeypatch):
     _, ref_grads = _eager_grads(model, x, y, 2.0, 1, "exact")
     model.zero_grad(set_to_none=True)
     with pytest.warns(RuntimeWarning, match="torch.compile failed.*no compiler here"):
-        GRStep(model, 2.0, kind="compiled")(x, y)
+        GRStep(model, 2.0, gr_step="compiled")(x, y)
     for p, g in zip(model.parameters(), ref_grads, strict=True):
         torch.testing.assert_close(p.grad, g)
 
@@ -211,24 +211,24 @@ def test_stacked_models_step_by_step_equal_one_by_one_float32():
 
 def test_auto_traces_runs_long_enough_to_win_the_trace_back(monkeypatch):
     import cvgr.defenses.gr_step as gs
-    from cvgr.defenses.gr_step import AUTO_COMPILE_BATCHES, AUTO_MIN_BATCHES, resolve_kind
+    from cvgr.defenses.gr_step import AUTO_COMPILE_BATCHES, AUTO_MIN_BATCHES, resolve_gr_step
 
     monkeypatch.setattr(gs, "_cxx_compiler", lambda: "/usr/bin/g++")
-    assert resolve_kind("auto", AUTO_MIN_BATCHES) == "traced"
-    assert resolve_kind("auto", AUTO_MIN_BATCHES - 1) == "eager"
-    assert resolve_kind("auto", AUTO_MIN_BATCHES - 1, 1000) == "eager"  # short epochs: eager
-    assert resolve_kind("auto", 938) == "traced"  # one Fashion-MNIST epoch at batch 64
-    assert resolve_kind("auto", 938, 30) == "compiled"  # the paper's recipe, on a CPU
-    assert resolve_kind("auto", 938, 30, "cuda") == "traced"  # the GPU zoo's step
-    assert resolve_kind("auto", 157, 3) == "traced"  # the quick budget: 471 batches
-    assert resolve_kind("auto", AUTO_COMPILE_BATCHES // 10, 10) == "compiled"
-    assert resolve_kind("auto", AUTO_COMPILE_BATCHES // 10, 9) == "traced"
+    assert resolve_gr_step("auto", AUTO_MIN_BATCHES) == "traced"
+    assert resolve_gr_step("auto", AUTO_MIN_BATCHES - 1) == "eager"
+    assert resolve_gr_step("auto", AUTO_MIN_BATCHES - 1, 1000) == "eager"  # short epochs: eager
+    assert resolve_gr_step("auto", 938) == "traced"  # one Fashion-MNIST epoch at batch 64
+    assert resolve_gr_step("auto", 938, 30) == "compiled"  # the paper's recipe, on a CPU
+    assert resolve_gr_step("auto", 938, 30, "cuda") == "traced"  # the GPU zoo's step
+    assert resolve_gr_step("auto", 157, 3) == "traced"  # the quick budget: 471 batches
+    assert resolve_gr_step("auto", AUTO_COMPILE_BATCHES // 10, 10) == "compiled"
+    assert resolve_gr_step("auto", AUTO_COMPILE_BATCHES // 10, 9) == "traced"
     monkeypatch.setattr(gs, "_cxx_compiler", lambda: None)  # no compiler: never compiled
-    assert resolve_kind("auto", 938, 30) == "traced"
+    assert resolve_gr_step("auto", 938, 30) == "traced"
     for kind in ("eager", "traced", "compiled"):
-        assert resolve_kind(kind, 1) == resolve_kind(kind, 10_000) == kind
+        assert resolve_gr_step(kind, 1) == resolve_gr_step(kind, 10_000) == kind
     with pytest.raises(UserError, match="unknown GR step 'jit'; choose from auto, eager"):
-        resolve_kind("jit", 500)
+        resolve_gr_step("jit", 500)
 
 
 def test_train_epoch_auto_takes_the_traced_step_on_a_long_epoch(monkeypatch):

@@ -217,7 +217,7 @@ def tiny_zoo(monkeypatch, tmp_path):
     from cvgr.train import train
 
     e = zoo.ZooEntry(TINY, "tiny test MLP", {"arch": "mnist-mlp", "epochs": 1,
-                                              "limit_train": 64, "limit_test": 32})
+                                              "train_images": 64, "test_images": 32})
     monkeypatch.setitem(zoo.CATALOGUE, TINY, e)
     monkeypatch.setenv(zoo.ENV, str(tmp_path / "zoo"))
     run = tmp_path / "trained"
@@ -231,11 +231,11 @@ def test_a_zoo_model_is_taken_as_a_finished_run(tiny_zoo, tmp_path):
     from cvgr.zoo.adopt import adopt_run, adopted_from, entry_for
 
     e, trained = tiny_zoo
-    cfg = TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, limit_train=64,
-                      limit_test=32)
+    cfg = TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, train_images=64,
+                      test_images=32)
     assert entry_for(cfg) == e
     assert entry_for(TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1,
-                                 limit_train=64, limit_test=32, seed=1)) is None
+                                 train_images=64, test_images=32, seed=1)) is None
     out = tmp_path / "runs" / "train-x"
     assert adopt_run(cfg, out) == TINY
     assert adopted_from(out) == f"zoo:{TINY}" and adopted_from(trained) is None
@@ -260,14 +260,14 @@ def test_the_zoo_autoattack_is_taken_only_for_identical_settings(tiny_zoo, tmp_p
     stored = json.loads(zoo.eval_file(TINY).read_text())
     out = tmp_path / "runs" / "train-x"
     adopt_run(e.config(), out)
-    cfg = {"what": "autoattack", "model": "train-x", "eps": stored["eps"], "n": 8,
+    cfg = {"what": "autoattack", "model": "train-x", "eps": stored["eps"], "n_images": 8,
            "version": "custom", "attacks": "apgd-ce:steps=2"}
     res = adopt_autoattack(cfg, out)
     assert res is not None
     assert res["robust_accuracy"] == stored["autoattack"]["robust_accuracy"]
     assert res["pgd_accuracy"] == stored["pgd8"]["accuracy"] and res["source"].startswith(
         f"zoo:{TINY}")
-    for change in ({"n": 16}, {"eps": 0.25}, {"version": "standard", "attacks": None}):
+    for change in ({"n_images": 16}, {"eps": 0.25}, {"version": "standard", "attacks": None}):
         assert adopt_autoattack({**cfg, **change}, out) is None
     trained_here = tmp_path / "runs" / "train-y"
     from cvgr.train import train
@@ -281,7 +281,7 @@ def test_the_runner_takes_zoo_models_unless_retrain(tiny_zoo, tmp_path):
     from cvgr.options import RunOptions
 
     e, _ = tiny_zoo
-    job = {"id": "train-a", "kind": "train", "config": e.config().to_dict(), "deps": [],
+    job = {"id": "train-a", "task": "train", "config": e.config().to_dict(), "deps": [],
            "cost": 1.0, "group": "main"}
     got = execute(job, tmp_path / "r1", RunOptions(quiet=True))
     assert got["summary"] == {"zoo": TINY}
@@ -305,7 +305,7 @@ def test_paper_plans_match_the_zoo_entries():
                                          "real-pgd4"])):
         plan = build_plan(ds, "paper")
         cfgs = {j["id"]: TrainConfig.from_dict(j["config"]).resolved()
-                for j in plan["jobs"] if j["kind"] == "train"}
+                for j in plan["jobs"] if j["task"] == "train"}
         for n in names:
             want = zoo.entry(f"{ds}/{n}").config()
             assert f"train-{n}" in cfgs and cfgs[f"train-{n}"] == want, (ds, n)
@@ -328,16 +328,16 @@ def test_select_jobs_takes_what_the_chosen_jobs_need():
 
 
 def test_n_eval_caps_evaluations_not_training():
-    base, capped = build_plan("mnist", "paper"), build_plan("mnist", "paper", n_eval=1000)
-    assert base["n_eval"] == 10000 and capped["n_eval"] == 1000
+    base, capped = build_plan("mnist", "paper"), build_plan("mnist", "paper", n_images=1000)
+    assert base["n_images"] == 10000 and capped["n_images"] == 1000
     for a, b in zip(base["jobs"], capped["jobs"], strict=True):
-        if a["kind"] == "train":
+        if a["task"] == "train":
             assert a == b
-        elif "n" in a["config"]:
-            assert b["config"]["n"] == min(a["config"]["n"], 1000)
-    with pytest.raises(UserError, match="n_eval must be a whole number") as e:
-        build_plan("mnist", "paper", n_eval=0)
-    assert e.value.param == "n_eval"
+        elif "n_images" in a["config"]:
+            assert b["config"]["n_images"] == min(a["config"]["n_images"], 1000)
+    with pytest.raises(UserError, match="n_images must be a whole number") as e:
+        build_plan("mnist", "paper", n_images=0)
+    assert e.value.param == "n_images"
 
 
 def test_timing_job_times_the_six_nets_of_the_seed_table():
@@ -361,10 +361,10 @@ def test_time_epochs_extrapolates_a_full_epoch():
     from cvgr.train import TrainConfig
     from cvgr.train.timing import time_epochs
 
-    cfgs = {"a": TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, limit_train=300,
-                             limit_test=50),
-            "b": TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, limit_train=300,
-                             limit_test=50, beta=1.0)}
+    cfgs = {"a": TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, train_images=300,
+                             test_images=50),
+            "b": TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, train_images=300,
+                             test_images=50, beta=1.0)}
     rows = time_epochs(cfgs, 2, repeats=1, gr_step="eager")
     for r in rows.values():
         assert r["batches_per_epoch"] == math.ceil(300 / 64)
@@ -387,8 +387,8 @@ def test_time_epochs_takes_a_gr_step_per_configuration():
     from cvgr.train import TrainConfig
     from cvgr.train.timing import time_epochs
 
-    cfg = TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, limit_train=300,
-                      limit_test=50, beta=1.0)
+    cfg = TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, train_images=300,
+                      test_images=50, beta=1.0)
     lines: list[str] = []
     rows = time_epochs({"e": cfg, "t": cfg, "n": replace(cfg, beta=0.0)}, 1, repeats=1,
                        gr_step={"e": "eager", "t": "traced"}, log=lines.append)
@@ -424,9 +424,9 @@ def test_the_time_table_prefers_the_timing_job():
 def test_transfer_curves_cover_the_grid_and_judge_white_box_per_eps():
     from cvgr.experiments.report.figures import white_box_margin
 
-    plan = build_plan("fashion-mnist", "paper", n_eval=1000)
+    plan = build_plan("fashion-mnist", "paper", n_images=1000)
     (job,) = [j for j in plan["jobs"] if j["id"] == "eval-transfer-curves"]
-    assert job["config"]["eps"] == plan["eps"] and job["config"]["n"] == 1000
+    assert job["config"]["eps"] == plan["eps"] and job["config"]["n_images"] == 1000
     assert job["deps"] == sorted(plan["seeded"].values())
     clean = [[0.9, 0.9], [0.8, 0.8]]
     tc = {"eps": [0.0, 0.1], "sources": ["A", "B"], "targets": ["A", "B"],
@@ -456,7 +456,7 @@ def test_reproduce_json_prints_one_document(tmp_path, capsys):
 
 def _zrow(short, aa, clean, n=1000):
     return {"name": f"fashion-mnist/{short}", "dataset": "fashion-mnist", "autoattack": aa,
-            "clean_accuracy": clean, "version": "standard", "n": n}
+            "clean_accuracy": clean, "version": "standard", "n_images": n}
 
 
 def test_defense_answer_follows_the_numbers_and_says_what_is_pending(tmp_path):

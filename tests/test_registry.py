@@ -136,18 +136,18 @@ def test_user_architecture_trained_attacked_and_loaded_through_the_cli(tmp_path,
     run = tmp_path / "runs" / "tiny"
     rc = main(["--import", str(plugin), "train", "--dataset", "fashion-mnist", "--arch",
                "TinyNet", "--complex", "--beta", "1", "--epochs", "1", "--out", str(run),
-               "--limit-train", "256", "--limit-test", "64", "--no-progress", "--device",
+               "--train-images", "256", "--test-images", "64", "--quiet", "--device",
                "cpu", "--data-root", str(FMNIST), "--json"])
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert json.loads(out.out.strip().splitlines()[-1])["gr"] > 0
     rc = main(["--import", str(plugin), "attack", str(run), "--attack", "fgsm", "--eps",
-               "0:0.2:0.1", "--limit", "64", "--no-checks", "--quiet", "--out",
+               "0:0.2:0.1", "--n-images", "64", "--no-checks", "--quiet", "--out",
                str(tmp_path / "curve.json")])
     out = capsys.readouterr()
     assert rc == 0, out.err
     curve = json.loads((tmp_path / "curve.json").read_text())["curve"]
-    assert curve["eps"] == [0.0, 0.1, 0.2] and curve["n"] == 64
+    assert curve["eps"] == [0.0, 0.1, 0.2] and curve["n_images"] == 64
     model = cvgr.load(run)
     assert model.record["arch"] == "tiny_net" and model.record["complex"]
     assert isinstance(model[1], ComplexConv2d)
@@ -157,7 +157,7 @@ def test_user_architecture_trained_attacked_and_loaded_through_the_cli(tmp_path,
     assert main(["models"]) == 0 and "tiny_net" in capsys.readouterr().out
     # without the plugin the same run is refused in one line naming the fix
     models.ARCHITECTURES.pop("tiny_net")
-    assert main(["attack", str(run), "--attack", "fgsm", "--eps", "0.1", "--limit", "8",
+    assert main(["attack", str(run), "--attack", "fgsm", "--eps", "0.1", "--n-images", "8",
                  "--no-checks", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "does not know" in err and "my_nets.tiny_net" in err and len(err.splitlines()) == 1

@@ -213,7 +213,7 @@ def no_work(monkeypatch):
     (["--attack", "nes", "--queries", "0"], "--queries must be >= 1"),
     (["--eps", "0:1e-9:1e-15"], "more than 1000"),
     (["--eps", "nan"], "not finite"),
-    (["--check-limit", "0"], "--check-limit must be >= 1"),
+    (["--check-images", "0"], "--check-images must be >= 1"),
 ])
 def test_attack_cli_bad_parameter(run_dir, tmp_path, no_work, argv, words, capsys):
     out = tmp_path / "a.json"
@@ -259,7 +259,7 @@ def test_late_write_failure_is_one_line(run_dir, tmp_path, monkeypatch, capsys):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(cvgr.evaluate.tasks, "write_json", full)
-    rc, text, err = cli("eval", run_dir, "--limit", 20, "--out", tmp_path / "e.json",
+    rc, text, err = cli("eval", run_dir, "--n-images", 20, "--out", tmp_path / "e.json",
                         capsys=capsys)
     assert rc == 1 and one_line(err) and "No space left on device" in err, err
     assert "clean accuracy" in text  # the result was printed before the write failed
@@ -288,7 +288,7 @@ def test_train_and_reproduce_refuse_readonly_out(readonly_dir, tmp_path, capsys)
     (tmp_path / "file").write_text("x")
     for out in (readonly_dir / "run", readonly_dir, tmp_path / "file", tmp_path / "file" / "r"):
         rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP",
-                         "--epochs", 1, "--limit-train", 64, "--out", out, "--device", "cpu",
+                         "--epochs", 1, "--train-images", 64, "--out", out, "--device", "cpu",
                          capsys=capsys)
         assert rc == 2 and one_line(err) and f"out {out}" in err, err
         rc, _, err = cli("reproduce", "--budget", "tiny", "--out", out, "--device", "cpu",
@@ -447,7 +447,7 @@ def test_idx_file_of_another_image_size(tmp_path, capsys):
     _idx_dataset(tmp_path / "fashion-mnist", size=32)
     with pytest.raises(UserError, match=r"images are \(1, 32, 32\), but fashion-mnist images "
                                         r"are \(1, 28, 28\)"):
-        Loader("fashion-mnist", "test", 4, train=False, root=tmp_path)
+        Loader("fashion-mnist", "test", 4, train=False, data_root=tmp_path)
     rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
                      "--out", tmp_path / "r", "--data-root", tmp_path, capsys=capsys)
     assert rc == 2 and one_line(err) and "train-images-idx3-ubyte" in err, err
@@ -459,7 +459,7 @@ def test_config_records_the_data_really_used(tmp_path, capsys):
     _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
     rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
                      "--batch-size", 4, "--out", tmp_path / "r", "--data-root", tmp_path / "data",
-                     "--device", "cpu", "--no-progress", capsys=capsys)
+                     "--device", "cpu", "--quiet", capsys=capsys)
     assert rc == 0, err
     env = json.loads((tmp_path / "r" / "config.json").read_text())["environment"]
     assert env["data_root"] == str(tmp_path / "data")
@@ -467,7 +467,7 @@ def test_config_records_the_data_really_used(tmp_path, capsys):
     assert env["gr_step"] is None  # no GR in this run
     rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
                      "--batch-size", 4, "--beta", 1, "--out", tmp_path / "g", "--data-root",
-                     tmp_path / "data", "--device", "cpu", "--no-progress", capsys=capsys)
+                     tmp_path / "data", "--device", "cpu", "--quiet", capsys=capsys)
     assert rc == 0, err
     env = json.loads((tmp_path / "g" / "config.json").read_text())["environment"]
     assert env["gr_step"] == "eager"  # auto, on a 2-batch epoch
@@ -476,7 +476,7 @@ def test_config_records_the_data_really_used(tmp_path, capsys):
         rc, _, err = cli("train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs",
                          1, "--batch-size", 4, "--beta", 1, "--gr-mode", mode, "--gr-step",
                          "traced", "--out", out, "--data-root", tmp_path / "data", "--device",
-                         "cpu", "--no-progress", capsys=capsys)
+                         "cpu", "--quiet", capsys=capsys)
         assert rc == 0, err
         assert json.loads((out / "config.json").read_text())["environment"]["gr_step"] == want
 
@@ -511,7 +511,7 @@ def test_lock_refuses_a_second_process_and_dies_with_its_holder(tmp_path, capsys
     _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
     train = ["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", 1,
              "--batch-size", 4, "--out", tmp_path / "run", "--data-root", tmp_path / "data",
-             "--device", "cpu", "--no-progress"]
+             "--device", "cpu", "--quiet"]
     repro = ["reproduce", "--budget", "tiny", "--out", tmp_path / "rep", "--data-root",
              tmp_path / "data", "--device", "cpu"]
     procs = [_holder(tmp_path / "run"), _holder(tmp_path / "rep")]
@@ -545,7 +545,7 @@ def test_lock_file_does_not_make_a_directory_foreign(tmp_path):
     _idx_dataset(tmp_path / "data" / "fashion-mnist", n=8)
     rc = main(["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--epochs", "1",
                "--batch-size", "4", "--out", str(tmp_path / "r"), "--data-root",
-               str(tmp_path / "data"), "--device", "cpu", "--no-progress"])
+               str(tmp_path / "data"), "--device", "cpu", "--quiet"])
     assert rc == 0
 
 
@@ -554,7 +554,7 @@ def test_lock_file_does_not_make_a_directory_foreign(tmp_path):
 
 def _train_argv(tmp_path: Path, out: Path, *extra) -> list:
     return ["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--batch-size", 4,
-            "--out", out, "--data-root", tmp_path / "data", "--device", "cpu", "--no-progress",
+            "--out", out, "--data-root", tmp_path / "data", "--device", "cpu", "--quiet",
             *extra]
 
 
@@ -704,7 +704,7 @@ def test_an_output_never_overwrites_its_input(run_dir, tmp_path, no_work, capsys
 def _fake_result():
     from cvgr.benchmarking import BenchmarkResult
 
-    return BenchmarkResult(dataset="fashion-mnist", threat_model="Linf", eps=0.1, n_examples=4,
+    return BenchmarkResult(dataset="fashion-mnist", threat_model="Linf", eps=0.1, n_images=4,
                            version="custom", clean_accuracy=0.5, robust_accuracy=0.25,
                            attacks=[{"attack": "apgd-ce", "robust_accuracy": 0.25}],
                            images={}, robust_indices=[0], seconds=0.1, device="cpu",
@@ -717,18 +717,18 @@ def test_benchmark_output_checked_before_work(run_dir, tmp_path, no_work, monkey
     model = cvgr.load(run_dir)
     for bad in (tmp_path, Path("/tmp")):
         with pytest.raises(UserError) as e:
-            cvgr.benchmark(model, "fashion-mnist", n_examples=4, save=bad)
+            cvgr.benchmark(model, "fashion-mnist", n_images=4, save=bad)
         assert e.value.param == "save"
-        rc, _, err = cli("benchmark", run_dir, "--n", 4, "--out", bad, capsys=capsys)
+        rc, _, err = cli("benchmark", run_dir, "--n-images", 4, "--out", bad, capsys=capsys)
         assert rc == 2 and one_line(err) and "--out" in err, err
     assert not any(Path("/").glob(".tmp.*.tmp"))
     # the numbers on stdout, "wrote FILE" on stderr (and not even there with --quiet)
     monkeypatch.setattr(cvgr, "benchmark", lambda *a, **k: _fake_result())
-    rc, out, err = cli("benchmark", run_dir, "--n", 4, "--out", tmp_path / "b.json",
+    rc, out, err = cli("benchmark", run_dir, "--n-images", 4, "--out", tmp_path / "b.json",
                        capsys=capsys)
     assert rc == 0 and "robust 0.2500" in out and "wrote" not in out and "wrote" in err
-    rc, out, err = cli("benchmark", run_dir, "--n", 4, "--out", tmp_path / "b.json", "--quiet",
-                       capsys=capsys)
+    rc, out, err = cli("benchmark", run_dir, "--n-images", 4, "--out", tmp_path / "b.json",
+                       "--quiet", capsys=capsys)
     assert rc == 0 and "wrote" not in out + err
     assert json.loads((tmp_path / "b.json").read_text())["robust_accuracy"] == 0.25
 
@@ -793,7 +793,7 @@ def test_benchmark_refuses_models_that_give_no_meaningful_number(model, kw, word
     import cvgr
 
     with pytest.raises(UserError, match=words):
-        cvgr.benchmark(model, "fashion-mnist", n_examples=8, batch_size=4, **kw)
+        cvgr.benchmark(model, "fashion-mnist", n_images=8, batch_size=4, **kw)
 
 
 @pytest.mark.parametrize("fn, kw, param", [
@@ -852,7 +852,7 @@ def test_zoo_weights_are_checked_against_their_sha256(tmp_path, monkeypatch, cap
     save_model(model, wf, read_record(wf))  # tampered weights, the zoo's record kept
     with pytest.raises(RunError, match="does not match the sha256"):
         cvgr.load("zoo:fashion-mnist/real-none")
-    rc, _, err = cli("benchmark", "zoo:fashion-mnist/real-none", "--n", 4, capsys=capsys)
+    rc, _, err = cli("benchmark", "zoo:fashion-mnist/real-none", "--n-images", 4, capsys=capsys)
     assert rc == 1 and one_line(err) and "sha256" in err, err
 
 
@@ -873,7 +873,7 @@ def test_test_set_of_no_images(tmp_path, run_dir, capsys):
     data = tmp_path / "data"
     _idx_dataset(data / "fashion-mnist", n=0)
     with pytest.raises(UserError, match="holds no images"):
-        Loader("fashion-mnist", "test", 4, train=False, root=data)
+        Loader("fashion-mnist", "test", 4, train=False, data_root=data)
     rc, out, err = cli(*_train_argv(tmp_path, tmp_path / "r", "--epochs", 1, "--json"),
                        capsys=capsys)
     assert rc == 2 and one_line(err) and "holds no images" in err and "limit" not in err, err
@@ -932,7 +932,7 @@ def test_damaged_reproduction_files_are_one_line(tmp_path, capsys):
             rc, _, err = cli("reproduce", "--out", out, *argv, capsys=capsys)
             assert rc == 2 and one_line(err) and "plan.json" in err, err
     write_json(out / "plan.json", plan)
-    ev = next(j for j in plan["jobs"] if j["kind"] != "train")
+    ev = next(j for j in plan["jobs"] if j["task"] != "train")
     (out / "evals").mkdir()
     (out / "evals" / f"{ev['id']}.json").write_text('{"config": {"trunc')
     rc, text, err = cli("reproduce", "--out", out, "--report-only", capsys=capsys)
@@ -1021,7 +1021,7 @@ def test_partial_runs_are_not_read_as_finished(tmp_path, monkeypatch, capsys):
     with pytest.raises(UnfinishedRun, match="last epoch 1 of 3"):
         cvgr.load(out)
     assert cvgr.load(out, allow_unfinished=True).record["epochs_completed"] == 1
-    for cmd in (["eval", out], ["benchmark", out, "--n", 4],
+    for cmd in (["eval", out], ["benchmark", out, "--n-images", 4],
                 ["attack", out, "--eps", "0.1", "--out", tmp_path / "a.json"]):
         rc, _, err = cli(*cmd, "--data-root", tmp_path / "data", capsys=capsys)
         assert rc == 2 and one_line(err) and "last epoch 1 of 3" in err, err

@@ -23,9 +23,9 @@ def _have_fashion() -> bool:
 @pytest.mark.skipif(not _have_fashion(), reason="fashion-mnist not installed (make data)")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_run_records_its_threads_and_executor(tmp_path, workers):
-    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTMLP", epochs=1, limit_train=64,
-                      limit_test=32, cos_batches=0)
-    job = {"id": "train-mlp", "kind": "train", "config": cfg.resolved().to_dict(), "deps": [],
+    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTMLP", epochs=1, train_images=64,
+                      test_images=32, cos_batches=0)
+    job = {"id": "train-mlp", "task": "train", "config": cfg.resolved().to_dict(), "deps": [],
            "cost": 1.0}
     out = run_jobs([job], tmp_path, workers, options=RunOptions(device="cpu"),
                    log=lambda m: None)
@@ -46,8 +46,8 @@ def test_a_run_records_its_threads_and_executor(tmp_path, workers):
 def test_a_direct_run_records_no_executor(tmp_path):
     from cvgr.train import train
 
-    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTMLP", epochs=1, limit_train=64,
-                      limit_test=32, cos_batches=0)
+    cfg = TrainConfig(dataset="fashion-mnist", arch="MNISTMLP", epochs=1, train_images=64,
+                      test_images=32, cos_batches=0)
     train(cfg, tmp_path / "r", progress=False, quiet=True, device="cpu")
     env = read_json(tmp_path / "r" / "config.json")["environment"]
     assert env["torch_threads"] == torch.get_num_threads()

@@ -20,7 +20,7 @@ def slow(job, root, options):
     return {"id": job["id"], "seconds": 0.0, "summary": {}}
 
 if __name__ == "__main__":
-    jobs = [{"id": f"j{i}", "kind": "evaluate", "config": {}, "deps": [], "cost": 1.0}
+    jobs = [{"id": f"j{i}", "task": "evaluate", "config": {}, "deps": [], "cost": 1.0}
             for i in range(2)]
     run_jobs(jobs, sys.argv[1], 2, execute_fn=slow, log=lambda m: None)
 '''

@@ -20,7 +20,7 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").exists(),
                                 reason="Fashion-MNIST files not installed")
 
-TINY = {"dataset": "fashion-mnist", "limit_train": 128, "limit_test": 64, "batch_size": 32}
+TINY = {"dataset": "fashion-mnist", "train_images": 128, "test_images": 64, "batch_size": 32}
 
 
 def tiny(**kw) -> TrainConfig:
@@ -175,7 +175,7 @@ PGD2 = {"adv_eps": 0.1, "adv_steps": 2}
     {"beta": 8.0, **PGD2}, {"beta": 8.0, **PGD2, **CPLX},
 ])
 def test_every_defense_trains(tmp_path, defense):
-    m = run(tiny(limit_train=64, **defense), tmp_path / "r")
+    m = run(tiny(train_images=64, **defense), tmp_path / "r")
     assert math.isfinite(m["ce"]) and 0 <= m["train_acc"] <= 1
     assert (m["gr"] is None) == ("beta" not in defense)
     assert (m["cos"] is None) == ("beta" not in defense and "trades" not in defense)

@@ -35,7 +35,7 @@ def test_paper_command_runs(tmp_path, capsys):
     out = tmp_path / "runs" / "c64"
     rc = main(["train", "--dataset", "fashion-mnist", "--complex",  # --arch: the dataset's
                "--beta", "64", "--noise", "0.05", "--epochs", "1", "--out", str(out),
-               "--limit-train", "128", "--limit-test", "64", "--device", "cpu",
+               "--train-images", "128", "--test-images", "64", "--device", "cpu",
                "--data-root", str(FMNIST), "--json"])
     assert rc == 0
     captured = capsys.readouterr()

@@ -118,7 +118,7 @@ def test_defense_names():
 
 
 def test_dict_round_trip_and_argv_rebuilds_the_same_config():
-    c = cfg(beta=64, noise=0.05, q=2, gr_mode="fd", fd_h=0.05, seed=3, limit_train=256,
+    c = cfg(beta=64, noise=0.05, q=2, gr_mode="fd", fd_h=0.05, seed=3, train_images=256,
             milestones=(), epochs=4).resolved()
     assert TrainConfig.from_dict(c.to_dict()) == c
     args = build_parser().parse_args(["train", *c.argv(), "--out", "x"])
@@ -131,3 +131,16 @@ def test_dict_round_trip_and_argv_rebuilds_the_same_config():
                             ).resolved() == t
     with pytest.raises(UserError, match="unknown training setting"):
         TrainConfig.from_dict({**c.to_dict(), "gamma": 1})
+
+
+def test_records_with_the_earlier_field_names_read_as_today():
+    """Records written before `limit_train`/`limit_test` became `train_images`/`test_images`
+    (the shipped zoo's weights carry them) read as the same config; the new names are what
+    is written."""
+    c = cfg(train_images=64, test_images=32).resolved()
+    old = {("limit_" + k.split("_")[0] if k in ("train_images", "test_images") else k): v
+           for k, v in c.to_dict().items()}
+    assert "limit_train" in old and "train_images" not in old
+    assert TrainConfig.from_dict(old) == c
+    assert {"train_images", "test_images"} <= set(c.to_dict())
+    assert "--train-images" in c.argv() and "--limit-train" not in c.argv()

@@ -15,6 +15,7 @@ from cvgr import zoo
 from cvgr.cli import build_parser, main
 from cvgr.cli.train import config_from_args
 from cvgr.errors import UserError
+from cvgr.train.config import TrainConfig
 from cvgr.zoo import doc
 
 TINY = "mnist-10k/tiny-mlp"
@@ -62,7 +63,7 @@ def test_catalogue_is_the_issue_list():
         # the dataset recipe everywhere else
         assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.milestones, cfg.lr_gamma) == \
             (30, 0.005, 64, (20,), 0.2)
-        assert cfg.limit_train is None and cfg.limit_test is None
+        assert cfg.train_images is None and cfg.test_images is None
         default = {"complex": False, "beta": 0.0, "noise": 0.0, "adv_eps": 0.0, "seed": 0,
                    "gr_mode": "exact", "adv_steps": 4, "adv_kind": "pgd", "trades": 0.0}
         for k, v in {**default, **fields}.items():
@@ -76,7 +77,7 @@ def test_catalogue_is_the_issue_list():
 def tiny(monkeypatch, tmp_path):
     """A tiny catalogue entry (2 epochs, 128 images), a temporary zoo and runs root."""
     e = zoo.ZooEntry(TINY, "tiny test MLP", {"arch": "mnist-mlp", "epochs": 2,
-                                              "limit_train": 128, "limit_test": 64})
+                                              "train_images": 128, "test_images": 64})
     monkeypatch.setitem(zoo.CATALOGUE, TINY, e)
     monkeypatch.setenv(zoo.ENV, str(tmp_path / "zoo"))
     return tmp_path
@@ -104,10 +105,10 @@ def test_train_publish_load_evaluate(tiny, capsys):
               quiet=True)
     with pytest.raises(UserError, match="not finished"):
         zoo.publish(runs / "mnist-10k" / "tiny-mlp")
-    assert main(["zoo", "train", TINY, "--root", str(runs), "--quiet"]) == 0
+    assert main(["zoo", "train", TINY, "--runs-dir", str(runs), "--quiet"]) == 0
     run_dir = runs / "mnist-10k" / "tiny-mlp"
     assert zoo.publishable_runs(runs) == [(e, run_dir)]
-    assert main(["zoo", "publish", "--root", str(runs), "--hardware", "test box"]) == 0
+    assert main(["zoo", "publish", "--runs-dir", str(runs), "--hardware", "test box"]) == 0
     wf = zoo.weights_file(TINY)
     assert wf == tiny / "zoo" / "mnist-10k" / "tiny-mlp.safetensors" and wf.is_file()
     rec = cvgr.checkpoint.read_record(wf)
@@ -129,7 +130,7 @@ def test_train_publish_load_evaluate(tiny, capsys):
     xs, ys = first_test_images("mnist-10k", 16, None)
     with torch.no_grad():
         clean = (model(xs).argmax(1) == ys).float().mean().item()
-    assert res["clean_accuracy"] == clean and res["eps"] == 0.2 and res["n"] == 16
+    assert res["clean_accuracy"] == clean and res["eps"] == 0.2 and res["n_images"] == 16
     assert res["pgd8"]["accuracy"] <= clean
     assert res["autoattack"]["robust_accuracy"] <= clean
     # resumable: a second call measures nothing; --force measures again
@@ -165,10 +166,10 @@ def test_train_publish_load_evaluate(tiny, capsys):
 
     # the benchmark on a zoo model, through the CLI
     capsys.readouterr()
-    assert main(["benchmark", f"zoo:{TINY}", "--n", "16", "--version", "custom",
+    assert main(["benchmark", f"zoo:{TINY}", "--n-images", "16", "--version", "custom",
                  "--attacks", CHEAP, "--json", "--out", str(tiny / "b.json")]) == 0
     b = json.loads(capsys.readouterr().out)
-    assert b["clean_accuracy"] == clean and b["eps"] == 0.2 and b["n_examples"] == 16
+    assert b["clean_accuracy"] == clean and b["eps"] == 0.2 and b["n_images"] == 16
     assert json.loads((tiny / "b.json").read_text())["robust_accuracy"] == b["robust_accuracy"]
     assert b["model"]["source"] == f"zoo:{TINY}"
 
@@ -182,11 +183,10 @@ def test_train_publish_load_evaluate(tiny, capsys):
 
 def test_publish_refusals(tiny):
     from cvgr.train import train
-    from cvgr.train.config import TrainConfig
 
     other = tiny / "other"
-    train(TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, limit_train=64,
-                      limit_test=32, seed=5), other, progress=False, quiet=True)
+    train(TrainConfig(dataset="mnist-10k", arch="mnist-mlp", epochs=1, train_images=64,
+                      test_images=32, seed=5), other, progress=False, quiet=True)
     with pytest.raises(UserError, match="match no zoo entry"):
         zoo.publish(other)
     with pytest.raises(UserError, match=f"not trained as zoo:{TINY}"):
@@ -197,7 +197,7 @@ def test_publish_refusals(tiny):
 
 
 def _row(name, aa, clean, spe=10.0, n=500, version="standard"):
-    return {"name": name, "autoattack": aa, "clean_accuracy": clean, "n": n, "eps": 0.1,
+    return {"name": name, "autoattack": aa, "clean_accuracy": clean, "n_images": n, "eps": 0.1,
             "version": version, "seconds_per_epoch": spe, "device": "cpu", "hardware": "x"}
 
 
@@ -255,7 +255,8 @@ def test_shipped_weights_are_zoo_models_within_the_size_budget():
         if p.suffix == ".safetensors":
             rec = read_record(p)
             assert rec["finished"] and rec["zoo"]["name"] == name
-            assert rec["config"] == zoo.entry(name).config().to_dict()
+            # read as TrainConfig: records written before a field's rename keep its old name
+            assert TrainConfig.from_dict(rec["config"]) == zoo.entry(name).config()
         else:
             assert p.name.endswith(".eval.json"), p
             assert zoo.weights_file(name, zoo.PACKAGE_ROOT).is_file(), p
@@ -322,7 +323,7 @@ def test_zoo_device_script_trains_publishes_evaluates_and_packs(tmp_path):
     log = (tmp_path / "runs" / "logs" / "mnist-10k__real-none.log").read_text()
     assert "== mnist-10k/real-none: done" in log, log
     ev = json.loads((tmp_path / "zoo" / "mnist-10k" / "real-none.eval.json").read_text())
-    assert ev["n"] == 5 and ev["version"] == "standard" and "autoattack" in ev
+    assert ev["n_images"] == 5 and ev["version"] == "standard" and "autoattack" in ev
     rec = cvgr.checkpoint.read_record(tmp_path / "zoo" / "mnist-10k" / "real-none.safetensors")
     assert rec["finished"] and rec["zoo"]["hardware"] == "cpu, 1 zoo runs sharing it"
     parts = sorted(out.glob("zoo.tgz.part*"))
@@ -343,8 +344,8 @@ def test_further_attacks_on_the_survivors_lower_the_worst_case(tiny, capsys):
     from cvgr.data import first_test_images
 
     runs = tiny / "runs"
-    assert main(["zoo", "train", TINY, "--root", str(runs), "--quiet"]) == 0
-    assert main(["zoo", "publish", "--root", str(runs)]) == 0
+    assert main(["zoo", "train", TINY, "--runs-dir", str(runs), "--quiet"]) == 0
+    assert main(["zoo", "publish", "--runs-dir", str(runs)]) == 0
     with pytest.raises(UserError, match="no standard AutoAttack of its current weights"):
         zoo.evaluate_further(TINY, "apgd-ce:steps=10", progress=False)
     capsys.readouterr()
@@ -356,7 +357,7 @@ def test_further_attacks_on_the_survivors_lower_the_worst_case(tiny, capsys):
     with torch.no_grad():
         correct = (model(xs).argmax(1) == ys).nonzero().squeeze(1).tolist()
     assert len(correct) >= 4
-    ev = {"n": 64, "eps": 0.2, "weights_sha256": zoo.weights_digest(zoo.weights_file(TINY)),
+    ev = {"n_images": 64, "eps": 0.2, "weights_sha256": zoo.weights_digest(zoo.weights_file(TINY)),
           "version": "standard", "clean_accuracy": len(correct) / 64, "pgd8": {"accuracy": 0},
           "autoattack": {"version": "standard", "robust_accuracy": len(correct) / 64,
                          "robust_indices": correct, "flags": []}}
@@ -416,8 +417,8 @@ def test_issue18_entries_train_a_tiny_smoke_run(tmp_path, name):
     from cvgr.train import train
 
     e = zoo.entry(name)
-    cfg = zoo.ZooEntry(name, e.summary, {**e.settings, "epochs": 1, "limit_train": 64,
-                                         "limit_test": 32, "batch_size": 32}).config()
+    cfg = zoo.ZooEntry(name, e.summary, {**e.settings, "epochs": 1, "train_images": 64,
+                                         "test_images": 32, "batch_size": 32}).config()
     m = train(cfg, tmp_path / "r", progress=False, quiet=True, device="cpu", data_root=FMNIST)
     assert 0 <= m["val_acc"] <= 1 and m["ce"] > 0
     rec = cvgr.load(tmp_path / "r").record

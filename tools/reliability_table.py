@@ -45,7 +45,7 @@ PY_MODEL = ("import cvgr, torch; from torch import nn\n"
             "class M(nn.Module):\n"
             "    def __init__(s): super().__init__(); s.l = nn.Linear(784, 10)\n"
             "    def forward(s, x): return {out}\n")
-BENCH = "cvgr.benchmark(M(), 'fashion-mnist', n_examples=20, batch_size=10{extra})"
+BENCH = "cvgr.benchmark(M(), 'fashion-mnist', n_images=20, batch_size=10{extra})"
 
 
 def py_case(what: str, forward: str, extra: str = "") -> tuple[str, list[str], dict]:
@@ -122,7 +122,7 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
     Path("file").write_text("x")
     train = ["train", "--dataset", "fashion-mnist", "--arch", "MNISTMLP", "--device", "cpu",
              "--quiet"]
-    rc, err = run([*train, "--epochs", "1", "--limit-train", "512", "--limit-test", "200",
+    rc, err = run([*train, "--epochs", "1", "--train-images", "512", "--test-images", "200",
                    "--out", "run"])
     assert rc == 0, err
     nan_x = np.full((1, 3, 1, 28, 28), 0.5, np.float32)
@@ -142,7 +142,7 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
     os.mkdir("dirfile/fashion-mnist/t10k-images-idx3-ubyte")
     Path("empty-root").mkdir()
     issue17_fixtures()
-    attack = ["attack", "run", "--limit", "50", "--eps", "0,0.05,0.1"]
+    attack = ["attack", "run", "--n-images", "50", "--eps", "0,0.05,0.1"]
     cases: list[tuple[str, list[str]]] = [
         ("PGD step size negative", [*attack, "--step-size", "-1"]),
         ("PGD step size zero", [*attack, "--step-size", "0"]),
@@ -154,7 +154,7 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
         ("eps grid of a million points", ["attack", "run", "--eps", "0:1e-9:1e-15"]),
         ("eps NaN", ["attack", "run", "--eps", "nan"]),
         ("eps above 1 (L-inf)", ["attack", "run", "--eps", "0:1.5:0.5"]),
-        ("masking checks on zero images", [*attack, "--check-limit", "0"]),
+        ("masking checks on zero images", [*attack, "--check-images", "0"]),
         ("attack --out in a read-only directory", [*attack, "--out", "ro/a.json"]),
         ("attack --out an existing directory", [*attack, "--out", "run"]),
         ("attack --out below a file", [*attack, "--out", "file/a.json"]),
@@ -186,11 +186,11 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
                                                    "--data-root", "dirfile"]),
         ("IDX files of 32x32 images for Fashion-MNIST", [*train, "--epochs", "1", "--out",
                                                          "r4", "--data-root", "big"]),
-        ("diverging training (lr 1e30)", [*train, "--epochs", "2", "--limit-train", "256",
-                                          "--limit-test", "50", "--lr", "1e30", "--out",
+        ("diverging training (lr 1e30)", [*train, "--epochs", "2", "--train-images", "256",
+                                          "--test-images", "50", "--lr", "1e30", "--out",
                                           "div"]),
-        ("resume that run with a lower lr", [*train, "--epochs", "2", "--limit-train", "256",
-                                             "--limit-test", "50", "--lr", "1e-3", "--out",
+        ("resume that run with a lower lr", [*train, "--epochs", "2", "--train-images", "256",
+                                             "--test-images", "50", "--lr", "1e-3", "--out",
                                              "div", "--resume"]),
     ]
     rows = []
@@ -206,7 +206,7 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
         shown = argv if kw.get("prefix") != [] else ["python", "-c", "..."]
         rows.append((what, shown + ([kw["shell_tail"]] if kw.get("shell_tail") else []), rc, err))
     # two processes, one directory: a real holder, then the same command after it is killed
-    held = [*train, "--epochs", "2", "--limit-train", "20000", "--limit-test", "500", "--out",
+    held = [*train, "--epochs", "2", "--train-images", "20000", "--test-images", "500", "--out",
             "busy-run"]
     repro = ["reproduce", "--budget", "tiny", "--out", "busy-rep"]
     holders = [hold(held, Path("busy-run"))]
@@ -223,7 +223,7 @@ def main() -> None:  # noqa: PLR0915 -- one case per line
                  [*held, "--resume"], rc, err or "(takes the lock and finishes the run)"))
     # recovery: a damaged model file beside an intact state
     Path("run/model.safetensors").write_bytes(b"\0garbage")
-    rc, err = run([*train, "--epochs", "1", "--limit-train", "512", "--limit-test", "200",
+    rc, err = run([*train, "--epochs", "1", "--train-images", "512", "--test-images", "200",
                    "--out", "run", "--resume"])
     rows.append(("damaged run/model.safetensors, then the run's command with --resume",
                  ["train", "...", "--out", "run", "--resume"], rc,
@@ -289,15 +289,15 @@ def issue17_fixtures() -> None:
     plan = build_plan("fashion-mnist", "tiny")
     write_json("trunc-rep/plan.json", plan)
     os.mkdir("trunc-rep/evals")
-    ev = next(j for j in plan["jobs"] if j["kind"] != "train")
+    ev = next(j for j in plan["jobs"] if j["task"] != "train")
     Path("trunc-rep/evals", f"{ev['id']}.json").write_text('{"config": {"trunc')
 
 
 def issue17_cases(train: list[str]) -> list[tuple[str, list[str], dict]]:
     """Issue 17's bad inputs, each a real command (a few through Python: the library API)."""
-    attack = ["attack", "run", "--limit", "50", "--eps", "0,0.05,0.1"]
+    attack = ["attack", "run", "--n-images", "50", "--eps", "0,0.05,0.1"]
     zoo_env = {"env": {"CVGR_ZOO_DIR": "tampered-zoo"}}
-    small = [*train, "--epochs", "1", "--limit-train", "64", "--limit-test", "20"]
+    small = [*train, "--epochs", "1", "--train-images", "64", "--test-images", "20"]
     return [
         ("`--out /dev/null` (a device; cvgr runs as root here)",
          ["eval", "run", "--out", "/dev/null"], {}),
@@ -315,12 +315,12 @@ def issue17_cases(train: list[str]) -> list[tuple[str, list[str], dict]]:
         ("eval of a weights file, output over that file",
          ["eval", "evalrun/model.safetensors", "--out", "evalrun/model.safetensors"], {}),
         ("benchmark --out a directory (checked before the attacks)",
-         ["benchmark", "run", "--n", "20", "--out", "/tmp"], {}),
+         ["benchmark", "run", "--n-images", "20", "--out", "/tmp"], {}),
         ("a Ray address where nothing listens",
          ["reproduce", "--budget", "tiny", "--out", "rayrep", "--executor", "ray",
           "--ray-address", "127.0.0.1:1"], {}),
         ("benchmark of a model whose logits overflow to inf/NaN (weights x 1e30)",
-         ["benchmark", "huge-run", "--n", "20"], {}),
+         ["benchmark", "huge-run", "--n-images", "20"], {}),
         py_case("cvgr.benchmark of a model answering (1, 10) for batches > 2",
                 "s.l(x.flatten(1))[:1] if len(x) > 2 else s.l(x.flatten(1))"),
         py_case("cvgr.benchmark of a model with integer logits",
@@ -337,7 +337,7 @@ def issue17_cases(train: list[str]) -> list[tuple[str, list[str], dict]]:
                                  "a.pgd(nn.Linear(4, 3), x, torch.tensor([0, 1]), 0.1)"],
          {"prefix": []}),
         ("zoo weights changed after they were measured (sha256 differs)",
-         ["benchmark", "zoo:fashion-mnist/real-none", "--n", "20"], zoo_env),
+         ["benchmark", "zoo:fashion-mnist/real-none", "--n-images", "20"], zoo_env),
         ("the same, through `cvgr eval`", ["eval", "zoo:fashion-mnist/real-none"], zoo_env),
         ("a test set of 0 images: train", [*small, "--out", "r0", "--data-root", "zero"], {}),
         ("a test set of 0 images: eval", ["eval", "run", "--data-root", "zero"], {}),
@@ -359,15 +359,15 @@ def issue17_cases(train: list[str]) -> list[tuple[str, list[str], dict]]:
         ("`cvgr models` with stdout closed", ["models"], {"shell_tail": ">&-"}),
         ("`--check-eps nan`", [*attack, "--check-eps", "nan"], {}),
         ("an empty training file", [*small, "--out", "r5", "--data-root", "zero"], {}),
-        ("`square:queries=1e12`", ["benchmark", "run", "--n", "20", "--version", "custom",
+        ("`square:queries=1e12`", ["benchmark", "run", "--n-images", "20", "--version", "custom",
                                    "--attacks", "square:queries=1e12"], {}),
         ("`--lr -1`", [*small, "--lr", "-1", "--out", "r6"], {}),
         ("a checkpoint whose record names an unknown dataset", ["eval", "nods-run"], {}),
         ("a run that has not finished (record: epochs_completed 0)", ["eval", "unfinished"], {}),
         ("the same in `cvgr attack`", ["attack", "unfinished", "--eps", "0.1"], {}),
-        ("the same in `cvgr benchmark`", ["benchmark", "unfinished", "--n", "20"], {}),
+        ("the same in `cvgr benchmark`", ["benchmark", "unfinished", "--n-images", "20"], {}),
         ("`--resume` of a stopped run whose state.safetensors is missing",
-         [*train, "--epochs", "2", "--limit-train", "256", "--limit-test", "50", "--lr",
+         [*train, "--epochs", "2", "--train-images", "256", "--test-images", "50", "--lr",
           "1e30", "--out", "div", "--resume"], {"pre": "rm-div-state"}),
     ]
 

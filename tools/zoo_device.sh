@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train, publish and evaluate zoo entries on one GPU, every entry in its own process at once.
 #
-#   tools/zoo_device.sh RUNS DATA OUT DEADLINE [N_EVAL] [NAMES...]
+#   tools/zoo_device.sh RUNS DATA OUT DEADLINE [N_IMAGES] [NAMES...]
 #
 # RUNS: run directories (RUNS/<dataset>/<name>, resumed where they stopped); DATA: --data-root;
 # OUT: where packed results go (a tar.gz in <=15 MiB parts: RUNS with its logs, and the zoo
@@ -9,14 +9,14 @@
 # unfinished work is stopped (it resumes on the next call: a run from its last finished
 # epoch, an evaluation from its stored PGD(8) row).
 # Per entry: `cvgr zoo train --gr-step traced`, `cvgr zoo publish`
-# (the hardware string says how many runs shared the GPU), `cvgr zoo evaluate --n N_EVAL`.
+# (the hardware string says how many runs shared the GPU), `cvgr zoo evaluate --n-images`.
 # Used for the shipped zoo (zoo-runs/README.md); needs python3 with torch and cvgr
 # importable. DEVICE=cpu runs it without a GPU (tests/test_zoo.py does, on a tiny dataset).
 #
 # PAPER="mnist fashion-mnist" adds, after the zoo entries, the paper-budget reproduction of
 # each named dataset into RUNS/paper/<dataset> (`cvgr reproduce --budget paper`: the zoo
 # models just published are taken, everything else is trained there, PAPER_JOBS processes
-# sharing the device, evaluations on PAPER_N_EVAL test images, default N_EVAL) and the time
+# sharing the device, evaluations on PAPER_N_IMAGES test images, default N_IMAGES) and the time
 # table's single-run speed benchmark (benchmarks/train_speed.py on the device, nothing else
 # running), all inside the same deadline and packed with the rest.
 set -u
@@ -51,12 +51,12 @@ chain() {
   {
     echo "== $name: train at $((SECONDS - t0)) s"
     # traced wherever it applies (exact/reference GR); config.json records the step that ran
-    python3 -m cvgr zoo train "$name" --root "$runs" --data-root "$data" --device "$dev" \
+    python3 -m cvgr zoo train "$name" --runs-dir "$runs" --data-root "$data" --device "$dev" \
       --threads 1 --gr-step traced --quiet || exit 1
     echo "== $name: publish at $((SECONDS - t0)) s"
     python3 -m cvgr zoo publish "$runs/$name" --name "$name" --hardware "$hw" || exit 1
     echo "== $name: evaluate at $((SECONDS - t0)) s"
-    python3 -m cvgr zoo evaluate "$name" --n "$n" --device "$dev" --data-root "$data" \
+    python3 -m cvgr zoo evaluate "$name" --n-images "$n" --device "$dev" --data-root "$data" \
       --quiet || exit 1
     echo "== $name: done at $((SECONDS - t0)) s"
   } >"$log" 2>&1
@@ -100,7 +100,7 @@ paper() {  # the paper-budget reproductions and the device's timing row, after t
     echo "== paper $ds at $((SECONDS - t0)) s ($left s left)"
     timeout -s TERM "$left" python3 -m cvgr reproduce --dataset "$ds" --budget paper \
       --out "$runs/paper/$ds" --jobs "${PAPER_JOBS:-8}" --device "$dev" \
-      --n-eval "${PAPER_N_EVAL:-$n}" --data-root "$data" --quiet \
+      --n-images "${PAPER_N_IMAGES:-$n}" --data-root "$data" --quiet \
       >"$logs/paper-$ds.log" 2>&1
     echo "== paper $ds: exit $? at $((SECONDS - t0)) s"
   done

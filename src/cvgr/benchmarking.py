@@ -1,11 +1,11 @@
 """One-call robustness benchmark of any model, in the spirit of RobustBench's `benchmark`.
 
     result = cvgr.benchmark(model, dataset="fashion-mnist", threat_model="Linf", eps=0.1,
-                            n_examples=1000, version="standard")
+                            n_images=1000, version="standard")
     result.robust_accuracy; result.save("bench.json")
 
 `model` is any `nn.Module` mapping a batch of [0, 1] images to logits (not only cvgr's); it is
-attacked on the first `n_examples` test images of the dataset with an AutoAttack version
+attacked on the first `n_images` test images of the dataset with an AutoAttack version
 (`cvgr.evaluate.autoattack`).
 """
 
@@ -35,7 +35,7 @@ class BenchmarkResult:
     dataset: str
     threat_model: str
     eps: float
-    n_examples: int
+    n_images: int
     version: str
     clean_accuracy: float
     robust_accuracy: float
@@ -58,19 +58,19 @@ class BenchmarkResult:
 
     def summary(self) -> str:
         per = ", ".join(f"{a['attack']} {a['robust_accuracy']:.4f}" for a in self.attacks)
-        return (f"{self.dataset} {self.threat_model} eps={self.eps:g}, {self.n_examples} "
+        return (f"{self.dataset} {self.threat_model} eps={self.eps:g}, {self.n_images} "
                 f"images, AutoAttack {self.version}: clean {self.clean_accuracy:.4f}, robust "
                 f"{self.robust_accuracy:.4f} (after each attack: {per}; {self.seconds:.1f} s "
                 f"on {self.device})")
 
 
 def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: str = "Linf",
-              eps: float = 0.1, n_examples: int = 1000, version: str = "standard",
+              eps: float = 0.1, n_images: int = 1000, version: str = "standard",
               device: str | torch.device | None = None, *, attacks: Any = None,
               batch_size: int = 250, seed: int = 0, data_root: str | os.PathLike | None = None,
               progress: bool = False, save: str | os.PathLike | None = None
               ) -> BenchmarkResult:
-    """Clean and AutoAttack robust accuracy of `model` on the first `n_examples` test images.
+    """Clean and AutoAttack robust accuracy of `model` on the first `n_images` test images.
 
     `threat_model` is "Linf" or "L2"; `version` "standard" (the authors' AutoAttack), "art" or
     "custom" (with `attacks`, see `cvgr.evaluate.autoattack`). `device` defaults to CUDA when
@@ -88,9 +88,9 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
     if norm is None:
         raise UserError(f"unknown threat_model {threat_model!r}; choose Linf or L2",
                         param="threat_model")
-    if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
-        raise UserError(f"n_examples must be a whole number >= 1, got {n_examples!r}",
-                        param="n_examples")
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise UserError(f"n_images must be a whole number >= 1, got {n_images!r}",
+                        param="n_images")
     check_eps(eps, norm)
     version_attacks(version, attacks)  # a bad version or attack list fails before any work
     batch_size = check_count(batch_size, "batch_size")
@@ -103,7 +103,7 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(sorted(DATASETS))}",
                         param="dataset")
-    x, y = first_test_images(dataset, n_examples, data_root)
+    x, y = first_test_images(dataset, n_images, data_root)
     spec_classes = int(DATASETS[dataset].num_classes)
     model = model.to(dev).eval()
     _check_model(model, x, spec_classes, dataset, batch_size)
@@ -115,7 +115,7 @@ def benchmark(model: nn.Module, dataset: str = "fashion-mnist", threat_model: st
     assert isinstance(res, dict)
     out = BenchmarkResult(
         dataset=dataset, threat_model="Linf" if norm == "linf" else "L2", eps=float(eps),
-        n_examples=len(x), version=version, clean_accuracy=res["clean_accuracy"],
+        n_images=len(x), version=version, clean_accuracy=res["clean_accuracy"],
         robust_accuracy=res["robust_accuracy"], attacks=res["attacks"],
         images={"split": "test", "first": 0, "count": len(x)},
         robust_indices=res["robust_indices"], seconds=round(time.perf_counter() - t0, 3),

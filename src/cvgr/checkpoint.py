@@ -222,8 +222,8 @@ def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> Non
     """Refuse weights holding NaN or inf: such a model answers, but every number is noise."""
     for name, t in state.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            kind = "NaN" if bool(t.isnan().any()) else "inf"
-            raise CheckpointError(f"{path}: weight {name} holds {kind}; the run that wrote it "
+            what = "NaN" if bool(t.isnan().any()) else "inf"
+            raise CheckpointError(f"{path}: weight {name} holds {what}; the run that wrote it "
                                   "diverged or the file is damaged; train it again")
 
 

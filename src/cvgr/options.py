@@ -22,7 +22,7 @@ class RunOptions:
     quiet: no messages from inside a job (several jobs share one terminal).
     deterministic: deterministic PyTorch kernels (`cvgr.devices.deterministic`).
     threads: PyTorch threads inside the job (None: leave PyTorch's setting).
-    gr_step: how training jobs run the GR step (`cvgr.defenses.gr_step.GR_STEP_KINDS`).
+    gr_step: how training jobs run the GR step (`cvgr.defenses.gr_step.GR_STEPS`).
     use_zoo: take a shipped zoo model (and its stored AutoAttack) where a train job's
         resolved config is identical to a zoo entry's, instead of training it again
         (`cvgr.zoo.adopt`); False: train everything (``--retrain``).

@@ -25,8 +25,6 @@ def add_quiet(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars or progress messages (results and errors are "
                              "still printed)")
-    parser.add_argument("--no-progress", dest="quiet", action="store_true",
-                        help=argparse.SUPPRESS)  # deprecated spelling of --quiet
 
 
 def add_json(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -70,7 +68,7 @@ def emit(args: argparse.Namespace, doc: Any, lines: Iterable[str] = ()) -> None:
 
 
 # A core parameter whose flag is not "--" + its name with "-" for "_".
-FLAGS = {"root": "--data-root", "workers": "--jobs", "shared_fs": "--ray-shared-fs",
+FLAGS = {"workers": "--jobs", "shared_fs": "--ray-shared-fs",
          "max_retries": "--ray-retries", "num_cpus": "--ray-cpus", "imports": "--import",
          "source": "--from", "cpus_per_job": "--cpus-per-job",
          "address": "--ray-address", "model": "MODEL"}
@@ -97,9 +95,9 @@ def error_text(error: CvgrError) -> str:
 
 def add_gr_step(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--gr-step: how the exact/reference GR step runs (:mod:`cvgr.defenses.gr_step`)."""
-    from cvgr.defenses.gr_step import GR_STEP_KINDS
+    from cvgr.defenses.gr_step import GR_STEPS
 
-    parser.add_argument("--gr-step", default="auto", choices=GR_STEP_KINDS,
+    parser.add_argument("--gr-step", default="auto", choices=GR_STEPS,
                         help="how the exact/reference GR step runs, same objective: eager "
                              "autograd, one traced graph, or that graph compiled by "
                              "torch.compile (fastest on CPU; compiles about a minute per run, "

@@ -41,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-checks", action="store_true", help="skip the gradient-masking checks")
     p.add_argument("--check-eps", type=float, default=None,
                    help="eps of the masking checks (default: the (lower) median nonzero eps)")
-    p.add_argument("--check-limit", type=int, default=1000,
+    p.add_argument("--check-images", type=int, default=1000,
                    help="images used by the masking checks (default 1000)")
-    p.add_argument("--nes-limit", type=int, default=100,
+    p.add_argument("--nes-images", type=int, default=100,
                    help="images attacked by NES in the masking checks (default 100; 0 skips)")
     add_output(p)
     add_device(p)
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Which test images: shared by attack, eval, transfer and autoattack."""
-    p.add_argument("--limit", type=int, default=None, help="first N test images (default all)")
+    p.add_argument("--n-images", type=int, default=None, help="first N test images (default all)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--dataset", default=None,
                    help="test set to use (default: the dataset in the model's record)")
@@ -69,7 +69,7 @@ def inputs(args: argparse.Namespace) -> Any:
     options = RunOptions.for_terminal(getattr(args, "quiet", False),
                                       device=str(resolve_device(args.device)),
                                       data_root=args.data_root)
-    return Inputs(dataset=args.dataset, limit=args.limit, batch_size=args.batch_size,
+    return Inputs(dataset=args.dataset, n_images=args.n_images, batch_size=args.batch_size,
                   seed=getattr(args, "seed", 0), allow_unfinished=args.allow_unfinished,
                   options=options)
 
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                       steps=args.steps, step_size=args.step_size, restarts=args.restarts,
                       random_start=not args.no_random_start, queries=args.queries,
                       sigma=args.sigma, checks=not args.no_checks, check_eps=args.check_eps,
-                      check_limit=args.check_limit, nes_limit=args.nes_limit, out=args.out,
+                      check_images=args.check_images, nes_images=args.nes_images, out=args.out,
                       save_examples=args.save_examples,
                       show=lambda r: emit(args, r, lines(r)))
     for f in res["outputs"].values():
@@ -93,7 +93,7 @@ def lines(res: dict[str, Any]) -> list[str]:
     from cvgr.evaluate.masking import format_checks
 
     curve = res["curve"]
-    out = [f"{curve['attack']} ({curve['options'].get('norm', 'linf')}) on {curve['n']} "
+    out = [f"{curve['attack']} ({curve['options'].get('norm', 'linf')}) on {curve['n_images']} "
            f"{res['dataset']} test images:"]
     out += [f"  eps {e:<8g} accuracy {a:.4f}"
             for e, a in zip(curve["eps"], curve["accuracy"], strict=True)]

@@ -52,7 +52,7 @@ def lines(res: dict[str, Any]) -> list[str]:
     libs = ", ".join(f"{k} {v}" for k, v in res["libraries"].items()
                      if k in ("pyautoattack", "adversarial-robustness-toolbox"))
     return [f"AutoAttack {res['version']} ({libs}) at eps={res['eps']:g} ({res['norm']}) on "
-            f"{res['n']} {res['dataset']} images: clean {res['clean_accuracy']:.4f}",
+            f"{res['n_images']} {res['dataset']} images: clean {res['clean_accuracy']:.4f}",
             *(f"  after {r['attack']:<12} robust accuracy {r['robust_accuracy']:.4f} "
               f"({r['attacked']} attacked, {r['seconds']:.1f} s)" for r in res["attacks"]),
             f"worst case per image: robust accuracy {res['robust_accuracy']:.4f}",

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threat-model", choices=("Linf", "L2"), default="Linf")
     p.add_argument("--eps", type=float, default=None,
                    help="default: the dataset's claim eps (Linf) - required for L2")
-    p.add_argument("--n", type=int, default=1000, help="first N test images (default 1000)")
+    p.add_argument("--n-images", type=int, default=1000, help="first N test images (default 1000)")
     p.add_argument("--version", choices=("standard", "art", "custom"), default="standard")
     p.add_argument("--attacks", default=None, metavar="LIST",
                    help="with --version custom, e.g. apgd-ce:steps=20,square:queries=100")
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from cvgr.evaluate.runs import record_dataset, run_inputs
     from cvgr.io import check_output_file
 
-    if args.n < 1:
-        raise UserError(f"--n must be >= 1, got {args.n}")
+    if args.n_images < 1:
+        raise UserError(f"--n-images must be >= 1, got {args.n_images}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     version_attacks(args.version, args.attacks)
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threat_model != "Linf":
             raise UserError("--eps is required with --threat-model L2")
         eps = claim_eps(dataset)
-    res = cvgr.benchmark(model, dataset, args.threat_model, eps, args.n, args.version, dev,
+    res = cvgr.benchmark(model, dataset, args.threat_model, eps, args.n_images, args.version, dev,
                          attacks=args.attacks, batch_size=args.batch_size, seed=args.seed,
                          data_root=args.data_root, progress=not (args.quiet or args.json))
     res.model["source"] = args.model

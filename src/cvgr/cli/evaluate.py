@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="run directory (or model.safetensors file)")
     p.add_argument("--examples", metavar="FILE.npz", default=None,
                    help="examples written by `cvgr attack --save-examples`")
-    p.add_argument("--limit", type=int, default=None, help="first N images (default all)")
+    p.add_argument("--n-images", type=int, default=None, help="first N images (default all)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--dataset", default=None,
                    help="test set to use (default: the dataset in the model's record)")
@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
 def lines(res: dict[str, Any]) -> list[str]:
     if "clean_accuracy" in res:
-        return [f"clean accuracy {res['clean_accuracy']:.4f} on {res['n']} {res['dataset']} "
+        return [f"clean accuracy {res['clean_accuracy']:.4f} on {res['n_images']} {res['dataset']} "
                 "test images"]
-    out = [f"accuracy on {res['n']} {res['attack']} ({res['norm']}) examples crafted on "
+    out = [f"accuracy on {res['n_images']} {res['attack']} ({res['norm']}) examples crafted on "
            f"{res['source'].get('path', '?')}:"]
     return out + [f"  eps {e:<8g} accuracy {a:.4f}"
                   for e, a in zip(res["eps"], res["accuracy"], strict=True)]

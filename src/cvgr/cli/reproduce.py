@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-arch", default=None, help="real architecture (default: the paper's)")
     p.add_argument("--complex-arch", default=None,
                    help="complex architecture (default: the paper's)")
-    p.add_argument("--n-eval", type=int, default=None, metavar="N",
+    p.add_argument("--n-images", type=int, default=None, metavar="N",
                    help="test images of every evaluation (default: the budget's; e.g. 1000 "
                         "for the paper budget on a CPU); the report states the count")
     p.add_argument("--only", action="append", default=None, metavar="PATTERN",
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.list:
         plan = build_plan(args.dataset, args.budget, real_arch=args.real_arch,
-                          complex_arch=args.complex_arch, n_eval=args.n_eval)
+                          complex_arch=args.complex_arch, n_images=args.n_images)
         for job in plan["jobs"]:
             deps = f" <- {', '.join(job['deps'])}" if job["deps"] else ""
             print(f"{job['id']:<34} {job['kind']:<8}{deps}")
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                     real_arch=args.real_arch, complex_arch=args.complex_arch,
                     deterministic=args.deterministic, executor=args.executor,
                     ray=_ray_options(args), quiet=args.quiet, gr_step=args.gr_step,
-                    n_eval=args.n_eval, use_zoo=not args.retrain, only=args.only)
+                    n_images=args.n_images, use_zoo=not args.retrain, only=args.only)
     failed = res["outcome"]["failed"]
     _print_verdicts(args, res["verdicts"], {"report": str(res["report"]), "failed": failed,
                                             "ran": res["outcome"]["ran"],

@@ -167,9 +167,9 @@ def _add_optimiser(g: argparse._ArgumentGroup) -> None:
 def _add_run(g: argparse._ArgumentGroup) -> None:
     """Seed, data limits, measurements, where it runs, resuming and the output."""
     g.add_argument("--seed", type=int, default=0, help="seed of init, data order, noise, attacks")
-    g.add_argument("--limit-train", type=int, default=None, metavar="N",
+    g.add_argument("--train-images", type=int, default=None, metavar="N",
                    help="use only the first N training images (quick runs)")
-    g.add_argument("--limit-test", type=int, default=None, metavar="N",
+    g.add_argument("--test-images", type=int, default=None, metavar="N",
                    help="validate on the first N test images")
     g.add_argument("--cos-batches", type=int, default=1, metavar="N",
                    help="batches per epoch on which the cosine between the CE and full-"
@@ -191,7 +191,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, batch_size=args.batch_size,
         milestones=args.milestones, lr_gamma=args.lr_gamma, seed=args.seed,
-        limit_train=args.limit_train, limit_test=args.limit_test, cos_batches=args.cos_batches,
+        train_images=args.train_images, test_images=args.test_images, cos_batches=args.cos_batches,
     )
 
 

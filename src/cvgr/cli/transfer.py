@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 def lines(mat: dict[str, Any]) -> list[str]:
     names = mat["sources"]
     width = max(8, *(len(n) for n in names))
-    out = [f"{mat['attack']}-{mat['steps']} transfer at eps={mat['eps']:g} on {mat['n']} "
+    out = [f"{mat['attack']}-{mat['steps']} transfer at eps={mat['eps']:g} on {mat['n_images']} "
            f"{mat['dataset']} images (rows: source, columns: target; diagonal white-box)",
            " " * width + "".join(f" {n:>{width}}" for n in names)]
     out += [f"{n:<{width}}" + "".join(f" {a:>{width}.4f}" for a in row)

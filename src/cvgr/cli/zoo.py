@@ -1,9 +1,9 @@
 """`cvgr zoo`: the shipped models (the paper's, at the paper's budget) and their numbers.
 
   cvgr zoo [list] [--json]                 the table (untrained / unevaluated entries say so)
-  cvgr zoo train [NAMES] --root DIR        train entries into DIR/<dataset>/<name>, resumable
-  cvgr zoo publish RUN_DIR... | --root DIR copy finished runs into the zoo (alias: add)
-  cvgr zoo evaluate [NAMES] --n 500        clean, PGD(8), standard AutoAttack; JSON per model
+  cvgr zoo train [NAMES] --runs-dir DIR        train entries into DIR/<dataset>/<name>, resumable
+  cvgr zoo publish RUN_DIR... | --runs-dir DIR copy finished runs into the zoo (alias: add)
+  cvgr zoo evaluate [NAMES] --n-images 500        clean, PGD(8), standard AutoAttack; JSON per model
   cvgr zoo doc --out docs/zoo.md           the zoo page, from the stored numbers
                [--readme README.md]        and the README's zoo table
 """
@@ -56,7 +56,7 @@ def _register_train(s: argparse._SubParsersAction, quiet: argparse.ArgumentParse
     q = s.add_parser("train", parents=[quiet],
                      help="train zoo entries (resumable run directories)")
     q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all)")
-    q.add_argument("--root", default="runs/zoo", metavar="DIR",
+    q.add_argument("--runs-dir", default="runs/zoo", metavar="DIR",
                    help="runs go to DIR/<dataset>/<name> (default runs/zoo)")
     q.add_argument("--data-root", default=None, help="directory holding the datasets")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -72,7 +72,7 @@ def _register_publish(s: argparse._SubParsersAction, zoo_dir: argparse.ArgumentP
                          help="copy finished runs into the zoo" + (" (as publish)"
                                                                    if action == "add" else ""))
         q.add_argument("runs", nargs="*", metavar="RUN_DIR", help="finished run directories")
-        q.add_argument("--root", default=None, metavar="DIR",
+        q.add_argument("--runs-dir", default=None, metavar="DIR",
                        help="publish every finished entry found in DIR/<dataset>/<name>")
         q.add_argument("--name", default=None, help="the entry (default: found from the run)")
         q.add_argument("--hardware", default=None,
@@ -84,7 +84,7 @@ def _register_evaluate(s: argparse._SubParsersAction, zoo_dir: argparse.Argument
     """`cvgr zoo evaluate`: measure the table's numbers (or follow up with --further)."""
     q = s.add_parser("evaluate", parents=[zoo_dir], help="measure the table's numbers")
     q.add_argument("names", nargs="*", metavar="NAME", help="entries (default all shipped)")
-    q.add_argument("--n", type=int, default=500, help="first N test images (default 500)")
+    q.add_argument("--n-images", type=int, default=500, help="first N test images (default 500)")
     q.add_argument("--version", choices=("standard", "art", "custom"), default="standard")
     q.add_argument("--attacks", default=None, help="with --version custom")
     q.add_argument("--force", action="store_true", help="measure again even if stored")
@@ -144,7 +144,7 @@ def run_list(args: argparse.Namespace) -> int:
     for r in body:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     shipped = sum(r["shipped"] for r in rs)
-    print(f"{shipped} of {len(rs)} models shipped in {zoo.root_dir(args.zoo_dir)}")
+    print(f"{shipped} of {len(rs)} models shipped in {zoo.zoo_directory(args.zoo_dir)}")
     return 0
 
 
@@ -158,30 +158,30 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
-    done = zoo.train(args.names, args.root, device=str(dev), data_root=args.data_root,
+    done = zoo.train(args.names, args.runs_dir, device=str(dev), data_root=args.data_root,
                      progress=not args.quiet, gr_step=args.gr_step)
-    print(f"trained {len(done)} zoo model(s) under {args.root}; copy them into the zoo with "
-          f"`cvgr zoo publish --root {args.root}`")
+    print(f"trained {len(done)} zoo model(s) under {args.runs_dir}; copy them into the zoo with "
+          f"`cvgr zoo publish --runs-dir {args.runs_dir}`")
     return 0
 
 
 def run_publish(args: argparse.Namespace) -> int:
     from cvgr import zoo
 
-    if bool(args.runs) == bool(args.root):
-        raise UserError("give run directories or --root DIR, not both or neither")
+    if bool(args.runs) == bool(args.runs_dir):
+        raise UserError("give run directories or --runs-dir DIR, not both or neither")
     if args.name and len(args.runs) != 1:
         raise UserError("--name goes with exactly one run directory")
-    if args.root:
-        found = zoo.publishable_runs(args.root)
+    if args.runs_dir:
+        found = zoo.publishable_runs(args.runs_dir)
         if not found:
-            print(f"no finished zoo run under {args.root}", file=sys.stderr)
+            print(f"no finished zoo run under {args.runs_dir}", file=sys.stderr)
             return 1
         targets = [(str(d), e.name) for e, d in found]
     else:
         targets = [(r, args.name) for r in args.runs]
     for run_dir, name in targets:
-        path = zoo.publish(run_dir, name, root=args.zoo_dir, hardware=args.hardware)
+        path = zoo.publish(run_dir, name, zoo_dir=args.zoo_dir, hardware=args.hardware)
         print(f"published {run_dir} -> {path}")
     return 0
 
@@ -196,11 +196,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if not args.names:
             raise UserError("--further needs the zoo models to follow up, by name")
         for name in args.names:
-            zoo.evaluate_further(name, args.further, seed=args.seed, root=args.zoo_dir,
+            zoo.evaluate_further(name, args.further, seed=args.seed, zoo_dir=args.zoo_dir,
                                  device=str(dev), data_root=args.data_root,
                                  progress=not args.quiet)
         return 0
-    res = zoo.evaluate(args.names, args.n, root=args.zoo_dir, device=str(dev),
+    res = zoo.evaluate(args.names, args.n_images, zoo_dir=args.zoo_dir, device=str(dev),
                        version=args.version, attacks=args.attacks, force=args.force,
                        data_root=args.data_root, progress=not args.quiet)
     if not res:

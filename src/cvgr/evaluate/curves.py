@@ -133,7 +133,7 @@ def robustness_curve(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg,
     """Accuracy and mean cross-entropy of `model` under `attack` at every eps in `eps_list`.
 
     `kw` goes to the attack (steps, norm, restarts, queries, ...). Returns a JSON-ready dict
-    {"attack", "options", "n", "eps", "accuracy", "loss"}; with `return_examples` also the
+    {"attack", "options", "n_images", "eps", "accuracy", "loss"}; with `return_examples` also the
     adversarial images per eps (a list of tensors shaped like x).
     """
     name, _ = _resolve(attack)
@@ -157,7 +157,8 @@ def robustness_curve(model: nn.Module, x: Tensor, y: Tensor, attack: AttackArg,
         bar.close()
     opts = {"norm": norm, **{k: v for k, v in kw.items() if _plain(v)}}
     curve = {"attack": name, "options": opts,
-             "n": len(x), "eps": eps_list, "accuracy": accs, "loss": losses, "seed": int(seed)}
+             "n_images": len(x), "eps": eps_list, "accuracy": accs, "loss": losses,
+             "seed": int(seed)}
     return (curve, examples) if return_examples else curve
 
 

@@ -31,13 +31,13 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
                    steps: int = 8, batch_size: int = 256, large_eps: float | None = None,
                    threshold: float = 0.10, tolerance: float = 0.01,
                    loss_steps: Sequence[int] = (1, 2, 4, 8), loss_tolerance: float = 0.02,
-                   nes_limit: int | None = 100, nes_queries: int = 100, nes_sigma: float = 0.001,
+                   nes_images: int | None = 100, nes_queries: int = 100, nes_sigma: float = 0.001,
                    black_box_accuracy: Mapping[str, float] | None = None, seed: int = 0,
                    progress: bool = True) -> dict[str, Any]:
     """Run the three checks on (x, y) at `eps`; return numbers and flags, JSON-ready.
 
     PGD (`steps`, step 1.85 eps/steps, random start) is the white-box attack. NES runs on the
-    first `nes_limit` images (None: all; 0: skip) and is compared with PGD on the same images.
+    first `nes_images` images (None: all; 0: skip) and is compared with PGD on the same images.
     `black_box_accuracy` adds other black-box results on the same (x, y) at the same eps,
     e.g. {"transfer from B": 0.41}. `large_eps` defaults to 0.5 (L-inf) or half the box
     diameter (L2). A check is flagged when its symptom shows beyond the tolerance; the result's
@@ -50,14 +50,14 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
     check_count(nes_queries, "nes_queries")
     check_scale(nes_sigma, "nes_sigma")
     loss_steps = [check_count(k, "loss_steps") for k in loss_steps]
-    if nes_limit is not None:
-        nes_limit = check_count(nes_limit, "nes_limit", minimum=0)
+    if nes_images is not None:
+        nes_images = check_count(nes_images, "nes_images", minimum=0)
     if large_eps is None:
         large_eps = 0.5 if norm == "linf" else 0.5 * math.sqrt(dim)
     large_eps = check_eps(large_eps, norm, dim)
     gen = seeded_generator(model, seed)
     pgd_kw: dict[str, Any] = {"steps": steps, "norm": norm}
-    n_nes = 0 if nes_limit == 0 else min(len(x), nes_limit or len(x))
+    n_nes = 0 if nes_images == 0 else min(len(x), nes_images or len(x))
     bar = _progress.bar(total=2 + (n_nes > 0) + len(loss_steps), desc="masking checks",
                         unit="attack", progress=progress)
     checks: dict[str, dict[str, Any]] = {}
@@ -85,7 +85,7 @@ def masking_checks(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: 
     finally:
         bar.close()
     flagged = [k for k, v in checks.items() if v["flagged"]]
-    return {"eps": eps, "norm": norm, "n": len(x), "checks": checks, "flagged": flagged,
+    return {"eps": eps, "norm": norm, "n_images": len(x), "checks": checks, "flagged": flagged,
             "ok": not flagged}
 
 
@@ -98,7 +98,7 @@ def _nes_check(model: nn.Module, x: Tensor, y: Tensor, eps: float, fooled_wb: Te
     fooled_bb = predict(model, x_bb, batch_size)[0] != y.to(x.device)
     return {"accuracy": 1.0 - fooled_bb.float().mean().item(),
             "white_box_accuracy": 1.0 - fooled_wb.float().mean().item(),
-            "n": len(x), "queries_per_step": 2 * queries, "steps": steps,
+            "n_images": len(x), "queries_per_step": 2 * queries, "steps": steps,
             "fooled_only_by_black_box": int((fooled_bb & ~fooled_wb).sum())}
 
 
@@ -107,7 +107,7 @@ def _black_box_stronger(bb: dict[str, Any], fooled_wb: Tensor,
                         tolerance: float) -> dict[str, Any]:
     wb = 1.0 - fooled_wb.float().mean().item() if len(fooled_wb) else 0.0
     for name, acc in (black_box_accuracy or {}).items():
-        bb[name] = {"accuracy": float(acc), "white_box_accuracy": wb, "n": len(fooled_wb)}
+        bb[name] = {"accuracy": float(acc), "white_box_accuracy": wb, "n_images": len(fooled_wb)}
     worst = [k for k, v in bb.items() if v["accuracy"] < v["white_box_accuracy"] - tolerance]
     return {"flagged": bool(worst and eps > 0), "eps": eps, "white_box": f"pgd-{steps}",
             "white_box_accuracy": wb, "black_box": bb, "stronger": worst,
@@ -160,7 +160,7 @@ def format_checks(result: Mapping[str, Any]) -> list[str]:
     """The lines of `print_checks`."""
     c = result["checks"]
     lines = [f"gradient-masking checks at eps={result['eps']:g} ({result['norm']}, "
-             f"{result['n']} images):"]
+             f"{result['n_images']} images):"]
     if "black_box_stronger" in c:
         b = c["black_box_stronger"]
         parts = [f"{k} {v['accuracy']:.3f} vs PGD {v['white_box_accuracy']:.3f}"

@@ -19,7 +19,7 @@ from cvgr.errors import UserError
 from cvgr.zoo.catalogue import is_zoo_name
 
 __all__ = ["RUN_FILES", "default_out", "load_run", "model_summary", "record_dataset",
-           "run_inputs", "run_labels", "shared_test_images", "test_images"]
+           "run_inputs", "run_labels", "shared_model_test_images", "model_test_images"]
 
 PathLike = str | os.PathLike
 
@@ -37,19 +37,19 @@ def load_run(path: PathLike, device: str | torch.device = "cpu",
     return load(path, device, allow_unfinished=allow_unfinished)
 
 
-def test_images(model: nn.Module, dataset: str | None = None, limit: int | None = None, *,
+def model_test_images(model: nn.Module, dataset: str | None = None, n_images: int | None = None, *,
                 data_root: PathLike | None = None) -> tuple[Tensor, Tensor, str]:
     """The model's test set on the CPU: (x float in [0, 1], y, dataset name).
 
-    `dataset` defaults to the one in the model's record; `limit` keeps the first N images;
+    `dataset` defaults to the one in the model's record; `n_images` keeps the first N images;
     `data_root` is where the dataset files are (default: the data module's search).
     """
     from cvgr.data import first_test_images
 
     name = record_dataset(model, dataset)
-    if limit is not None and limit < 1:
-        raise UserError(f"limit must be >= 1, got {limit}", param="limit")
-    x, y = first_test_images(name, limit, data_root)
+    if n_images is not None and n_images < 1:
+        raise UserError(f"n_images must be >= 1, got {n_images}", param="n_images")
+    x, y = first_test_images(name, n_images, data_root)
     shape = getattr(model, "input_shape", None)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise UserError(f"dataset {name} has images {tuple(x.shape[1:])} but the model takes "
@@ -75,8 +75,8 @@ def record_dataset(model: nn.Module, dataset: str | None = None) -> str:
     return str(name)
 
 
-def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = None,
-                       limit: int | None = None, *, data_root: PathLike | None = None
+def shared_model_test_images(models: Mapping[str, nn.Module], dataset: str | None = None,
+                       n_images: int | None = None, *, data_root: PathLike | None = None
                        ) -> tuple[Tensor, Tensor, str]:
     """One test set that every model in `models` (label -> model) takes.
 
@@ -89,7 +89,7 @@ def shared_test_images(models: Mapping[str, nn.Module], dataset: str | None = No
     if dataset is None and len(set(datasets.values())) > 1:
         raise UserError(f"models were trained on different datasets {datasets}; transfer needs "
                         "one dataset: name the one to test on", param="dataset")
-    x, y, name = test_images(next(iter(models.values())), dataset, limit,
+    x, y, name = model_test_images(next(iter(models.values())), dataset, n_images,
                                data_root=data_root)
     for n, m in models.items():
         shape = getattr(m, "input_shape", None)

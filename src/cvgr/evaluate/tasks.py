@@ -22,10 +22,10 @@ from cvgr.evaluate.runs import (
     default_out,
     load_run,
     model_summary,
+    model_test_images,
     run_inputs,
     run_labels,
-    shared_test_images,
-    test_images,
+    shared_model_test_images,
 )
 from cvgr.io import write_json
 from cvgr.options import RunOptions
@@ -42,7 +42,7 @@ DEFAULT_EPS = {"linf": "0:0.3:0.02", "l2": "0:10:1"}
 class Inputs:
     """Which images, and how they are run: shared by every evaluation here.
 
-    `dataset` defaults to the model's; `limit` keeps the first N test images; `seed` seeds
+    `dataset` defaults to the model's; `n_images` keeps the first N test images; `seed` seeds
     random starts and probes; `allow_unfinished` accepts the weights of a run that stopped or
     diverged (refused otherwise; the result's "model" records its epochs). `options` is how
     the work runs, the one `RunOptions` of every job: its `device` (None: this machine's
@@ -50,7 +50,7 @@ class Inputs:
     """
 
     dataset: str | None = None
-    limit: int | None = None
+    n_images: int | None = None
     batch_size: int = 256
     seed: int = 0
     allow_unfinished: bool = False
@@ -60,8 +60,8 @@ class Inputs:
         from cvgr.attacks.common import check_count
 
         check_count(self.batch_size, "batch_size")
-        if self.limit is not None:
-            check_count(self.limit, "limit")
+        if self.n_images is not None:
+            check_count(self.n_images, "n_images")
 
     def load(self, run: PathLike) -> torch.nn.Module:
         """The run's model on the options' device (checked: a UserError naming `device`)."""
@@ -70,8 +70,9 @@ class Inputs:
         return load_run(run, resolve_device(self.options.device), self.allow_unfinished)
 
     def images(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """The first `limit` test images of `dataset` (default: the model's), on the CPU."""
-        return test_images(model, self.dataset, self.limit, data_root=self.options.data_root)
+        """The first `n_images` test images of `dataset` (default: the model's), on the CPU."""
+        return model_test_images(model, self.dataset, self.n_images,
+                                 data_root=self.options.data_root)
 
 
 def eps_values(eps: str | Sequence[float] | None, norm: str = "linf") -> list[float]:
@@ -102,14 +103,14 @@ def attack_options(attack: str, *, norm: str = "linf", steps: int = 8,
 
 
 def _check_masking(checks: bool, norm: str, steps: int, check_eps: float | None,
-                   check_limit: int, nes_limit: int) -> None:
+                   check_images: int, nes_images: int) -> None:
     from cvgr.attacks import check_eps as check_one_eps
     from cvgr.attacks.common import check_count
 
     if checks:
         check_count(steps, "steps")
-        check_count(check_limit, "check_limit")
-        check_count(nes_limit, "nes_limit", minimum=0)
+        check_count(check_images, "check_images")
+        check_count(nes_images, "nes_images", minimum=0)
         if check_eps is not None:
             check_one_eps(check_eps, norm, param="check_eps")
 
@@ -146,14 +147,14 @@ def attack_task(run: PathLike, inputs: Inputs | None = None, *, attack: str = "p
                 eps: str | Sequence[float] | None = None, norm: str = "linf", steps: int = 8,
                 step_size: float | None = None, restarts: int = 1, random_start: bool = True,
                 queries: int = 100, sigma: float = 0.001, checks: bool = True,
-                check_eps: float | None = None, check_limit: int = 1000, nes_limit: int = 100,
+                check_eps: float | None = None, check_images: int = 1000, nes_images: int = 100,
                 out: PathLike | None = None, save_examples: PathLike | None = None,
                 show: Show = None) -> dict[str, Any]:
     """Robustness curve of one run (JSON + PNG), with the gradient-masking checks at one eps.
 
     `out` defaults to RUN_DIR/attack-ATTACK-NORM.json; the plot goes beside it as .png;
     `save_examples` also writes the adversarial images of every eps (.npz). `check_eps`
-    defaults to the (lower) median nonzero eps; the checks use the first `check_limit` images.
+    defaults to the (lower) median nonzero eps; the checks use the first `check_images` images.
     """
     from cvgr import evaluate
 
@@ -162,7 +163,7 @@ def attack_task(run: PathLike, inputs: Inputs | None = None, *, attack: str = "p
     eps_list = eps_values(eps, norm)
     kw = attack_options(attack, norm=norm, steps=steps, step_size=step_size, restarts=restarts,
                         random_start=random_start, queries=queries, sigma=sigma)
-    _check_masking(checks, norm, steps, check_eps, check_limit, nes_limit)
+    _check_masking(checks, norm, steps, check_eps, check_images, nes_images)
     out = Path(out) if out else default_out(run, f"attack-{attack}-{norm}")
     _outputs([run], [], (out, "out"), (out.with_suffix(".png"), "out"),
              (save_examples, "save_examples"))
@@ -176,10 +177,10 @@ def attack_task(run: PathLike, inputs: Inputs | None = None, *, attack: str = "p
     result: dict[str, Any] = {"model": summary, "dataset": dataset, "curve": curve}
     ce = check_eps if check_eps is not None else _default_check_eps(eps_list)
     if checks and ce is not None:
-        n = min(len(x), check_limit)
+        n = min(len(x), check_images)
         result["masking"] = evaluate.masking_checks(
             model, x[:n], y[:n], ce, norm=norm, steps=steps, batch_size=inputs.batch_size,
-            nes_limit=nes_limit, seed=inputs.seed, progress=inputs.options.progress)
+            nes_images=nes_images, seed=inputs.seed, progress=inputs.options.progress)
     png = out.with_suffix(".png")
     result["outputs"] = {"json": str(out), "png": str(png)}
     if save_examples:
@@ -210,16 +211,17 @@ def eval_task(run: PathLike, inputs: Inputs | None = None, *, examples: PathLike
     if examples is None:
         x, y, dataset = inputs.images(model)
         acc = evaluate.accuracy(model, x, y, inputs.batch_size)
-        result.update(dataset=dataset, n=len(x), clean_accuracy=acc)
+        result.update(dataset=dataset, n_images=len(x), clean_accuracy=acc)
     else:
         named = inputs.dataset or record_of(model, missing_ok=True).get("dataset")
         ex = evaluate.load_examples(examples, shape=getattr(model, "input_shape", None),
                                     dataset=named)
-        n = len(ex["y"]) if inputs.limit is None else min(inputs.limit, len(ex["y"]))
+        n = len(ex["y"]) if inputs.n_images is None else min(inputs.n_images, len(ex["y"]))
         y = ex["y"][:n]
         accs = [evaluate.accuracy(model, xe[:n], y, inputs.batch_size) for xe in ex["x"]]
         result.update(examples=str(examples), dataset=ex["dataset"], attack=ex["attack"],
-                      norm=ex["norm"], source=ex["source"], n=n, eps=ex["eps"], accuracy=accs)
+                      norm=ex["norm"], source=ex["source"], n_images=n, eps=ex["eps"],
+                      accuracy=accs)
     if not out:
         return _finish(result, show)
     result["outputs"] = {"json": str(out)}
@@ -249,7 +251,7 @@ def transfer_task(runs: Sequence[PathLike], inputs: Inputs | None = None, *, eps
     _outputs(runs, [], (out, "out"), (out.with_suffix(".png"), "out"))
     models = {n: inputs.load(r)
               for n, r in zip(labels, runs, strict=True)}
-    x, y, dataset = shared_test_images(models, inputs.dataset, inputs.limit,
+    x, y, dataset = shared_model_test_images(models, inputs.dataset, inputs.n_images,
                                        data_root=inputs.options.data_root)
     mat = evaluate.transfer_matrix(models, x, y, eps, steps, attack=attack, norm=norm,
                                    batch_size=inputs.batch_size, seed=inputs.seed,

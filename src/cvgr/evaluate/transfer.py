@@ -42,7 +42,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: Tensor, y: Tensor, eps: 
         rows.append([accuracy(models[t], xa, y, batch_size) for t in names])
     result: dict[str, Any] = {
         "attack": attack if isinstance(attack, str) else getattr(attack, "__name__", "custom"),
-        "eps": eps, "steps": steps, "norm": norm, "n": len(x), "sources": names,
+        "eps": eps, "steps": steps, "norm": norm, "n_images": len(x), "sources": names,
         "targets": names, "accuracy": rows,
         "clean_accuracy": {n: accuracy(models[n], x, y, batch_size) for n in names},
         "seed": int(seed),

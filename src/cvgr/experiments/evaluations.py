@@ -1,5 +1,5 @@
 """What an evaluate job computes, by its config's "what": curve, transfer, masking, autoattack,
-identity, sizes. Each takes plain data and the reproduction's root, returns a JSON-ready dict.
+identity, sizes. Each takes plain data and the reproduction's out_dir, returns a JSON-ready dict.
 
 Models are found by train job id under ``ROOT/runs/<id>``; test images are the first `n` of
 the dataset's test split (the reference evaluates on the first 1000).
@@ -37,17 +37,17 @@ __all__ = ["EVALUATIONS", "run_evaluation", "unit_modulus_check"]
 _BATCH = 250
 
 
-def _load(root: Path, job_id: str, device: str | torch.device) -> nn.Module:
+def _load(out_dir: Path, job_id: str, device: str | torch.device) -> nn.Module:
     from cvgr.checkpoint import load
 
-    return load(root / "runs" / job_id, device=device)
+    return load(out_dir / "runs" / job_id, device=device)
 
 
 def _curve(cfg: CurveConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import robustness_curve
 
-    model = _load(ctx["root"], cfg["model"], ctx["device"])
-    x, y = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
+    model = _load(ctx["out_dir"], cfg["model"], ctx["device"])
+    x, y = first_test_images(record_of(model)["dataset"], cfg["n_images"], ctx["data_root"])
     kw: dict[str, Any] = {"steps": cfg["steps"]} if "steps" in cfg else {}
     res = robustness_curve(model, x, y, cfg["attack"], cfg["eps"], _BATCH, seed=0,
                            progress=ctx["progress"], **kw)
@@ -58,9 +58,10 @@ def _curve(cfg: CurveConfig, ctx: dict[str, Any]) -> dict[str, Any]:
 def _transfer(cfg: TransferConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import transfer_matrix
 
-    models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
+    models = {name: _load(ctx["out_dir"], tid, ctx["device"])
+              for name, tid in cfg["models"].items()}
     dataset = record_of(next(iter(models.values())))["dataset"]
-    x, y = first_test_images(dataset, cfg["n"], ctx["data_root"])
+    x, y = first_test_images(dataset, cfg["n_images"], ctx["data_root"])
     res = transfer_matrix(models, x, y, cfg["eps"], cfg["steps"], batch_size=_BATCH,
                           progress=ctx["progress"])
     res["runs"] = dict(cfg["models"])
@@ -71,9 +72,10 @@ def _transfer_curves(cfg: TransferCurvesConfig, ctx: dict[str, Any]) -> dict[str
     """The transfer matrix at every eps; at eps 0 every row is the clean accuracy."""
     from cvgr.evaluate import accuracy, transfer_matrix
 
-    models = {name: _load(ctx["root"], tid, ctx["device"]) for name, tid in cfg["models"].items()}
+    models = {name: _load(ctx["out_dir"], tid, ctx["device"])
+              for name, tid in cfg["models"].items()}
     dataset = record_of(next(iter(models.values())))["dataset"]
-    x, y = first_test_images(dataset, cfg["n"], ctx["data_root"])
+    x, y = first_test_images(dataset, cfg["n_images"], ctx["data_root"])
     names = list(models)
     clean = {k: accuracy(m, x, y, _BATCH) for k, m in models.items()}
     matrices = []
@@ -85,7 +87,7 @@ def _transfer_curves(cfg: TransferCurvesConfig, ctx: dict[str, Any]) -> dict[str
                             progress=ctx["progress"])
         matrices.append(m["accuracy"])
     return {"eps": list(cfg["eps"]), "sources": names, "targets": names, "accuracy": matrices,
-            "clean_accuracy": clean, "steps": cfg["steps"], "n": len(x),
+            "clean_accuracy": clean, "steps": cfg["steps"], "n_images": len(x),
             "runs": dict(cfg["models"])}
 
 
@@ -94,14 +96,14 @@ def _masking(cfg: MaskingConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import accuracy, attack_batched, masking_checks
     from cvgr.evaluate.curves import seeded_generator
 
-    model = _load(ctx["root"], cfg["model"], ctx["device"])
-    surrogate = _load(ctx["root"], cfg["surrogate"], ctx["device"])
-    x, y = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
+    model = _load(ctx["out_dir"], cfg["model"], ctx["device"])
+    surrogate = _load(ctx["out_dir"], cfg["surrogate"], ctx["device"])
+    x, y = first_test_images(record_of(model)["dataset"], cfg["n_images"], ctx["data_root"])
     gen = seeded_generator(surrogate, 1)
     x_tr = attack_batched(surrogate, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=cfg["steps"])
     name = f"transfer from {cfg['surrogate'].removeprefix('train-')}"
     res = masking_checks(model, x, y, cfg["eps"], steps=cfg["steps"], batch_size=_BATCH,
-                         nes_limit=cfg["nes_images"], nes_queries=cfg["nes_queries"],
+                         nes_images=cfg["nes_images"], nes_queries=cfg["nes_queries"],
                          black_box_accuracy={name: accuracy(model, x_tr, y, _BATCH)},
                          progress=ctx["progress"])
     res["clean_accuracy"] = accuracy(model, x, y, _BATCH)
@@ -113,8 +115,8 @@ def _autoattack(cfg: AutoAttackConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     from cvgr.evaluate import accuracy, attack_batched, autoattack
     from cvgr.evaluate.curves import seeded_generator
 
-    model = _load(ctx["root"], cfg["model"], ctx["device"])
-    x, y = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
+    model = _load(ctx["out_dir"], cfg["model"], ctx["device"])
+    x, y = first_test_images(record_of(model)["dataset"], cfg["n_images"], ctx["data_root"])
     gen = seeded_generator(model, 2)
     x_pgd = attack_batched(model, x, y, "pgd", cfg["eps"], _BATCH, gen, steps=8)
     pgd_acc = accuracy(model, x_pgd, y, _BATCH)
@@ -122,7 +124,7 @@ def _autoattack(cfg: AutoAttackConfig, ctx: dict[str, Any]) -> dict[str, Any]:
         res = autoattack(model, x, y, cfg["eps"], version=cfg["version"],
                          attacks=cfg.get("attacks"), progress=ctx["progress"])
     except UserError as e:  # library not installed: say so in the report, do not fail the run
-        return {"skipped": str(e), "eps": cfg["eps"], "n": len(x), "pgd_accuracy": pgd_acc,
+        return {"skipped": str(e), "eps": cfg["eps"], "n_images": len(x), "pgd_accuracy": pgd_acc,
                 "version": cfg["version"], "attacks_asked": cfg.get("attacks")}
     assert isinstance(res, dict)
     res["pgd_accuracy"] = pgd_acc
@@ -184,9 +186,9 @@ def _double_copy(layer: _Layer) -> _Layer:
 def _identity(cfg: IdentityConfig, ctx: dict[str, Any]) -> dict[str, Any]:
     # float64 runs anywhere but on MPS, which has no float64
     dev = ctx["device"] if torch.device(ctx["device"]).type != "mps" else "cpu"
-    model = _load(ctx["root"], cfg["model"], dev)
-    x, _ = first_test_images(record_of(model)["dataset"], cfg["n"], ctx["data_root"])
-    layers = unit_modulus_check(model, x, samples=cfg["n"])
+    model = _load(ctx["out_dir"], cfg["model"], dev)
+    x, _ = first_test_images(record_of(model)["dataset"], cfg["n_images"], ctx["data_root"])
+    layers = unit_modulus_check(model, x, samples=cfg["n_images"])
     return {"model": cfg["model"], "layers": layers,
             "max_abs_deviation": max((r["max_abs_deviation"] for r in layers), default=None)}
 
@@ -227,17 +229,17 @@ EVALUATIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def run_evaluation(cfg: EvalConfig | dict[str, Any], root: str | os.PathLike,
+def run_evaluation(cfg: EvalConfig | dict[str, Any], out_dir: str | os.PathLike,
                    options: RunOptions | None = None) -> dict[str, Any]:
     """Compute the evaluation `cfg` on the models under ROOT/runs with `options` (device,
-    data root, progress); the device is checked and defaults as in `cvgr.devices`."""
+    data out_dir, progress); the device is checked and defaults as in `cvgr.devices`."""
     from cvgr.devices import resolve_device
 
     options = options or RunOptions()
     what = cfg.get("what")
     if what not in EVALUATIONS:
         raise ValueError(f"unknown evaluation {what!r}")
-    ctx = {"root": Path(root), "device": resolve_device(options.device),
+    ctx = {"out_dir": Path(out_dir), "device": resolve_device(options.device),
            "data_root": options.data_root, "progress": options.progress,
            "gr_step": options.gr_step}
     return EVALUATIONS[what](cfg, ctx)

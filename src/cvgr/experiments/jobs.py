@@ -20,7 +20,7 @@ class CurveConfig(TypedDict):
     model: str  # train job id
     attack: str  # cvgr.names.Attack
     eps: list[float]
-    n: int
+    n_images: int
     steps: NotRequired[int]  # PGD only
 
 
@@ -31,7 +31,7 @@ class TransferConfig(TypedDict):
     models: dict[str, str]
     eps: float
     steps: int
-    n: int
+    n_images: int
 
 
 class TransferCurvesConfig(TypedDict):
@@ -42,7 +42,7 @@ class TransferCurvesConfig(TypedDict):
     models: dict[str, str]
     eps: list[float]
     steps: int
-    n: int
+    n_images: int
 
 
 class MaskingConfig(TypedDict):
@@ -53,7 +53,7 @@ class MaskingConfig(TypedDict):
     surrogate: str
     eps: float
     steps: int
-    n: int
+    n_images: int
     nes_images: int
     nes_queries: int
 
@@ -64,7 +64,7 @@ class AutoAttackConfig(TypedDict):
     what: Literal["autoattack"]
     model: str
     eps: float
-    n: int
+    n_images: int
     version: str  # "standard" (the authors'), "art" or "custom"
     attacks: str | None  # the attack list of a custom version
 
@@ -74,7 +74,7 @@ class IdentityConfig(TypedDict):
 
     what: Literal["identity"]
     model: str
-    n: int
+    n_images: int
 
 
 class SizesConfig(TypedDict):
@@ -103,7 +103,7 @@ class TrainJob(TypedDict):
     """Train `config` (TrainConfig fields) into ``runs/<id>/``."""
 
     id: str
-    kind: Literal["train"]
+    task: Literal["train"]
     config: dict[str, Any]
     deps: list[str]
     cost: float
@@ -114,7 +114,7 @@ class EvalJob(TypedDict):
     """Evaluate `config` into ``evals/<id>.json`` once the train jobs in `deps` finished."""
 
     id: str
-    kind: Literal["evaluate"]
+    task: Literal["evaluate"]
     config: EvalConfig
     deps: list[str]
     cost: float

@@ -4,9 +4,9 @@ the dataset's spec, cvgr.data.specs).
 Every job is a JSON-serialisable dict, so the run list can be written to disk, inspected,
 and handed to any executor (local processes here; a cluster engine such as Ray later):
 
-    {"id": "train-complex-gr", "kind": "train", "config": {TrainConfig fields},
+    {"id": "train-complex-gr", "task": "train", "config": {TrainConfig fields},
      "deps": [], "cost": 1.2e6, "group": "main"}
-    {"id": "eval-pgd-complex-gr", "kind": "evaluate", "config": {"what": "curve", ...},
+    {"id": "eval-pgd-complex-gr", "task": "evaluate", "config": {"what": "curve", ...},
      "deps": ["train-complex-gr"], "cost": 2.7e4}
 
 A train job's output is ``runs/<id>/`` (a `cvgr train` run directory); an evaluate job's is
@@ -51,8 +51,8 @@ class Budget:
 
     name: str
     epochs: int | None  # None: the dataset's recipe (30; CIFAR-10 80)
-    limit_train: int | None  # training images (None: all)
-    n_eval: int | None  # test images for validation and attacks (None: the full test set)
+    train_images: int | None  # training images (None: all)
+    n_images: int | None  # test images for validation and attacks (None: the full test set)
     eps_points: int | None  # points of the robustness grid, evenly spread (None: all)
     sweep: tuple[float, ...]  # beta sweep as multiples of the dataset's paper beta
     seeds: tuple[int, ...]  # independently seeded GR nets for the transfer matrix (A, B, C)
@@ -154,13 +154,13 @@ class _Builder:
             return self._train_ids[key]
         self._train_ids[key] = job_id
         self.configs[job_id] = config
-        self.jobs.append(TrainJob(id=job_id, kind="train", config=config, deps=[], cost=cost,
+        self.jobs.append(TrainJob(id=job_id, task="train", config=config, deps=[], cost=cost,
                                   group=group))
         return job_id
 
     def evaluate(self, job_id: str, config: EvalConfig, deps: list[str], cost: float,
                  group: str) -> str:
-        self.jobs.append(EvalJob(id=job_id, kind="evaluate", config=config,
+        self.jobs.append(EvalJob(id=job_id, task="evaluate", config=config,
                                  deps=sorted(set(deps)), cost=cost, group=group))
         return job_id
 
@@ -169,14 +169,14 @@ class _Planner:
     """Builds one dataset's jobs for one budget (see `build_plan`)."""
 
     def __init__(self, dataset: str, budget: Budget, archs: dict[str, str],
-                 n_eval: int | None = None) -> None:
+                 n_images: int | None = None) -> None:
         spec = DATASETS[dataset]
         self.dataset, self.b, self.s, self.archs = dataset, budget, spec.settings, archs
         self.epochs = budget.epochs
         self.lr = None if budget.lr_scale == 1.0 else spec.recipe.lr * budget.lr_scale
         self.run_epochs = budget.epochs or spec.recipe.epochs
-        self.n_train = min(budget.limit_train or spec.train_size, spec.train_size)
-        self.n_eval = min(n_eval or budget.n_eval or spec.test_size, spec.test_size)
+        self.train_images = min(budget.train_images or spec.train_size, spec.train_size)
+        self.n_images = min(n_images or budget.n_images or spec.test_size, spec.test_size)
         self.claim = round(self.s.claim_eps, 6)
         self.grid = sorted({*eps_grid(self.s, budget.eps_points), self.claim})
         self.bld = _Builder()
@@ -186,15 +186,15 @@ class _Planner:
         b = self.b
         c: dict[str, Any] = {"dataset": self.dataset, "arch": self.archs[kind],
                              "complex": kind == "complex", "beta": beta, "noise": noise,
-                             "seed": seed, "epochs": self.epochs, "limit_train": b.limit_train,
-                             "limit_test": b.n_eval, "lr": self.lr}
+                             "seed": seed, "epochs": self.epochs, "train_images": b.train_images,
+                             "test_images": b.n_images, "lr": self.lr}
         if adv_steps:
             c.update(adv_eps=self.s.adv_eps, adv_steps=adv_steps, adv_kind=str(AdvKind.PGD))
         return c
 
     def add(self, kind: str, name: str, group: str, **kw: Any) -> str:
         c = self.cfg(kind, **kw)
-        cost = _train_cost(c) * self.n_train * self.run_epochs
+        cost = _train_cost(c) * self.train_images * self.run_epochs
         return self.bld.train(f"train-{kind}-{name}", c, cost, group)
 
     def models(self) -> dict[str, str]:
@@ -227,28 +227,28 @@ class _Planner:
                 for seed in self.b.seeds]
 
     def curves(self, main: dict[str, str]) -> None:
-        n, grid = self.n_eval, self.grid
+        n, grid = self.n_images, self.grid
         for label, tid in main.items():
             for attack, steps in ((Attack.FGSM, 1), (Attack.PGD, 8)):
-                c = CurveConfig(what="curve", model=tid, attack=str(attack), eps=grid, n=n)
+                c = CurveConfig(what="curve", model=tid, attack=str(attack), eps=grid, n_images=n)
                 if attack == Attack.PGD:
                     c["steps"] = steps
                 self.bld.evaluate(f"eval-{attack}-{label}", c, [tid],
                                   n * len(grid) * (steps + 1), "curves")
 
     def transfer(self, seeded: dict[str, str]) -> None:
-        n, ids = self.n_eval, list(seeded.values())
+        n, ids = self.n_images, list(seeded.values())
         self.bld.evaluate("eval-transfer", TransferConfig(what="transfer", models=seeded,
-                                                          eps=self.claim, steps=8, n=n),
+                                                          eps=self.claim, steps=8, n_images=n),
                           ids, n * len(ids) * (9 + len(ids)), "transfer")
         if self.b.transfer_curves:
             self.bld.evaluate("eval-transfer-curves",
                               TransferCurvesConfig(what="transfer_curves", models=seeded,
-                                                   eps=self.grid, steps=8, n=n),
+                                                   eps=self.grid, steps=8, n_images=n),
                               ids, n * len(ids) * (9 + len(ids)) * len(self.grid), "transfer")
 
     def checks(self, main: dict[str, str]) -> None:
-        b, n = self.b, self.n_eval
+        b, n = self.b, self.n_images
         n_mask = min(b.masking_images or n, n)
         n_aa = min(b.aa_images, n)
         for kind in ("real", "complex"):
@@ -256,17 +256,17 @@ class _Planner:
             self.bld.evaluate(
                 f"eval-masking-{kind}-gr",
                 MaskingConfig(what="masking", model=tid, surrogate=surrogate, eps=self.claim,
-                              steps=8, n=n_mask, nes_images=min(b.nes_images, n_mask),
+                              steps=8, n_images=n_mask, nes_images=min(b.nes_images, n_mask),
                               nes_queries=b.nes_queries),
                 [tid, surrogate], n_mask * 40 + min(b.nes_images, n_mask) * 8 * b.nes_queries,
                 "checks")
             self.bld.evaluate(
                 f"eval-autoattack-{kind}-gr",
-                AutoAttackConfig(what="autoattack", model=tid, eps=self.claim, n=n_aa,
+                AutoAttackConfig(what="autoattack", model=tid, eps=self.claim, n_images=n_aa,
                                  version=b.aa_version, attacks=b.aa_attacks),
                 [tid], n_aa * _aa_cost(b.aa_version, b.aa_attacks), "checks")
         self.bld.evaluate("eval-identity", IdentityConfig(what="identity",
-                                                          model=main["complex-gr"], n=8),
+                                                          model=main["complex-gr"], n_images=8),
                           [main["complex-gr"]], 1000, "checks")
         self.bld.evaluate("eval-sizes", SizesConfig(what="sizes", archs=self.archs,
                                                     dataset=self.dataset), [], 10, "sizes")
@@ -283,10 +283,10 @@ class _Planner:
 
 
 def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
-               complex_arch: str | None = None, n_eval: int | None = None) -> dict[str, Any]:
+               complex_arch: str | None = None, n_images: int | None = None) -> dict[str, Any]:
     """The whole reproduction for one dataset and budget: settings and jobs, plain JSON data.
 
-    `n_eval` caps the test images of every evaluation (the budget's count by default; the
+    `n_images` caps the test images of every evaluation (the budget's count by default; the
     training runs' own validation keeps the budget's), e.g. 1000 for a paper budget on a CPU.
     """
     if dataset not in DATASETS:
@@ -300,11 +300,11 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     archs = {"real": real_arch or s.real_arch, "complex": complex_arch or s.complex_arch}
     _check_arch(archs["real"], "real_arch")
     _check_arch(archs["complex"], "complex_arch")
-    if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, int)
-                               or n_eval < 1):
-        raise UserError(f"n_eval must be a whole number of test images >= 1, got {n_eval!r}",
-                        param="n_eval")
-    p = _Planner(dataset, b, archs, n_eval)
+    if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int)
+                               or n_images < 1):
+        raise UserError(f"n_images must be a whole number of test images >= 1, got {n_images!r}",
+                        param="n_images")
+    p = _Planner(dataset, b, archs, n_images)
     main = p.models()
     sweep = p.sweep()
     names = [chr(ord("A") + i) for i in range(len(b.seeds))]
@@ -315,7 +315,7 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     p.timing(main)
     plan = {
         "dataset": dataset, "budget": asdict(b), "settings": asdict(s), "archs": archs,
-        "eps": p.grid, "claim_eps": p.claim, "n_eval": p.n_eval, "n_train": p.n_train,
+        "eps": p.grid, "claim_eps": p.claim, "n_images": p.n_images, "train_images": p.train_images,
         "epochs": p.run_epochs, "models": main, "sweep": sweep, "seeded": seeded,
         "jobs": p.bld.jobs,
     }
@@ -331,7 +331,7 @@ def _resolve_train_jobs(plan: dict[str, Any]) -> None:
     from cvgr.train.config import TrainConfig
 
     for job in plan["jobs"]:
-        if job["kind"] != "train":
+        if job["task"] != "train":
             continue
         try:
             TrainConfig.from_dict(dict(job["config"])).resolved()
@@ -357,7 +357,7 @@ def check_plan(plan: dict[str, Any]) -> None:
     for job in plan["jobs"]:
         if job["id"] in seen:
             raise ValueError(f"duplicate job id {job['id']!r}")
-        if job["kind"] not in ("train", "evaluate"):
+        if job["task"] not in ("train", "evaluate"):
             raise ValueError(f"job {job['id']!r}: unknown kind {job['kind']!r}")
         missing = [d for d in job["deps"] if d not in seen]
         if missing:

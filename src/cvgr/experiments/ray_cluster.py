@@ -137,17 +137,17 @@ def job_options(ray: Any, cluster: RayOptions, options: RunOptions) -> RunOption
     if device is None:
         device = "cuda" if cluster.gpus_per_job > 0 else "cpu"
     try:
-        kind = torch.device(device).type
+        dev_type = torch.device(device).type
     except (RuntimeError, TypeError):
         raise UserError(f"device {device!r} is not a device name; use cpu or cuda",
                         param="device") from None
-    if kind == "cuda" and ":" in device:
+    if dev_type == "cuda" and ":" in device:
         raise UserError(f"device {device!r}: with Ray give device cuda; Ray assigns each job "
                         "its GPU", param="device")
-    if kind == "cuda" and cluster.gpus_per_job <= 0:
+    if dev_type == "cuda" and cluster.gpus_per_job <= 0:
         raise UserError("device cuda on Ray needs gpus_per_job > 0 (for example 0.25: four "
                         "jobs share a GPU)", param="gpus_per_job")
-    if kind != "cuda" and cluster.gpus_per_job > 0:
+    if dev_type != "cuda" and cluster.gpus_per_job > 0:
         raise UserError(f"gpus_per_job {cluster.gpus_per_job:g} with device {device!r}: "
                         "give device cuda, or leave gpus_per_job at 0")
     res = ray.cluster_resources()
@@ -171,35 +171,35 @@ def slot_count(ray: Any, cluster: RayOptions) -> int:
     return max(1, int(n))
 
 
-def decide_shared(ray: Any, root: Path, mode: str) -> str | None:
+def decide_shared(ray: Any, out_dir: Path, mode: str) -> str | None:
     """The token every node reads in OUT if OUT is shared (kept there during the run, so
     each task can check it sees it), else None (ship the files)."""
     if mode == "no":
         return None
     token = secrets.token_hex(16)
-    write_json(root / TOKEN_FILE, {"token": token})
+    write_json(out_dir / TOKEN_FILE, {"token": token})
     probe = ray.remote(num_cpus=0)(sees_token)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-        n["NodeID"], soft=False)).remote(str(root), token) for n in nodes]
+        n["NodeID"], soft=False)).remote(str(out_dir), token) for n in nodes]
     seen = dict(zip([n.get("NodeManagerAddress", n["NodeID"]) for n in nodes],
                     ray.get(refs), strict=True))
     blind = sorted(a for a, ok in seen.items() if not ok)
     if mode == "yes" and blind:
-        raise UserError(f"shared_fs yes, but node(s) {', '.join(blind)} do not see {root} "
+        raise UserError(f"shared_fs yes, but node(s) {', '.join(blind)} do not see {out_dir} "
                         "at the same path; mount it there, or use shared_fs no")
     if blind:
-        (root / TOKEN_FILE).unlink(missing_ok=True)
+        (out_dir / TOKEN_FILE).unlink(missing_ok=True)
         return None
     return token
 
 
-def sees_token(root: str, token: str) -> bool:
+def sees_token(out_dir: str, token: str) -> bool:
     """Whether OUT (ROOT) here holds the token the driver wrote: this node sees the shared OUT."""
     try:
-        return read_json(Path(root) / TOKEN_FILE).get("token") == token
+        return read_json(Path(out_dir) / TOKEN_FILE).get("token") == token
     except (OSError, ValueError, AttributeError):
         return False
 

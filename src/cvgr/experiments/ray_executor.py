@@ -50,7 +50,7 @@ from cvgr.options import RunOptions
 __all__ = ["CONNECT_TIMEOUT", "RayOptions", "check_reachable", "run_jobs_ray"]
 
 
-def run_jobs_ray(jobs: list[Job], root: str | os.PathLike, cluster: RayOptions | None = None,
+def run_jobs_ray(jobs: list[Job], out_dir: str | os.PathLike, cluster: RayOptions | None = None,
                  *, options: RunOptions | None = None, execute_fn: ExecuteFn = execute,
                  done_fn: Callable[[Job, Any], bool] = is_done,
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -60,21 +60,21 @@ def run_jobs_ray(jobs: list[Job], root: str | os.PathLike, cluster: RayOptions |
     options = options or RunOptions()
     check_reachable(cluster.address)
     ray = import_ray()
-    root = Path(root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     started_here = connect(ray, cluster)
     try:
         slots = slot_count(ray, cluster)
         options = job_options(ray, cluster, options).replace(executor="ray", jobs=slots)
-        prog = Progress(jobs, root, done_fn, say, f"as Ray tasks ({slots} at a time)", slots)
+        prog = Progress(jobs, out_dir, done_fn, say, f"as Ray tasks ({slots} at a time)", slots)
         if prog.todo:
-            token = decide_shared(ray, root, cluster.shared_fs)
-            say(f"  Ray: {'shared' if token else 'no shared'} filesystem for {root}")
+            token = decide_shared(ray, out_dir, cluster.shared_fs)
+            say(f"  Ray: {'shared' if token else 'no shared'} filesystem for {out_dir}")
             try:
                 _Driver(ray, prog, cluster, options, execute_fn, jobs, token).run()
             finally:
-                (root / TOKEN_FILE).unlink(missing_ok=True)
+                (out_dir / TOKEN_FILE).unlink(missing_ok=True)
         return prog.outcome()
     finally:
         if started_here:
@@ -120,16 +120,16 @@ class _Driver:
                 args.append(self.refs[d])
             elif d in self.prog.finished:
                 args.append(None if self.shared else self.ray.put(
-                    pack(self.prog.root, self.by_id[d])))
+                    pack(self.prog.out_dir, self.by_id[d])))
             else:
                 self.prog.block(job, "its dependencies are not in the plan")
                 return
         own = None
-        if not self.shared and job["kind"] == "train":
-            files = pack(self.prog.root, job)
+        if not self.shared and job["task"] == "train":
+            files = pack(self.prog.out_dir, job)
             own = self.ray.put(files) if files else None
-        root = str(self.prog.root)
-        ref = self.task.remote(job, root, self.options, self.token, self.execute_fn, own,
+        out_dir = str(self.prog.out_dir)
+        ref = self.task.remote(job, out_dir, self.options, self.token, self.execute_fn, own,
                                *args)
         self.refs[job["id"]] = ref
         self.pending[ref] = job
@@ -157,7 +157,7 @@ class _Driver:
                 self._failed(job, e)
                 continue
             if not self.shared:
-                write_files(self.prog.root, job, res.pop("files"))
+                write_files(self.prog.out_dir, job, res.pop("files"))
             self.prog.done(job, res, node=res.get("node"))
         self._announce_ready()
 

@@ -55,7 +55,7 @@ def read_plan(pfile: Path) -> dict[str, Any]:
 
     if not isinstance(plan, dict) or not isinstance(plan.get("jobs"), list) \
             or any(k not in plan for k in PLAN_KEYS) \
-            or not all(isinstance(j, dict) and "id" in j and "kind" in j for j in plan["jobs"]):
+            or not all(isinstance(j, dict) and "id" in j and "task" in j for j in plan["jobs"]):
         raise UserError(f"{pfile} is not a cvgr reproduction plan (a JSON object with its "
                         "jobs); give another output directory or delete it", param="out")
     return plan
@@ -66,14 +66,14 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
               real_arch: str | None = None, complex_arch: str | None = None,
               quiet: bool = False, deterministic: bool = False,
               executor: str = "local", ray: RayOptions | None = None,
-              gr_step: str = "auto", n_eval: int | None = None, use_zoo: bool = True,
+              gr_step: str = "auto", n_images: int | None = None, use_zoo: bool = True,
               only: Sequence[str] | None = None) -> dict[str, Any]:
     """Run (or resume) the reproduction into OUT and write its report.
 
     `executor` "local" runs the jobs in this process (`workers` 1) or in `workers` local
     processes; "ray" runs each as a Ray task (`ray`: address, resources, shared filesystem).
     `gr_step` is how training jobs run the GR step (:mod:`cvgr.defenses.gr_step`).
-    `n_eval` caps the test images of every evaluation (:func:`build_plan`). `use_zoo` takes a
+    `n_images` caps the test images of every evaluation (:func:`build_plan`). `use_zoo` takes a
     shipped zoo model where a train job's configuration is identical to a zoo entry's
     (:mod:`cvgr.zoo.adopt`; False: train it here). `only`: run just the jobs whose ids match
     one of these shell patterns (``"eval-transfer"``, ``"train-*-gr-beta*"``) and the jobs
@@ -99,11 +99,11 @@ def reproduce(dataset: str, budget: str, out: str | os.PathLike, *, workers: int
                             param="workers")
     say = _silent if quiet else _to_stderr
     plan = build_plan(dataset, budget, real_arch=real_arch, complex_arch=complex_arch,
-                      n_eval=n_eval)
+                      n_images=n_images)
     jobs = select_jobs(plan["jobs"], only)
-    from cvgr.defenses.gr_step import resolve_kind
+    from cvgr.defenses.gr_step import resolve_gr_step
 
-    resolve_kind(gr_step, 0)  # an unknown kind: one line before any work
+    resolve_gr_step(gr_step, 0)  # an unknown GR step: one line before any work
     options = _run_options(device, data_root, quiet, deterministic, executor, workers)
     options = options.replace(gr_step=gr_step, use_zoo=use_zoo)
     out = check_output_dir(out, "out")

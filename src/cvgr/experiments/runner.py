@@ -5,7 +5,7 @@ directory holds that run, finished; an evaluate job: ``evals/<id>.json`` stores 
 Outputs are written atomically, so an interrupted call loses only the jobs in flight, and
 a train job in flight resumes from its last finished epoch. The functions `execute` and
 `is_done` are the whole contract with an executor: any engine that can call
-``execute(job, root, options)`` on a machine seeing ROOT can run the plan
+``execute(job, out_dir, options)`` on a machine seeing ROOT can run the plan
 (`cvgr.experiments.ray_executor` runs it on a Ray cluster, with or without a shared ROOT).
 """
 
@@ -39,16 +39,16 @@ __all__ = ["Progress", "RunOptions", "execute", "format_seconds", "is_done",
 ExecuteFn = Callable[[Job, Any, RunOptions], dict[str, Any]]
 
 
-def job_output(job: Job, root: str | os.PathLike) -> Path:
+def job_output(job: Job, out_dir: str | os.PathLike) -> Path:
     """Where a job writes: runs/<id>/ for training, evals/<id>.json for an evaluation."""
-    root = Path(root)
-    return root / "runs" / job["id"] if job["kind"] == "train" else root / "evals" / (
+    out_dir = Path(out_dir)
+    return out_dir / "runs" / job["id"] if job["task"] == "train" else out_dir / "evals" / (
         job["id"] + ".json")
 
 
-def is_done(job: Job, root: str | os.PathLike) -> bool:
-    out = job_output(job, root)
-    if job["kind"] == "train":
+def is_done(job: Job, out_dir: str | os.PathLike) -> bool:
+    out = job_output(job, out_dir)
+    if job["task"] == "train":
         from cvgr.train import RunDir, TrainConfig
 
         cfg = TrainConfig.from_dict(job["config"]).resolved()
@@ -64,7 +64,7 @@ def is_done(job: Job, root: str | os.PathLike) -> bool:
         return False
 
 
-def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
+def execute(job: Job, out_dir: str | os.PathLike, options: RunOptions | None = None
             ) -> dict[str, Any]:
     """Run one job to completion and write its output under ROOT; return a short summary.
 
@@ -77,19 +77,19 @@ def execute(job: Job, root: str | os.PathLike, options: RunOptions | None = None
 
     options = options or RunOptions()
     t0 = time.perf_counter()
-    out = job_output(job, root)
+    out = job_output(job, out_dir)
     dev = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     with deterministic(options.deterministic):
-        if job["kind"] == "train":
+        if job["task"] == "train":
             summary = _train_job(job, out, dev, options)
         else:
-            result = _zoo_evaluation(job, root) if options.use_zoo else None
+            result = _zoo_evaluation(job, out_dir) if options.use_zoo else None
             if result is None:
                 from cvgr.experiments.evaluations import run_evaluation
 
-                result = run_evaluation(job["config"], root, options.replace(device=str(dev)))
+                result = run_evaluation(job["config"], out_dir, options.replace(device=str(dev)))
             write_json(out, {"id": job["id"], "config": job["config"], "deps": job["deps"],
                              "seconds": round(time.perf_counter() - t0, 3), "result": result})
             summary = {"zoo": result["source"]} if "source" in result else {}
@@ -113,14 +113,14 @@ def _train_job(job: Job, out: Path, dev: Any, options: RunOptions) -> dict[str, 
     return {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
 
 
-def _zoo_evaluation(job: Job, root: str | os.PathLike) -> dict[str, Any] | None:
+def _zoo_evaluation(job: Job, out_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The zoo's stored AutoAttack result where the job asks exactly for it, else None."""
     cfg: dict[str, Any] = dict(job["config"])
     if cfg.get("what") != "autoattack":
         return None
     from cvgr.zoo.adopt import adopt_autoattack
 
-    return adopt_autoattack(cfg, Path(root) / "runs" / cfg["model"])
+    return adopt_autoattack(cfg, Path(out_dir) / "runs" / cfg["model"])
 
 
 def format_seconds(s: float) -> str:
@@ -136,11 +136,11 @@ class Progress:
     """The bookkeeping every executor shares: which jobs ran, failed or were skipped, the
     progress lines with the time estimate, ROOT/log.jsonl and ROOT/failures.json."""
 
-    def __init__(self, jobs: list[Job], root: Path, done_fn: Callable[[Job, Any], bool],
+    def __init__(self, jobs: list[Job], out_dir: Path, done_fn: Callable[[Job, Any], bool],
                  say: Callable[[str], None], where: str, workers: int) -> None:
-        self.root, self.say, self.workers = root, say, workers
+        self.out_dir, self.say, self.workers = out_dir, say, workers
         self.t_start = time.perf_counter()
-        self.finished = {j["id"] for j in jobs if done_fn(j, root)}
+        self.finished = {j["id"] for j in jobs if done_fn(j, out_dir)}
         self.todo = [j for j in jobs if j["id"] not in self.finished]
         self.skipped = [j["id"] for j in jobs if j["id"] in self.finished]
         self.total_cost = sum(float(j.get("cost", 1.0)) for j in self.todo) or 1.0
@@ -171,7 +171,7 @@ class Progress:
         self.done_cost += float(job.get("cost", 1.0))
         msg = error_line(e)
         self.failed[job["id"]] = msg
-        append_jsonl(self.root / "log.jsonl", {
+        append_jsonl(self.out_dir / "log.jsonl", {
             "id": job["id"], "status": "failed", "error": msg, "time": time.time(),
             "traceback": (tb or "".join(traceback.format_exception(e)))[-4000:]})
         self.say(f"  FAILED {job['id']}: {msg}")
@@ -180,7 +180,7 @@ class Progress:
         self.done_cost += float(job.get("cost", 1.0))
         self.finished.add(job["id"])
         self.ran.append(job["id"])
-        append_jsonl(self.root / "log.jsonl", {"id": job["id"], "status": "done",
+        append_jsonl(self.out_dir / "log.jsonl", {"id": job["id"], "status": "done",
                                                "seconds": round(res["seconds"], 3),
                                                "workers": self.workers,
                                                "executor": res.get("executor"),
@@ -197,9 +197,9 @@ class Progress:
     def outcome(self) -> dict[str, Any]:
         """Write (or remove) failures.json; the summary `run_jobs` returns."""
         if self.failed:
-            write_json(self.root / "failures.json", self.failed)
+            write_json(self.out_dir / "failures.json", self.failed)
         else:
-            (self.root / "failures.json").unlink(missing_ok=True)
+            (self.out_dir / "failures.json").unlink(missing_ok=True)
         return {"ran": self.ran, "skipped": self.skipped, "failed": self.failed,
                 "blocked": self.blocked, "seconds": self.elapsed()}
 
@@ -239,7 +239,7 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(1)
 
 
-def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
+def run_jobs(jobs: list[Job], out_dir: str | os.PathLike, workers: int = 1, *,
              options: RunOptions | None = None,
              execute_fn: ExecuteFn = execute,
              done_fn: Callable[[Job, Any], bool] = is_done,
@@ -253,11 +253,11 @@ def run_jobs(jobs: list[Job], root: str | os.PathLike, workers: int = 1, *,
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UserError(f"workers must be a whole number >= 1, got {workers!r}",
                         param="workers")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     options = (options or RunOptions()).replace(executor="local", jobs=workers)
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    prog = Progress(jobs, root, done_fn, say,
+    prog = Progress(jobs, out_dir, done_fn, say,
                     f"in {workers} processes" if workers > 1 else "", workers)
     if prog.todo:
         _run_local(prog, workers, options, execute_fn)
@@ -323,13 +323,13 @@ def _collect(prog: Progress, running: dict[Future, Job]) -> None:
 
 def _run_local(prog: Progress, workers: int, options: RunOptions,
                execute_fn: ExecuteFn) -> None:
-    root = str(prog.root)
+    out_dir = str(prog.out_dir)
     pool = _Pool(workers)
     running: dict[Future, Job] = {}
     waiting = list(prog.todo)
 
     def start(job: Job) -> Future:
-        return pool.submit(execute_fn, job, root, options)
+        return pool.submit(execute_fn, job, out_dir, options)
 
     try:
         while waiting or running:

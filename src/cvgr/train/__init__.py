@@ -6,8 +6,8 @@
 """
 
 from cvgr.train.config import Recipe, TrainConfig
-from cvgr.train.loop import TrainingDiverged, evaluate, train, train_epoch
+from cvgr.train.loop import TrainingDiverged, train, train_epoch, validate
 from cvgr.train.rundir import RunDir
 
 __all__ = ["Recipe", "RunDir", "TrainConfig",
-           "TrainingDiverged", "evaluate", "train", "train_epoch"]
+           "TrainingDiverged", "train", "validate", "train_epoch"]

@@ -21,6 +21,10 @@ __all__ = ["Recipe", "TrainConfig", "need"]
 T = TypeVar("T")
 
 
+RENAMED_FIELDS = {"limit_train": "train_images", "limit_test": "test_images"}
+"""Earlier names of fields, as `TrainConfig.from_dict` reads them."""
+
+
 def need(value: T | None) -> T:
     """A field of a resolved config (recipe values are never None after `resolved()`)."""
     if value is None:
@@ -68,8 +72,8 @@ class TrainConfig:
     lr_gamma: float = 0.2
     # reproducibility, size, logging
     seed: int = 0
-    limit_train: int | None = None
-    limit_test: int | None = None
+    train_images: int | None = None
+    test_images: int | None = None
     cos_batches: int = 1
 
     # -- identity ------------------------------------------------------------------------------
@@ -118,10 +122,10 @@ class TrainConfig:
             trades=_float(self.trades, "trades", 0.0),
             fd_h=None if self.fd_h is None else _pos(self.fd_h, "fd_h"),
             seed=_int(self.seed, "seed", 0),
-            limit_train=None if self.limit_train is None else _int(self.limit_train,
-                                                                   "limit_train", 1),
-            limit_test=None if self.limit_test is None else _int(self.limit_test,
-                                                                 "limit_test", 1),
+            train_images=None if self.train_images is None else _int(self.train_images,
+                                                                   "train_images", 1),
+            test_images=None if self.test_images is None else _int(self.test_images,
+                                                                 "test_images", 1),
             cos_batches=_int(self.cos_batches, "cos_batches", 0),
         )
         cfg._check_choices()
@@ -214,6 +218,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        # the names an earlier cvgr gave two fields: records written then (the shipped
+        # zoo's weights) still carry them
+        d = {RENAMED_FIELDS.get(k, k): v for k, v in d.items()}
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:

@@ -41,7 +41,7 @@ from cvgr.train.step import train_step
 if TYPE_CHECKING:
     from cvgr.defenses.gr_step import GRStep
 
-__all__ = ["CHECK_EVERY", "TrainingDiverged", "evaluate", "train", "train_epoch"]
+__all__ = ["CHECK_EVERY", "TrainingDiverged", "train", "validate", "train_epoch"]
 
 CHECK_EVERY = 50
 VAL_BATCH = 500
@@ -71,17 +71,17 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     after each epoch's checkpoint is written (raise from it to stop the run). `gr_step`
     ("auto", "eager", "traced" or "compiled") picks how the GR step runs
     (:mod:`cvgr.defenses.gr_step`; same objective; "auto", the default, is decided by
-    :func:`~cvgr.defenses.gr_step.resolve_kind` from the run's length and device; the fd mode
+    :func:`~cvgr.defenses.gr_step.resolve_gr_step` from the run's length and device; the fd mode
     and BatchNorm models always run eager). config.json records the step that runs.
     `executor` and `jobs` ("local" or "ray", and N; set by `cvgr reproduce`'s executors) are
     recorded in config.json's environment with PyTorch's thread count: on CPU
     the thread count decides the last bits of the weights (docs/cluster.md).
     """
-    from cvgr.defenses.gr_step import resolve_kind
+    from cvgr.defenses.gr_step import resolve_gr_step
 
     opts = (options or RunOptions(progress=True)).replace(**changes)
     gr_step, progress, quiet = opts.gr_step, opts.progress, opts.quiet
-    resolve_kind(gr_step, 0)  # an unknown kind fails before any data is read
+    resolve_gr_step(gr_step, 0)  # an unknown GR step fails before any data is read
     cfg = config.resolved()
     run = RunDir(out_dir)
     done_metrics = run.finished_metrics(cfg)
@@ -92,64 +92,64 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
 
     dev = resolve_device(opts.device)
     check_output_dir(out_dir, "out")  # before reading data: a read-only or bad --out fails now
-    root = None if opts.data_root is None else str(opts.data_root)
+    data_root = None if opts.data_root is None else str(opts.data_root)
     # Data first: a missing dataset is reported before anything is written.
-    train_loader, val_loader, normalize = _data(cfg, dev, root)
-    kind = resolve_kind(gr_step, len(train_loader), need(cfg.epochs), dev)
-    environment = _environment(cfg, dev, root, opts)
+    train_loader, val_loader, normalize = _data(cfg, dev, data_root)
+    resolved = resolve_gr_step(gr_step, len(train_loader), need(cfg.epochs), dev)
+    environment = _environment(cfg, dev, data_root, opts)
     run.check(cfg, resume)  # refuse a foreign directory before creating anything in it
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else []
     # One process per run directory: a second one is refused, saying who holds it.
     with locked_dir(run.path, "out"), torch.random.fork_rng(devices=cuda):
         # The caller's global RNG state is left as it was.
-        model, fast = _model(cfg, normalize, dev, kind)
+        model, fast = _model(cfg, normalize, dev, resolved)
         # how the GR step runs: the fd mode and BatchNorm models take the eager step whatever
-        # the kind asked for
-        environment["gr_step"] = (fast.kind if fast else "eager") if cfg.beta > 0 else None
+        # the GR step asked for
+        environment["gr_step"] = (fast.gr_step if fast else "eager") if cfg.beta > 0 else None
         done = run.prepare(cfg, resume, environment)
         return _train(cfg, run, done, model, fast, train_loader, val_loader, normalize,
                       progress, quiet, callback)
 
 
 def _data(cfg: TrainConfig, dev: torch.device,
-          root: str | None) -> tuple[Any, Any, tuple | None]:
+          data_root: str | None) -> tuple[Any, Any, tuple | None]:
     """The run's training and validation loaders, and the input normalisation of a real net
     on a dataset that normalises real inputs ((mean, std) per channel; None otherwise)."""
     from cvgr.data import Loader, channel_stats, get_spec
 
     train_loader = Loader(cfg.dataset, "train", need(cfg.batch_size), train=True, seed=cfg.seed,
-                          limit=cfg.limit_train, device=dev, root=root)
+                          n_images=cfg.train_images, device=dev, data_root=data_root)
     val_loader = Loader(cfg.dataset, "test", VAL_BATCH, train=False, seed=cfg.seed,
-                        limit=cfg.limit_test, device=dev, root=root)
+                        n_images=cfg.test_images, device=dev, data_root=data_root)
     normalize = None
     if get_spec(cfg.dataset).normalize_real and not cfg.complex:
-        mean, std = channel_stats(cfg.dataset, root)
+        mean, std = channel_stats(cfg.dataset, data_root)
         normalize = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
     return train_loader, val_loader, normalize
 
 
-def _environment(cfg: TrainConfig, dev: torch.device, root: str | None,
+def _environment(cfg: TrainConfig, dev: torch.device, data_root: str | None,
                  opts: RunOptions) -> dict[str, Any]:
     """Where and how the run runs, as config.json records it (the GR step is added once
     built)."""
     from cvgr.data import locate
 
-    return {"device": str(dev), "data_root": root,
-            "data_dir": str(locate(cfg.dataset, root)),  # where the files were read
+    return {"device": str(dev), "data_root": data_root,
+            "data_dir": str(locate(cfg.dataset, data_root)),  # where the files were read
             "torch_threads": torch.get_num_threads(),
             "executor": opts.executor, "jobs": opts.jobs}
 
 
 def _model(cfg: TrainConfig, normalize: tuple | None, dev: torch.device,
-           kind: str) -> tuple[nn.Module, GRStep | None]:
-    """The run's freshly initialised model (seeded by `cfg.seed`) and its GR step of `kind`
+           resolved: str) -> tuple[nn.Module, GRStep | None]:
+    """The run's freshly initialised model (seeded by `cfg.seed`) and its GR step of `resolved`
     (None: eager), traced once per batch shape and reused every epoch."""
     from cvgr.models import create_model
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, complex=cfg.complex, normalize=normalize).to(dev)
-    return model, make_gr_step(model, cfg, kind)
+    return model, make_gr_step(model, cfg, resolved)
 
 
 def _record(cfg: TrainConfig, normalize: tuple | None,
@@ -199,7 +199,7 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, model: nn.Module, fast: GRS
         stats = train_epoch(model, opt, train_loader, epoch, cfg, progress=progress,
                             gr_step=fast)
         t1 = time.perf_counter()
-        val = evaluate(model, val_loader)
+        val = validate(model, val_loader)
         row = {"epoch": epoch + 1, **stats, **val, "lr": lr,
                "train_seconds": round(t1 - t0, 3),
                "seconds": round(time.perf_counter() - t0, 3)}
@@ -214,18 +214,18 @@ def _train(cfg: TrainConfig, run: RunDir, done: int, model: nn.Module, fast: GRS
     return history[-1] if history else {}
 
 
-def make_gr_step(model: nn.Module, cfg: TrainConfig, kind: str) -> GRStep | None:
-    """The traced/compiled GR step for `cfg` (None: use the eager step). `kind` is one of
-    eager, traced, compiled (resolve "auto" first: :func:`cvgr.defenses.gr_step.resolve_kind`);
+def make_gr_step(model: nn.Module, cfg: TrainConfig, resolved: str) -> GRStep | None:
+    """The traced/compiled GR step for `cfg` (None: use the eager step). `resolved` is one of
+    eager, traced, compiled (resolve "auto" first: :func:`cvgr.defenses.gr_step.resolve_gr_step`);
     fd mode and BatchNorm models always take the eager step."""
     from cvgr.defenses.gr_step import GRStep
 
-    if kind not in ("eager", "traced", "compiled"):
-        raise UserError(f"make_gr_step needs eager, traced or compiled, got {kind!r}",
+    if resolved not in ("eager", "traced", "compiled"):
+        raise UserError(f"make_gr_step needs eager, traced or compiled, got {resolved!r}",
                         param="gr_step")
-    if kind == "eager" or not cfg.beta > 0 or not GRStep.supports(model, cfg.gr_mode):
+    if resolved == "eager" or not cfg.beta > 0 or not GRStep.supports(model, cfg.gr_mode):
         return None
-    return GRStep(model, cfg.beta, q=cfg.q, mode=cfg.gr_mode, kind=kind)
+    return GRStep(model, cfg.beta, q=cfg.q, mode=cfg.gr_mode, gr_step=resolved)
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch: int,
@@ -234,15 +234,15 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     """One pass over `loader.epoch(epoch)` with `cfg`'s defense; returns the epoch's averages.
 
     `gr_step`: a :class:`~cvgr.defenses.gr_step.GRStep` (built once per run with
-    :func:`make_gr_step`, so its traces are reused), or a kind name, or None (eager). Batches
+    :func:`make_gr_step`, so its traces are reused), or a GR step name, or None (eager). Batches
     that measure the gradient cosine always take the eager step.
 
     Raises TrainingDiverged (before anything is saved) if a loss or the weights turn non-finite.
     """
     if isinstance(gr_step, str):
-        from cvgr.defenses.gr_step import resolve_kind
+        from cvgr.defenses.gr_step import resolve_gr_step
 
-        gr_step = make_gr_step(model, cfg, resolve_kind(gr_step, len(loader)))
+        gr_step = make_gr_step(model, cfg, resolve_gr_step(gr_step, len(loader)))
     model.train()
     gen = _seed_epoch(model, cfg.seed, epoch)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -264,7 +264,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
     finally:
         bar.close()
     if not tally.rows:
-        raise UserError("the training set is empty; raise limit_train", param="limit_train")
+        raise UserError("the training set is empty; raise train_images", param="train_images")
     tally.check()
     bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
     if bad:
@@ -325,7 +325,7 @@ class _Tally:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any) -> dict[str, float]:
+def validate(model: nn.Module, loader: Any) -> dict[str, float]:
     """Validation loss and accuracy on clean images, model in eval mode (restored after)."""
     was_training = model.training
     model.eval()
@@ -370,7 +370,7 @@ def _check(per_batch: list[Tensor], start: int, epoch: int) -> float:
     finite = torch.isfinite(recent[:, :3]).all(1)
     if not bool(finite.all()):
         first = start + int((~finite).nonzero()[0, 0])
-        kind = "nan" if bool(recent[first - start, :3].isnan().any()) else "inf"
-        raise TrainingDiverged(f"loss became {kind} in epoch {epoch + 1}, batch {first + 1}; "
+        what = "nan" if bool(recent[first - start, :3].isnan().any()) else "inf"
+        raise TrainingDiverged(f"loss became {what} in epoch {epoch + 1}, batch {first + 1}; "
                                f"{RETRY}", param="lr")
     return float(recent[-1, 0])

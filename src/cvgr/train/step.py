@@ -48,7 +48,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tenso
         x = gaussian_noise(x, cfg.noise, generator=gen)
     if cfg.adv_eps > 0 and not cfg.trades > 0:
         # PGD / FGSM AT; with GR the penalty below is taken at (and on the loss of) this batch
-        x = adversarial_batch(model, x, y, cfg.adv_eps, need(cfg.adv_steps), kind=cfg.adv_kind,
+        x = adversarial_batch(model, x, y, cfg.adv_eps, need(cfg.adv_steps), attack=cfg.adv_kind,
                               random_start=cfg.adv_kind == AdvKind.PGD, generator=gen)
     if cfg.beta > 0 and fast is not None and not want_cos:
         opt.zero_grad(set_to_none=True)

@@ -40,21 +40,21 @@ class _Row:
                  data_root: str | None, gr_step: str,
                  log: Callable[[str], None] | None) -> None:
         from cvgr.data import Loader, channel_stats, get_spec
-        from cvgr.defenses.gr_step import resolve_kind
+        from cvgr.defenses.gr_step import resolve_gr_step
         from cvgr.models import create_model
         from cvgr.train.config import need
-        from cvgr.train.loop import VAL_BATCH, evaluate, make_gr_step, train_epoch
+        from cvgr.train.loop import VAL_BATCH, make_gr_step, train_epoch, validate
 
         self.cfg = cfg.resolved()
         bs = need(self.cfg.batch_size)
         self.loader = Loader(self.cfg.dataset, "train", bs, train=True, seed=self.cfg.seed,
-                             limit=bs * batches, device=device, root=data_root)
+                             n_images=bs * batches, device=device, data_root=data_root)
         self.val = Loader(self.cfg.dataset, "test", VAL_BATCH, train=False,
-                          limit=self.cfg.limit_test, device=device, root=data_root)
+                          n_images=self.cfg.test_images, device=device, data_root=data_root)
         n_train = get_spec(self.cfg.dataset).train_size
-        self.batches_per_epoch = math.ceil(min(self.cfg.limit_train or n_train, n_train) / bs)
+        self.batches_per_epoch = math.ceil(min(self.cfg.train_images or n_train, n_train) / bs)
         # the step `cvgr train` would run for this configuration's whole run on this device
-        kind = resolve_kind(gr_step, self.batches_per_epoch, need(self.cfg.epochs), device)
+        resolved = resolve_gr_step(gr_step, self.batches_per_epoch, need(self.cfg.epochs), device)
         self.normalize = None  # as `cvgr.train.train` builds the model
         if get_spec(self.cfg.dataset).normalize_real and not self.cfg.complex:
             mean, std = channel_stats(self.cfg.dataset, data_root)
@@ -66,11 +66,11 @@ class _Row:
         self.start = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.opt = self._optimizer()
         t = time.perf_counter()
-        self.step = make_gr_step(self.model, self.cfg, kind)
-        self.kind = (self.step.kind if self.step else "eager") if self.cfg.beta > 0 else None
-        self._train_epoch, self._evaluate = train_epoch, evaluate
+        self.step = make_gr_step(self.model, self.cfg, resolved)
+        self.gr_step = (self.step.gr_step if self.step else "eager") if self.cfg.beta > 0 else None
+        self._train_epoch, self._validate = train_epoch, validate
         warm = Loader(self.cfg.dataset, "train", bs, train=True, seed=self.cfg.seed,
-                      limit=bs * WARMUP_BATCHES, device=device, root=data_root)
+                      n_images=bs * WARMUP_BATCHES, device=device, data_root=data_root)
         self._epoch(warm, 0)  # builds (traces, compiles) the GR step before any timing
         if self.step is not None and log is not None:
             log(f"  {label}: set-up and warm-up (trace/compile) "
@@ -108,7 +108,7 @@ class _Row:
         self._sync()
         self.train_s.append((clock() - t) / len(self.loader))
         t = clock()
-        self._evaluate(self.model, self.val)
+        self._validate(self.model, self.val)
         self._sync()
         self.val_s.append(clock() - t)
         if self.log is not None:
@@ -120,7 +120,7 @@ class _Row:
         return {"seconds_per_batch": per_batch, "validation_seconds": val,
                 "batches_per_epoch": self.batches_per_epoch,
                 "seconds_per_epoch": per_batch * self.batches_per_epoch + val,
-                "gr_step": self.kind}
+                "gr_step": self.gr_step}
 
 
 def time_epochs(configs: Mapping[str, TrainConfig], batches: int, *, repeats: int = 2,

@@ -8,9 +8,9 @@ inside) and its measured numbers in ``weights/<dataset>/<name>.eval.json`` besid
     cvgr.load("zoo:fashion-mnist/complex-gr")      # a shipped model
     zoo.train(["fashion-mnist/real-gr"], "runs/zoo")  # resumable run dirs, one after another
     zoo.publish("runs/zoo/fashion-mnist/real-gr")    # copy a finished run into the zoo
-    zoo.evaluate(n=500)                             # clean, PGD(8), standard AutoAttack
+    zoo.evaluate(n_images=500)                      # clean, PGD(8), standard AutoAttack
 
-The zoo directory is the package's own unless `root` (or the CVGR_ZOO_DIR variable) says
+The zoo directory is the package's own unless `zoo_dir` (or the CVGR_ZOO_DIR variable) says
 otherwise.
 """
 
@@ -25,10 +25,10 @@ from cvgr.zoo.catalogue import (
     is_zoo_name,
     locate,
     resolve,
-    root_dir,
     verified,
     weights_digest,
     weights_file,
+    zoo_directory,
 )
 from cvgr.zoo.evaluation import evaluate, evaluate_further
 from cvgr.zoo.table import aa_cell, cell, markdown_table, rows, table
@@ -36,5 +36,5 @@ from cvgr.zoo.training import publish, publishable_runs, run_entry, train
 
 __all__ = ["CATALOGUE", "ENV", "PACKAGE_ROOT", "ZooEntry", "aa_cell", "cell", "entries", "entry",
            "eval_file", "evaluate", "evaluate_further", "is_zoo_name", "locate", "markdown_table",
-           "publish", "publishable_runs", "resolve", "root_dir", "rows", "run_entry", "table",
+           "publish", "publishable_runs", "resolve", "zoo_directory", "rows", "run_entry", "table",
            "train", "verified", "weights_digest", "weights_file"]

@@ -36,7 +36,7 @@ def entry_for(cfg: Any) -> Any:
     return next((e for e in CATALOGUE.values() if e.config() == cfg), None)
 
 
-def adopt_run(cfg: Any, run_dir: str | os.PathLike, root: str | os.PathLike | None = None
+def adopt_run(cfg: Any, run_dir: str | os.PathLike, zoo_dir: str | os.PathLike | None = None
               ) -> str | None:
     """Make RUN_DIR a finished run of `cfg` from the shipped zoo model trained with exactly it.
 
@@ -50,7 +50,7 @@ def adopt_run(cfg: Any, run_dir: str | os.PathLike, root: str | os.PathLike | No
     e = entry_for(cfg)
     if e is None:
         return None
-    wf = weights_file(e.name, root)
+    wf = weights_file(e.name, zoo_dir)
     rd = RunDir(run_dir)
     if not wf.is_file() or rd.config_file.exists() or rd.model_file.exists():
         return None
@@ -97,7 +97,7 @@ def adopted_from(run_dir: str | os.PathLike) -> str | None:
 
 
 def adopt_autoattack(config: dict[str, Any], run_dir: str | os.PathLike,
-                     root: str | os.PathLike | None = None) -> dict[str, Any] | None:
+                     zoo_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
     """The zoo's stored AutoAttack of the model in RUN_DIR, as an autoattack job's result, when
     the model came from the zoo and the stored evaluation has exactly `config`'s settings
     (version, custom attacks, eps, image count) on the same weights; else None."""
@@ -107,13 +107,13 @@ def adopt_autoattack(config: dict[str, Any], run_dir: str | os.PathLike,
     if name is None:
         return None
     name = name.removeprefix("zoo:")
-    ef, wf = eval_file(name, root), weights_file(name, root)
+    ef, wf = eval_file(name, zoo_dir), weights_file(name, zoo_dir)
     if not ef.is_file() or not wf.is_file():
         return None
     ev = read_json(ef)
     aa = ev.get("autoattack")
     want = {"version": config["version"], "attacks": config.get("attacks"),
-            "n": config["n"], "eps": config["eps"]}
+            "n_images": config["n_images"], "eps": config["eps"]}
     have = {k: ev.get(k) for k in want}
     if not isinstance(aa, dict) or json.dumps(have) != json.dumps(want) \
             or ev.get("weights_sha256") != weights_digest(wf) \

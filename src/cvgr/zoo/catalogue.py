@@ -19,7 +19,7 @@ from cvgr.errors import RunError, UserError
 from cvgr.io import read_json
 
 __all__ = ["CATALOGUE", "ENV", "PACKAGE_ROOT", "ZooEntry", "entries", "entry", "eval_file",
-           "is_zoo_name", "locate", "resolve", "root_dir", "verified", "weights_digest",
+           "is_zoo_name", "locate", "resolve", "zoo_directory", "verified", "weights_digest",
            "weights_file"]
 
 ENV = "CVGR_ZOO_DIR"
@@ -110,10 +110,10 @@ CATALOGUE: dict[str, ZooEntry] = _entries()
 
 # -- where things are -------------------------------------------------------------------------
 
-def root_dir(root: str | os.PathLike | None = None) -> Path:
-    """The zoo's weights directory: `root`, else $CVGR_ZOO_DIR, else the package's."""
-    if root is not None:
-        return Path(root)
+def zoo_directory(zoo_dir: str | os.PathLike | None = None) -> Path:
+    """The zoo's weights directory: `zoo_dir`, else $CVGR_ZOO_DIR, else the package's."""
+    if zoo_dir is not None:
+        return Path(zoo_dir)
     env = os.environ.get(ENV)
     return Path(env) if env else PACKAGE_ROOT
 
@@ -131,19 +131,19 @@ def entry(name: str) -> ZooEntry:
     return CATALOGUE[name]
 
 
-def weights_file(name: str, root: str | os.PathLike | None = None) -> Path:
+def weights_file(name: str, zoo_dir: str | os.PathLike | None = None) -> Path:
     e = entry(name)
-    return root_dir(root) / e.dataset / f"{e.short}.safetensors"
+    return zoo_directory(zoo_dir) / e.dataset / f"{e.short}.safetensors"
 
 
-def eval_file(name: str, root: str | os.PathLike | None = None) -> Path:
+def eval_file(name: str, zoo_dir: str | os.PathLike | None = None) -> Path:
     e = entry(name)
-    return root_dir(root) / e.dataset / f"{e.short}.eval.json"
+    return zoo_directory(zoo_dir) / e.dataset / f"{e.short}.eval.json"
 
 
-def locate(name: str, root: str | os.PathLike | None = None) -> Path:
+def locate(name: str, zoo_dir: str | os.PathLike | None = None) -> Path:
     """The weights file of a zoo model, or a one-line UserError saying how to get it."""
-    p = weights_file(name, root)
+    p = weights_file(name, zoo_dir)
     if not p.is_file():
         e = entry(name)
         raise UserError(f"zoo:{e.name} is not shipped yet (no {p}); train it with `cvgr zoo "
@@ -151,12 +151,12 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
     return p
 
 
-def verified(name: str, root: str | os.PathLike | None = None) -> Path:
+def verified(name: str, zoo_dir: str | os.PathLike | None = None) -> Path:
     """The weights file of a zoo model, checked against the sha256 its evaluation records:
     weights changed after they were measured are not run under the zoo's name. (A model
     published but not measured yet has no evaluation to check against; `cvgr zoo` shows it
     as not measured.)"""
-    p, ef = locate(name, root), eval_file(name, root)
+    p, ef = locate(name, zoo_dir), eval_file(name, zoo_dir)
     if not ef.exists():
         return p
     try:

@@ -75,7 +75,7 @@ def plot_robustness_cost(rs: list[dict[str, Any]], costs: dict[str, Any],
             right.scatter(c, r["autoattack"], color=color, s=22)
             right.annotate(short, (c, r["autoattack"]), fontsize=7, xytext=(3, 3),
                            textcoords="offset points")
-    n = sorted({r["n"] for r in pts})
+    n = sorted({r["n_images"] for r in pts})
     left.set(xlabel="clean accuracy", ylabel="standard AutoAttack accuracy (eps 0.1)",
              title=f"Fashion-MNIST zoo: robustness and accuracy (first {n[0]} test images)")
     right.set(xlabel="training time / real no defense", ylabel="standard AutoAttack accuracy",
@@ -95,7 +95,8 @@ def _se2(a: dict[str, Any], b: dict[str, Any]) -> float:
     def se(p: float, k: int) -> float:
         return math.sqrt(max(p * (1 - p), 0.25 / k) / k)
 
-    return 2 * math.sqrt(se(a["autoattack"], a["n"]) ** 2 + se(b["autoattack"], b["n"]) ** 2)
+    return 2 * math.sqrt(se(a["autoattack"], a["n_images"]) ** 2
+                         + se(b["autoattack"], b["n_images"]) ** 2)
 
 
 def _versus(d: dict[str, dict[str, Any]], a: str, b: str, costs: dict[str, Any]) -> str:

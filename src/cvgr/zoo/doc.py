@@ -33,7 +33,8 @@ def _se(p: float, n: int) -> float:
 
 def _two_se(a: dict[str, Any], b: dict[str, Any]) -> float:
     """Two standard errors of the difference of two rows' AutoAttack accuracies."""
-    return 2 * math.sqrt(_se(a["autoattack"], a["n"]) ** 2 + _se(b["autoattack"], b["n"]) ** 2)
+    return 2 * math.sqrt(_se(a["autoattack"], a["n_images"]) ** 2
+                         + _se(b["autoattack"], b["n_images"]) ** 2)
 
 
 def complex_vs_real(rs: list[dict[str, Any]], dataset: str) -> str:
@@ -58,7 +59,7 @@ def complex_vs_real(rs: list[dict[str, Any]], dataset: str) -> str:
             caveat += (f" Further attacks on the {w} net's survivors lower its worst case to "
                        f"{m['strongest']:.3f}.")
     return (f"{dataset}: under the standard AutoAttack at eps {c['eps']:g} on the first "
-            f"{c['n']} test images, the complex GR net {verdict} the real GR net: robust "
+            f"{c['n_images']} test images, the complex GR net {verdict} the real GR net: robust "
             f"accuracy {c['autoattack']:.3f} against {r['autoattack']:.3f} ({diff:+.3f}; two "
             f"standard errors of the difference: {noise:.3f}), at clean accuracy "
             f"{c['clean_accuracy']:.3f} against {r['clean_accuracy']:.3f}.{caveat}")
@@ -153,7 +154,8 @@ def readme_section(rs: list[dict[str, Any]], costs: dict[str, Any] | None = None
             body.append([model, "not trained yet", "-", "-", "-", "-", "-"])
             continue
         body.append([model, cell(r["clean_accuracy"]), cell(r["pgd8"]), aa_cell(r),
-                     cell(r["eps"], "g"), str(r["n"] or "-"), cell(r["seconds_per_epoch"], ".1f")])
+                     cell(r["eps"], "g"), str(r["n_images"] or "-"),
+                     cell(r["seconds_per_epoch"], ".1f")])
     head = ["model", "clean", "PGD(8)", "AutoAttack", "eps", "images", "train s/epoch"]
     lines = [README_BEGIN, "", markdown.table(head, body),
              "", *[f"- {s}" for s in comparisons(rs)], "",
@@ -163,7 +165,7 @@ def readme_section(rs: list[dict[str, Any]], costs: dict[str, Any] | None = None
     return "\n".join(lines)
 
 
-def update_readme(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+def update_readme(path: str | os.PathLike, zoo_dir: str | os.PathLike | None = None) -> Path:
     """Replace the zoo section between the README markers, atomically."""
     from cvgr.errors import UserError
     from cvgr.zoo.table import rows
@@ -173,7 +175,7 @@ def update_readme(path: str | os.PathLike, root: str | os.PathLike | None = None
     if start < 0 or end < start:
         raise UserError(f"{path} has no zoo section: put the lines {README_BEGIN!r} and "
                         f"{README_END!r} where the table goes", param="readme")
-    new = text[:start] + readme_section(rows(root)) + text[end + len(README_END):]
+    new = text[:start] + readme_section(rows(zoo_dir)) + text[end + len(README_END):]
 
     def w(tmp: str) -> None:
         Path(tmp).write_text(new)
@@ -230,15 +232,15 @@ def _intro(command: str) -> list[str]:
         "import cvgr",
         'model = cvgr.load("zoo:fashion-mnist/complex-gr")   # an nn.Module: [0, 1] images -> '
         "logits",
-        'result = cvgr.benchmark(model, "fashion-mnist", eps=0.1, n_examples=1000)',
+        'result = cvgr.benchmark(model, "fashion-mnist", eps=0.1, n_images=1000)',
         "```",
         "",
         "```bash",
         "cvgr zoo                                 # this table",
-        "cvgr benchmark zoo:fashion-mnist/real-gr --n 1000",
-        "cvgr zoo train --root runs/zoo --gr-step traced  # (re)train every entry, resumable",
-        "cvgr zoo publish --root runs/zoo         # copy finished runs into the zoo",
-        "cvgr zoo evaluate --n 1000               # clean, PGD(8), standard AutoAttack",
+        "cvgr benchmark zoo:fashion-mnist/real-gr --n-images 1000",
+        "cvgr zoo train --runs-dir runs/zoo --gr-step traced  # (re)train every entry, resumable",
+        "cvgr zoo publish --runs-dir runs/zoo         # copy finished runs into the zoo",
+        "cvgr zoo evaluate --n-images 1000               # clean, PGD(8), standard AutoAttack",
         "cvgr zoo evaluate NAME --further square:queries=10000  # its survivors, attacked again",
         "cvgr zoo doc --out docs/zoo.md           # this page",
         "```",
@@ -250,7 +252,7 @@ def _table_section(rs: list[dict[str, Any]]) -> list[str]:
     """## The table: what its columns measure, then the table."""
     from cvgr.zoo.table import markdown_table
 
-    ns = sorted({r["n"] for r in rs if r.get("n")})
+    ns = sorted({r["n_images"] for r in rs if r.get("n_images")})
     n_text = ", ".join(map(str, ns)) if ns else "N"
     return [
         "## The table",
@@ -359,11 +361,11 @@ def _flags(settings: dict[str, Any]) -> list[str]:
     return out
 
 
-def write(path: str | os.PathLike, root: str | os.PathLike | None = None,
+def write(path: str | os.PathLike, zoo_dir: str | os.PathLike | None = None,
           command: str = "cvgr zoo doc") -> Path:
     from cvgr.zoo.table import rows
 
-    rs, costs = rows(root), load_costs()
+    rs, costs = rows(zoo_dir), load_costs()
     text = render(rs, command, costs)
     plot_robustness_cost(rs, costs, Path(path).parent / "figures" / "zoo-robustness-cost.png")
 

@@ -27,54 +27,55 @@ if TYPE_CHECKING:
 __all__ = ["evaluate", "evaluate_further"]
 
 
-def evaluate(names: Sequence[str] | None = None, n: int = 500, *,
-             root: str | os.PathLike | None = None, device: str | None = None,
+def evaluate(names: Sequence[str] | None = None, n_images: int = 500, *,
+             zoo_dir: str | os.PathLike | None = None, device: str | None = None,
              version: str = "standard", attacks: Any = None, force: bool = False,
              data_root: str | os.PathLike | None = None, progress: bool = True,
              log: Any = print) -> list[dict[str, Any]]:
-    """Clean, PGD(8) and AutoAttack accuracy at the dataset's claim eps on the first n test
-    images, per shipped model, stored as JSON beside its weights.
+    """Clean, PGD(8) and AutoAttack accuracy at the dataset's claim eps on the first
+    `n_images` test images, per shipped model, stored as JSON beside its weights.
 
-    Resumable: a model whose stored evaluation has the same weights (sha256), n, eps, version
-    and attacks is skipped unless `force`; PGD(8) is stored before AutoAttack starts.
+    Resumable: a model whose stored evaluation has the same weights (sha256), n_images, eps,
+    version and attacks is skipped unless `force`; PGD(8) is stored before AutoAttack starts.
     """
     from cvgr.benchmarking import claim_eps
     from cvgr.devices import resolve_device
 
-    todo = _shipped(names, n, version, attacks, root)
+    todo = _shipped(names, n_images, version, attacks, zoo_dir)
     dev = resolve_device(device)
     results = []
     for e in todo:
-        wf, ef = weights_file(e.name, root), eval_file(e.name, root)
+        wf, ef = weights_file(e.name, zoo_dir), eval_file(e.name, zoo_dir)
         eps = claim_eps(e.dataset)
-        key = {"n": n, "eps": eps, "norm": "linf", "weights_sha256": weights_digest(wf),
-               "version": version, "attacks": attacks}
+        key = {"n_images": n_images, "eps": eps, "norm": "linf",
+               "weights_sha256": weights_digest(wf), "version": version, "attacks": attacks}
         old = read_json(ef) if ef.is_file() else {}
         if not force and {k: old.get(k) for k in key} == key and "autoattack" in old:
-            log(f"zoo evaluate {e.name}: already measured (n={n}, eps={eps:g}); --force redoes it")
+            log(f"zoo evaluate {e.name}: already measured ({n_images} images, eps {eps:g}); "
+                "--force redoes it")
             results.append(old)
             continue
-        results.append(_measure(e, key, root, dev, data_root, progress, log))
+        results.append(_measure(e, key, zoo_dir, dev, data_root, progress, log))
     return results
 
 
-def _shipped(names: Sequence[str] | None, n: int, version: str, attacks: Any,
-             root: str | os.PathLike | None) -> list[ZooEntry]:
+def _shipped(names: Sequence[str] | None, n_images: int, version: str, attacks: Any,
+             zoo_dir: str | os.PathLike | None) -> list[ZooEntry]:
     """The entries to evaluate: the named ones (all if none), each of which must be shipped;
-    with no names, the shipped ones. Checks n and the AutoAttack version first."""
+    with no names, the shipped ones. Checks n_images and the AutoAttack version first."""
     from cvgr.evaluate.autoattack import version_attacks
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"n must be a whole number >= 1, got {n!r}")
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise UserError(f"n must be a whole number >= 1, got {n_images!r}")
     version_attacks(version, attacks)
-    todo = [e for e in entries(names) if weights_file(e.name, root).is_file()]
+    todo = [e for e in entries(names) if weights_file(e.name, zoo_dir).is_file()]
     if names and len(todo) < len(list(names)):
         missing = [e.name for e in entries(names) if e not in todo]
-        locate(missing[0], root)  # raises: not shipped yet
+        locate(missing[0], zoo_dir)  # raises: not shipped yet
     return todo
 
 
-def _measure(e: ZooEntry, key: dict[str, Any], root: str | os.PathLike | None,
+def _measure(e: ZooEntry, key: dict[str, Any], zoo_dir: str | os.PathLike | None,
              dev: torch.device, data_root: str | os.PathLike | None, progress: bool,
              log: Any) -> dict[str, Any]:
     """Measure entry `e` as `key` says: clean and PGD(8) accuracy, stored at once, then
@@ -83,9 +84,9 @@ def _measure(e: ZooEntry, key: dict[str, Any], root: str | os.PathLike | None,
     from cvgr.data import first_test_images
     from cvgr.devices import describe_device
 
-    ef, eps, version = eval_file(e.name, root), key["eps"], key["version"]
-    model = load(weights_file(e.name, root), dev)
-    x, y = first_test_images(e.dataset, key["n"], data_root)
+    ef, eps, version = eval_file(e.name, zoo_dir), key["eps"], key["version"]
+    model = load(weights_file(e.name, zoo_dir), dev)
+    x, y = first_test_images(e.dataset, key["n_images"], data_root)
     t0 = time.perf_counter()
     res: dict[str, Any] = {
         "name": e.name, **key, "images": {"split": "test", "first": 0, "count": len(x)},
@@ -131,7 +132,7 @@ def _autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, version: str
 
 
 def evaluate_further(name: str, attacks: str, *, seed: int = 1,
-                     root: str | os.PathLike | None = None, device: str | None = None,
+                     zoo_dir: str | os.PathLike | None = None, device: str | None = None,
                      data_root: str | os.PathLike | None = None, progress: bool = True,
                      log: Any = print) -> dict[str, Any]:
     """Attack the images that survived a model's stored standard AutoAttack again, with a
@@ -151,7 +152,7 @@ def evaluate_further(name: str, attacks: str, *, seed: int = 1,
     from cvgr.evaluate.autoattack import version_attacks
 
     specs = version_attacks("custom", attacks)
-    wf, ef = locate(name, root), eval_file(name, root)
+    wf, ef = locate(name, zoo_dir), eval_file(name, zoo_dir)
     ev = read_json(ef) if ef.is_file() else {}
     aa = ev.get("autoattack") or {}
     if ev.get("weights_sha256") != weights_digest(wf) or aa.get("version") != "standard":
@@ -159,7 +160,7 @@ def evaluate_further(name: str, attacks: str, *, seed: int = 1,
                         f"weights to build on; run `cvgr zoo evaluate {entry(name).name}` first")
     dev = resolve_device(device)
     model = load(wf, dev)
-    x, y = first_test_images(entry(name).dataset, ev["n"], data_root)
+    x, y = first_test_images(entry(name).dataset, ev["n_images"], data_root)
     survivors = torch.tensor(aa["robust_indices"], dtype=torch.long)
     t0 = time.perf_counter()
     if len(survivors):
@@ -172,7 +173,7 @@ def evaluate_further(name: str, attacks: str, *, seed: int = 1,
     else:
         still, detail = [], {"attacks": specs}
     row = {"attacks_spec": attacks, "seed": seed, "attacked": len(survivors),
-           "worst_case_robust_accuracy": len(still) / ev["n"], "robust_indices": still,
+           "worst_case_robust_accuracy": len(still) / ev["n_images"], "robust_indices": still,
            **detail, "device": describe_device(dev), "measured": utc_now(),
            "seconds": round(time.perf_counter() - t0, 3)}
     ev.setdefault("further", []).append(row)

@@ -12,7 +12,7 @@ from cvgr.zoo.catalogue import CATALOGUE, eval_file, weights_digest, weights_fil
 __all__ = ["aa_cell", "cell", "markdown_table", "rows", "table"]
 
 
-def rows(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+def rows(zoo_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """One row per catalogue entry, with what is measured (None where nothing is)."""
     from cvgr.checkpoint import read_record
     from cvgr.models import count_parameters, create_model, resolve
@@ -27,11 +27,11 @@ def rows(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
             "defense": cfg.defense,
             "parameters": count_parameters(create_model(cfg.arch, complex=cfg.complex)),
             "shipped": False, "evaluated": False, "clean_accuracy": None, "pgd8": None,
-            "autoattack": None, "version": None, "eps": None, "n": None,
+            "autoattack": None, "version": None, "eps": None, "n_images": None,
             "seconds_per_epoch": None, "epochs": None, "device": None, "hardware": None,
             "eval_device": None, "flags": [], "further": [], "strongest": None,
         }
-        wf = weights_file(e.name, root)
+        wf = weights_file(e.name, zoo_dir)
         if wf.is_file():
             rec = read_record(wf)
             z = rec.get("zoo", {})
@@ -40,14 +40,15 @@ def rows(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
                      seconds_per_epoch=sum(secs) / len(secs) if secs else None,
                      device=z.get("device"), hardware=z.get("hardware"),
                      val_accuracy=rec.get("metrics", {}).get("val_acc"))
-            ef = eval_file(e.name, root)
+            ef = eval_file(e.name, zoo_dir)
             ev = read_json(ef) if ef.is_file() else {}
             if ev.get("weights_sha256") == weights_digest(wf):
                 aa = ev.get("autoattack") or {}
                 r.update(evaluated="autoattack" in ev, clean_accuracy=ev.get("clean_accuracy"),
                          pgd8=(ev.get("pgd8") or {}).get("accuracy"),
                          autoattack=aa.get("robust_accuracy"), version=ev.get("version"),
-                         eps=ev.get("eps"), n=ev.get("n"), eval_device=ev.get("device"),
+                         eps=ev.get("eps"), n_images=ev.get("n_images"),
+                         eval_device=ev.get("device"),
                          flags=list(aa.get("flags") or []),
                          further=[{k: f.get(k) for k in ("attacks_spec", "seed", "attacked",
                                                          "worst_case_robust_accuracy")}
@@ -94,7 +95,7 @@ def table(rs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         else:
             aa = aa_cell(r)
             cells = [cell(r["clean_accuracy"]), cell(r["pgd8"]), aa, cell(r["eps"], "g"),
-                     str(r["n"]), r.get("eval_device") or "-"]
+                     str(r["n_images"]), r.get("eval_device") or "-"]
         hw = "-" if not r["shipped"] else f"{r['device']}: {r['hardware']}"
         body.append([r["name"], r["architecture"], r["defense"], f"{r['parameters']:,}", *cells,
                      cell(r["seconds_per_epoch"], ".1f"), hw])

@@ -14,7 +14,7 @@ from cvgr.zoo.catalogue import CATALOGUE, ZooEntry, entries, entry, weights_file
 __all__ = ["publish", "publishable_runs", "run_entry", "train"]
 
 
-def train(names: Sequence[str] | None, runs_root: str | os.PathLike, *,
+def train(names: Sequence[str] | None, runs_dir: str | os.PathLike, *,
           device: str | None = None, data_root: str | os.PathLike | None = None,
           progress: bool = True, log: Any = print, gr_step: str = "auto") -> list[Path]:
     """Train entries one after another into RUNS_ROOT/<dataset>/<name>, resuming any stopped run.
@@ -30,7 +30,7 @@ def train(names: Sequence[str] | None, runs_root: str | os.PathLike, *,
         e.config()  # every configuration is checked before the first (hours-long) run
     out = []
     for e in todo:
-        run_dir = Path(runs_root) / e.dataset / e.short
+        run_dir = Path(runs_dir) / e.dataset / e.short
         resume = RunDir(run_dir).state_file.is_file()
         log(f"zoo train {e.name}: {e.command(run_dir)}" + (" (resuming)" if resume else ""))
         train_run(e.config(), run_dir, resume=resume, progress=progress, device=device,
@@ -50,13 +50,13 @@ def run_entry(run_dir: str | os.PathLike) -> ZooEntry | None:
     return next((e for e in CATALOGUE.values() if e.config() == cfg), None)
 
 
-def publishable_runs(runs_root: str | os.PathLike) -> list[tuple[ZooEntry, Path]]:
+def publishable_runs(runs_dir: str | os.PathLike) -> list[tuple[ZooEntry, Path]]:
     """Finished runs under RUNS_ROOT/<dataset>/<name> that hold their entry's configuration."""
     from cvgr.checkpoint import read_record
 
     found = []
     for e in CATALOGUE.values():
-        d = Path(runs_root) / e.dataset / e.short
+        d = Path(runs_dir) / e.dataset / e.short
         if (d / "model.safetensors").is_file() and run_entry(d) == e \
                 and read_record(d).get("finished"):
             found.append((e, d))
@@ -64,7 +64,7 @@ def publishable_runs(runs_root: str | os.PathLike) -> list[tuple[ZooEntry, Path]
 
 
 def publish(run_dir: str | os.PathLike, name: str | None = None, *,
-            root: str | os.PathLike | None = None, hardware: str | None = None) -> Path:
+            zoo_dir: str | os.PathLike | None = None, hardware: str | None = None) -> Path:
     """Copy a finished run's weights and record into the zoo, atomically; return the file.
 
     The run must hold exactly the entry's configuration (found from the run when `name` is
@@ -108,4 +108,4 @@ def publish(run_dir: str | os.PathLike, name: str | None = None, *,
         "published": utc_now(),
     }
     model = load(rd.model_file)
-    return save_model(model, weights_file(e.name, root), record)
+    return save_model(model, weights_file(e.name, zoo_dir), record)

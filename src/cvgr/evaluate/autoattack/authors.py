@@ -147,8 +147,8 @@ def _configure(aa: Any, spec: dict[str, Any]) -> None:
 
         # a new object: APGD derives its step-size schedule from n_iter when it is built
         old = aa.apgd_targeted if name == "apgd-t" else aa.apgd
-        kind = APGDAttack_targeted if name == "apgd-t" else APGDAttack
-        new = kind(aa.model, n_restarts=spec["restarts"], n_iter=spec["steps"], verbose=False,
+        cls = APGDAttack_targeted if name == "apgd-t" else APGDAttack
+        new = cls(aa.model, n_restarts=spec["restarts"], n_iter=spec["steps"], verbose=False,
                    eps=aa.epsilon, norm=aa.norm, eot_iter=old.eot_iter, rho=old.thr_decr,
                    seed=aa.seed, device=aa.device, logger=aa.logger)
         if name == "apgd-t":

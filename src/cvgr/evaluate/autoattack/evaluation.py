@@ -82,7 +82,7 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str 
             else:
                 authors.step(segment)
     res: dict[str, Any] = {
-        "version": version, "norm": norm, "eps": eps, "n": len(x), "seed": int(seed),
+        "version": version, "norm": norm, "eps": eps, "n_images": len(x), "seed": int(seed),
         "clean_accuracy": (labels == y).float().mean().item(),
         "robust_accuracy": run.robust_accuracy(), "attacks": run.rows,
         "correct_indices": (labels == y).nonzero().squeeze(1).tolist(),

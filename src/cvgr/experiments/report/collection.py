@@ -12,8 +12,8 @@ from cvgr.zoo.adopt import adopted_from
 
 __all__ = ["PLAN_KEYS", "collect"]
 
-PLAN_KEYS = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_eval", "n_train",
-             "epochs", "models", "sweep", "seeded")
+PLAN_KEYS = ("dataset", "budget", "settings", "archs", "eps", "claim_eps", "n_images",
+             "train_images", "epochs", "models", "sweep", "seeded")
 """What a plan holds besides its jobs, copied into the collected results."""
 
 
@@ -35,15 +35,15 @@ def _finished_eval(f: Path) -> dict[str, Any] | None:
     return stored if isinstance(stored, dict) else None
 
 
-def collect(root: str | os.PathLike, plan: Mapping[str, Any],
+def collect(out_dir: str | os.PathLike, plan: Mapping[str, Any],
             outcome: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything measured under ROOT for `plan`, as one JSON-ready dict."""
-    root = Path(root)
+    out_dir = Path(out_dir)
     training: dict[str, Any] = {}
     evaluations: dict[str, Any] = {}
     for job in plan["jobs"]:
-        if job["kind"] == "train":
-            mfile = root / "runs" / job["id"] / "metrics.jsonl"
+        if job["task"] == "train":
+            mfile = out_dir / "runs" / job["id"] / "metrics.jsonl"
             rows = read_jsonl(mfile) if mfile.is_file() else []
             c = job["config"]
             training[job["id"]] = {
@@ -53,18 +53,18 @@ def collect(root: str | os.PathLike, plan: Mapping[str, Any],
                 "seed": c.get("seed", 0), "epochs_done": len(rows),
                 "final": rows[-1] if rows else None,
                 "seconds_per_epoch": _seconds_per_epoch(rows),
-                "source": adopted_from(root / "runs" / job["id"]),  # "zoo:<name>" or None
+                "source": adopted_from(out_dir / "runs" / job["id"]),  # "zoo:<name>" or None
             }
         else:
-            stored = _finished_eval(root / "evals" / f"{job['id']}.json")
+            stored = _finished_eval(out_dir / "evals" / f"{job['id']}.json")
             if stored is not None and stored.get("config") == job["config"] \
                     and "result" in stored:
                 evaluations[job["id"]] = stored["result"]
     pending = [j["id"] for j in plan["jobs"]
-               if (training[j["id"]]["epochs_done"] < plan["epochs"] if j["kind"] == "train"
+               if (training[j["id"]]["epochs_done"] < plan["epochs"] if j["task"] == "train"
                    else j["id"] not in evaluations)]
-    log = root / "log.jsonl"
-    train_ids = {j["id"] for j in plan["jobs"] if j["kind"] == "train"}
+    log = out_dir / "log.jsonl"
+    train_ids = {j["id"] for j in plan["jobs"] if j["task"] == "train"}
     done = [r for r in (read_jsonl(log) if log.is_file() else [])
             if r.get("status") == "done" and r.get("id") in train_ids]
     workers = max((int(r.get("workers", 1)) for r in done), default=1)

@@ -52,7 +52,7 @@ def plot_robustness(res: Mapping[str, Any], attack: str, path: Path) -> Path | N
     name = "FGSM" if attack == Attack.FGSM else "PGD(8)"
     ax.axvline(res["claim_eps"], color="#bbbbbb", linewidth=0.8)
     ax.set(xlabel="eps (L-inf)", ylabel="accuracy", ylim=(-0.02, 1.02),
-           title=f"{res['dataset']}: white-box {name}, {res['n_eval']} test images")
+           title=f"{res['dataset']}: white-box {name}, {res['n_images']} test images")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
@@ -107,7 +107,7 @@ def plot_transfer_curves(res: Mapping[str, Any], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{res['dataset']}: PGD({tc['steps']}) white-box and transferred among "
-                 f"independently trained complex GR nets, {tc['n']} test images", fontsize=9)
+                 f"independently trained complex GR nets, {tc['n_images']} test images", fontsize=9)
     return _save(fig, path)
 
 

@@ -70,11 +70,11 @@ def summary_markdown(res: Results) -> str:
 
 
 def _preamble(d: Doc, res: Results, vs: Mapping[str, Verdict]) -> None:
-    b, s, n = res["budget"], res["settings"], res["n_eval"]
+    b, s, n = res["budget"], res["settings"], res["n_images"]
     d.h(1, f"Reproduction report: {res['dataset']}, budget '{b['name']}'")
     d.p(f"Paper: Yeats, Chen, Li, \"Improving Gradient Regularization using Complex-Valued "
         f"Neural Networks\" (ICML 2021). Real {res['archs']['real']} against complex "
-        f"{res['archs']['complex']}; {res['epochs']} epoch(s) on {res['n_train']:,} training "
+        f"{res['archs']['complex']}; {res['epochs']} epoch(s) on {res['train_images']:,} training "
         f"images; attacks on the first {n:,} test images; claim eps {res['claim_eps']:g}. "
         f"Settings: {s['source']}. Budget: {b['description']}.")
     if res["failed"] or res["blocked"]:

@@ -121,7 +121,7 @@ def _transfer_curves(d: Doc, c: Ctx) -> None:
         d.img(plot_transfer_curves(c.res, c.figs / "transfer_curves.png"),
               "white-box and transferred PGD against eps", c.out)
         margin = white_box_margin(tc)
-        d.p(f"Over eps ({tc['eps'][0]:g} to {tc['eps'][-1]:g}, {tc['n']} test images): "
+        d.p(f"Over eps ({tc['eps'][0]:g} to {tc['eps'][-1]:g}, {tc['n_images']} test images): "
             + ("white-box PGD is the strongest attack on every net at every eps > 0 (every "
                f"transferred attack leaves at least {-margin:.3f} more accuracy)."
                if margin <= 0 else
@@ -169,12 +169,12 @@ def _masking_row(kind: str, m: Mapping[str, Any], aa: Mapping[str, Any] | None) 
     c = m["checks"]
     bb = c["black_box_stronger"]["black_box"]
     nes = bb.get("nes")
-    return [f"{kind} GR", m.get("n"), m.get("clean_accuracy"),
+    return [f"{kind} GR", m.get("n_images"), m.get("clean_accuracy"),
             c["black_box_stronger"]["white_box_accuracy"],
             next((v["accuracy"] for k, v in bb.items() if k != "nes"), None),
-            f"{nes['accuracy']:.3f} (PGD {nes['white_box_accuracy']:.3f}, n={nes['n']})"
+            f"{nes['accuracy']:.3f} (PGD {nes['white_box_accuracy']:.3f}, n={nes['n_images']})"
             if nes else None,
-            f"{aa['robust_accuracy']:.3f} (PGD {aa['pgd_accuracy']:.3f}, n={aa['n']})"
+            f"{aa['robust_accuracy']:.3f} (PGD {aa['pgd_accuracy']:.3f}, n={aa['n_images']})"
             if aa and "skipped" not in aa else None,
             c["large_eps_not_broken"]["accuracy"], ", ".join(m["flagged"]) or "none"]
 

@@ -50,7 +50,7 @@ def verdict_masking(masking: Mapping[str, Any] | None, aa: Mapping[str, Any] | N
         if "skipped" in aa:
             parts.append(f"AutoAttack skipped ({aa['skipped']})")
         else:
-            m = accuracy_margin(int(aa.get("n", n)))
+            m = accuracy_margin(int(aa.get("n_images", n)))
             gap = aa["pgd_accuracy"] - aa["robust_accuracy"]
             parts.append(f"PGD(8) {aa['pgd_accuracy']:.3f} vs {aa_label(aa)} "
                          f"{aa['robust_accuracy']:.3f} (gap {gap:+.3f}, margin {m:.3f})")
@@ -66,7 +66,7 @@ def _masking(kind: str) -> Callable[[Results], Verdict]:
     def judge(res: Results) -> Verdict:
         ev = res["evaluations"]
         return verdict_masking(ev.get(f"eval-masking-{kind}-gr"),
-                               ev.get(f"eval-autoattack-{kind}-gr"), int(res["n_eval"]))
+                               ev.get(f"eval-autoattack-{kind}-gr"), int(res["n_images"]))
     return judge
 
 

@@ -60,7 +60,7 @@ def verdict_approaches(complex_gr: float, real_gr: float, real_at: float, n: int
 
 
 def _approaches(res: Results) -> Verdict:
-    n = int(res["n_eval"])
+    n = int(res["n_images"])
     c, r, a = (curve_of(res, Attack.PGD, k) for k in ("complex-gr", "real-gr", "real-pgd4"))
     eps_c = res["claim_eps"]
     cg, rg, at = (curve_at(x, eps_c) if x else None for x in (c, r, a))
@@ -76,7 +76,7 @@ def _beats(attack: Attack, name: str) -> Callable[[Results], Verdict]:
         c, r = curve_of(res, attack, "complex-gr"), curve_of(res, attack, "real-gr")
         if not (c and r):
             return make_verdict(NOT_MEASURED, "a robustness curve is missing")
-        return verdict_beats(curve_mean(c), curve_mean(r), int(res["n_eval"]),
+        return verdict_beats(curve_mean(c), curve_mean(r), int(res["n_images"]),
                              f"mean {name} accuracy over eps>0, complex GR vs real GR")
     return judge
 

@@ -23,7 +23,7 @@ __all__ = ["CLAIMS", "verdict_transfer"]
 def verdict_transfer(matrix: Mapping[str, Any], tolerance: float | None = None
                      ) -> tuple[Verdict, Verdict]:
     """(white-box is the strongest attack on each net, white-box robustness agrees across seeds)."""
-    names, acc, n = matrix["sources"], matrix["accuracy"], int(matrix.get("n", 0))
+    names, acc, n = matrix["sources"], matrix["accuracy"], int(matrix.get("n_images", 0))
     tol = accuracy_margin(n) if tolerance is None else tolerance
     diag = [acc[i][i] for i in range(len(names))]
     worse = []
