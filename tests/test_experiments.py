@@ -107,6 +107,23 @@ def test_plan_rejects_bad_input():
     bad["jobs"][-1]["deps"] = ["nowhere"]
     with pytest.raises(ValueError, match="depends"):
         check_plan(bad)
+    bad = json.loads(json.dumps(plan))
+    bad["jobs"][-1]["task"] = "deploy"
+    with pytest.raises(ValueError, match="unknown task 'deploy'"):
+        check_plan(bad)
+
+
+def test_reproduce_list_prints_every_job_with_its_task(capsys):
+    from cvgr.cli import main
+
+    plan = build_plan("fashion-mnist", "quick")
+    assert main(["reproduce", "--dataset", "fashion-mnist", "--budget", "quick", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"{len(plan['jobs'])} jobs"
+    for job, line in zip(plan["jobs"], lines, strict=False):
+        assert line.split()[:2] == [job["id"], job["task"]]
+    assert main(["reproduce", "--dataset", "fashion-mnist"]) == 2  # running needs --out
+    assert "--out DIR is needed" in capsys.readouterr().err
 
 
 def test_eps_grid_thinning():

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dataset (default fashion-mnist)")
     p.add_argument("--budget", default="quick", metavar="{" + ",".join(shown) + "}",
                    help="how much to run (default quick); 'tiny' exists for tests")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", metavar="DIR",
+                   help="output directory (needed for everything but --list)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local executor: run N jobs at once in local processes (default 1)")
     p.add_argument("--data-root", default=None, metavar="DIR",
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     from cvgr.errors import UserError
     from cvgr.experiments import build_plan, report_only, reproduce
 
+    if args.out is None and not args.list:
+        raise UserError("--out DIR is needed: the directory the reproduction writes "
+                        "(or reads, with --report-only)")
     if args.report_only:
         res = report_only(args.out)
         _print_verdicts(args, res["verdicts"], {"report": str(res["report"])})
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                           complex_arch=args.complex_arch, n_images=args.n_images)
         for job in plan["jobs"]:
             deps = f" <- {', '.join(job['deps'])}" if job["deps"] else ""
-            print(f"{job['id']:<34} {job['kind']:<8}{deps}")
+            print(f"{job['id']:<34} {job['task']:<8}{deps}")
         print(f"{len(plan['jobs'])} jobs")
         return 0
     res = reproduce(args.dataset, args.budget, args.out, workers=args.jobs,

@@ -358,7 +358,7 @@ def check_plan(plan: dict[str, Any]) -> None:
         if job["id"] in seen:
             raise ValueError(f"duplicate job id {job['id']!r}")
         if job["task"] not in ("train", "evaluate"):
-            raise ValueError(f"job {job['id']!r}: unknown kind {job['kind']!r}")
+            raise ValueError(f"job {job['id']!r}: unknown task {job.get('task')!r}")
         missing = [d for d in job["deps"] if d not in seen]
         if missing:
             raise ValueError(f"job {job['id']!r} depends on unknown or later jobs {missing}")
