@@ -47,7 +47,7 @@ AUTO_COMPILE_BATCHES = 5000
 
 
 def resolve_gr_step(gr_step: str, batches_per_epoch: int, epochs: int = 1,
-                 device: str | torch.device = "cpu") -> str:
+                    device: str | torch.device = "cpu") -> str:
     """The GR step to run: `gr_step` itself, or what ``"auto"`` means for this run.
 
     ``"auto"``: ``"eager"`` when an epoch has fewer than :data:`AUTO_MIN_BATCHES` batches;

@@ -37,8 +37,9 @@ def load_run(path: PathLike, device: str | torch.device = "cpu",
     return load(path, device, allow_unfinished=allow_unfinished)
 
 
-def model_test_images(model: nn.Module, dataset: str | None = None, n_images: int | None = None, *,
-                data_root: PathLike | None = None) -> tuple[Tensor, Tensor, str]:
+def model_test_images(model: nn.Module, dataset: str | None = None,
+                      n_images: int | None = None, *, data_root: PathLike | None = None
+                      ) -> tuple[Tensor, Tensor, str]:
     """The model's test set on the CPU: (x float in [0, 1], y, dataset name).
 
     `dataset` defaults to the one in the model's record; `n_images` keeps the first N images;
@@ -76,8 +77,8 @@ def record_dataset(model: nn.Module, dataset: str | None = None) -> str:
 
 
 def shared_model_test_images(models: Mapping[str, nn.Module], dataset: str | None = None,
-                       n_images: int | None = None, *, data_root: PathLike | None = None
-                       ) -> tuple[Tensor, Tensor, str]:
+                             n_images: int | None = None, *, data_root: PathLike | None = None
+                             ) -> tuple[Tensor, Tensor, str]:
     """One test set that every model in `models` (label -> model) takes.
 
     Without `dataset`, the models must have been trained on one dataset; every model must take
@@ -90,7 +91,7 @@ def shared_model_test_images(models: Mapping[str, nn.Module], dataset: str | Non
         raise UserError(f"models were trained on different datasets {datasets}; transfer needs "
                         "one dataset: name the one to test on", param="dataset")
     x, y, name = model_test_images(next(iter(models.values())), dataset, n_images,
-                               data_root=data_root)
+                                   data_root=data_root)
     for n, m in models.items():
         shape = getattr(m, "input_shape", None)
         if shape is not None and tuple(shape) != tuple(x.shape[1:]):

@@ -252,7 +252,7 @@ def transfer_task(runs: Sequence[PathLike], inputs: Inputs | None = None, *, eps
     models = {n: inputs.load(r)
               for n, r in zip(labels, runs, strict=True)}
     x, y, dataset = shared_model_test_images(models, inputs.dataset, inputs.n_images,
-                                       data_root=inputs.options.data_root)
+                                             data_root=inputs.options.data_root)
     mat = evaluate.transfer_matrix(models, x, y, eps, steps, attack=attack, norm=norm,
                                    batch_size=inputs.batch_size, seed=inputs.seed,
                                    progress=inputs.options.progress)

@@ -301,7 +301,7 @@ def build_plan(dataset: str, budget: str, *, real_arch: str | None = None,
     _check_arch(archs["real"], "real_arch")
     _check_arch(archs["complex"], "complex_arch")
     if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int)
-                               or n_images < 1):
+                                 or n_images < 1):
         raise UserError(f"n_images must be a whole number of test images >= 1, got {n_images!r}",
                         param="n_images")
     p = _Planner(dataset, b, archs, n_images)

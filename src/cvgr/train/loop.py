@@ -254,7 +254,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, loader: Any, epoch
         for i, (x, y) in enumerate(loader.epoch(epoch)):
             want_cos = defended and i < cfg.cos_batches
             row, cos = train_step(model, opt, x, y, cfg, gen, params, want_cos,
-                             None if want_cos else gr_step)
+                                  None if want_cos else gr_step)
             tally.add(row, cos, len(y))
             bar.update(1)
             if (i + 1) % CHECK_EVERY == 0:
