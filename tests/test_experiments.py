@@ -483,3 +483,51 @@ def test_reproduce_passes_the_gr_step_to_training_jobs(tmp_path, monkeypatch):
     # one options object reaches training, not its fields one by one
     assert seen["options"].gr_step == "compiled" and seen["options"].quiet is True
     assert seen["options"].device == "cpu"
+
+
+# -- kept runs: finished runs without their weights ---------------------------------------------
+
+
+def _fake_kept_run(out: Path, job, epochs: int | None = None, **change) -> None:
+    cfg = TrainConfig.from_dict(dict(job["config"])).resolved()
+    d = out / "kept" / job["id"]
+    d.mkdir(parents=True, exist_ok=True)
+    stored = {**cfg.to_dict(), **change}
+    write_json(d / "config.json", {"config": stored})
+    (d / "metrics.jsonl").unlink(missing_ok=True)
+    for e in range(cfg.epochs if epochs is None else epochs):
+        append_jsonl(d / "metrics.jsonl", {"epoch": e + 1, "ce": 0.5, "gr": 0.1})
+
+
+def test_a_kept_run_is_finished_only_while_no_unfinished_job_needs_its_weights(tmp_path):
+    from cvgr.experiments.kept_runs import done_with_kept_runs, kept_rows
+    from cvgr.experiments.report import collect
+
+    plan = build_plan("fashion-mnist", "tiny")
+    jobs = {j["id"]: j for j in plan["jobs"]}
+    sweep = next(j for j in plan["jobs"] if j["id"].startswith("train-complex-gr-beta"))
+    needed = jobs["train-real-gr"]
+    assert not any(sweep["id"] in j["deps"] for j in plan["jobs"])  # what makes it a sweep run
+
+    assert kept_rows(tmp_path, sweep) is None  # none kept
+    _fake_kept_run(tmp_path, sweep, epochs=0)
+    assert kept_rows(tmp_path, sweep) is None  # unfinished
+    _fake_kept_run(tmp_path, sweep, beta=sweep["config"]["beta"] * 2)
+    assert kept_rows(tmp_path, sweep) is None  # another configuration
+    _fake_kept_run(tmp_path, sweep)
+    _fake_kept_run(tmp_path, needed)
+    assert len(kept_rows(tmp_path, sweep) or []) == plan["epochs"]
+
+    done = done_with_kept_runs(plan["jobs"], tmp_path, is_done)
+    assert done(sweep, tmp_path) and not is_done(sweep, tmp_path)
+    assert not done(needed, tmp_path)  # its evaluations are not finished: train it again
+    for j in plan["jobs"]:  # every job that needs train-real-gr finished
+        if needed["id"] in j["deps"]:
+            write_json(job_output(j, tmp_path), {"config": j["config"], "result": {}})
+    assert done_with_kept_runs(plan["jobs"], tmp_path, is_done)(needed, tmp_path)
+
+    res = collect(tmp_path, plan)
+    t = res["training"][sweep["id"]]
+    assert t["kept"] and t["epochs_done"] == plan["epochs"] and t["final"]["gr"] == 0.1
+    assert sweep["id"] not in res["pending"]
+    assert not res["training"]["train-real-none"]["kept"]

@@ -1,6 +1,10 @@
 """One tiny end-to-end `cvgr reproduce` on Fashion-MNIST, then a second call that does nothing."""
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,9 +53,33 @@ def test_tiny_reproduce_end_to_end_and_resume(tmp_path, capsys):
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/model.safetensors")}
     assert len(read_jsonl(out / "log.jsonl")) == n  # nothing ran twice
 
+    _restored_elsewhere_trains_nothing(tmp_path, out, argv, n, capsys)
+
     other = ["reproduce", "--dataset", "fashion-mnist", "--budget", "quick", "--out", str(out)]
     assert main(other) == 2  # another reproduction's directory is refused, one line
     assert "holds another reproduction" in capsys.readouterr().err
+
+
+def _restored_elsewhere_trains_nothing(tmp_path, out, argv, n, capsys):
+    """tools/paper_export.sh exports the report with the kept runs (config and metrics, no
+    weights) and restores them into a fresh directory, as on another machine: the same
+    command there runs nothing and reports the same training results, each marked as kept."""
+    script = Path(__file__).resolve().parents[1] / "tools" / "paper_export.sh"
+    env = {**os.environ, "PYTHON": sys.executable}
+    fresh = tmp_path / "fresh"
+    for cmd, run in (("export", out), ("restore", fresh)):
+        subprocess.run(["bash", str(script), cmd, "fashion-mnist", str(run)], cwd=tmp_path,
+                       env=env, check=True, capture_output=True)
+    doc = tmp_path / "docs" / "paper" / "fashion-mnist"
+    assert not list(doc.rglob("*.safetensors")) and (doc / "kept").is_dir()
+    capsys.readouterr()
+    assert main([*argv[:-3], str(fresh), *argv[-2:]]) == 0
+    assert f"{n} already finished, 0 to run" in capsys.readouterr().err
+    before, after = read_json(out / "results.json"), read_json(fresh / "results.json")
+    assert {k: t["final"] for k, t in after["training"].items()} == {
+        k: t["final"] for k, t in before["training"].items()}
+    assert all(t["kept"] for t in after["training"].values()) and not after["pending"]
+    assert not list(fresh.glob("runs/*/model.safetensors"))
 
 
 @pytest.mark.slow

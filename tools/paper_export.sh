@@ -6,9 +6,12 @@
 #   tools/paper_export.sh restore DATASET [RUN_DIR]
 #
 # export: rewrites the report from what is finished (`cvgr reproduce --report-only`), then
-# copies report.md, report.html, summary.md, results.json, figures/, plan.json and evals/.
-# restore: puts plan.json and evals/ back into RUN_DIR; rerunning the same `cvgr reproduce`
-# command then takes the zoo models again and runs only what is missing.
+# copies report.md, report.html, summary.md, results.json, figures/, plan.json, evals/ and
+# kept/ (config and metrics of the runs trained here, without weights:
+# cvgr.experiments.kept_runs).
+# restore: puts plan.json, evals/ and kept/ back into RUN_DIR; rerunning the same
+# `cvgr reproduce` command then takes the zoo models again, keeps the kept sweep runs and
+# runs only what is missing.
 set -euo pipefail
 cmd=$1 ds=$2 run=${3:-runs/paper/$2}
 doc=docs/paper/$ds
@@ -17,16 +20,18 @@ case $cmd in
   export)
     "$py" -m cvgr reproduce --report-only --out "$run" --quiet >/dev/null
     mkdir -p "$doc"
-    rm -rf "$doc/figures" "$doc/evals"
+    rm -rf "$doc/figures" "$doc/evals" "$doc/kept"
     cp "$run"/report.md "$run"/report.html "$run"/results.json "$run"/plan.json "$doc"/
     [ -f "$run/summary.md" ] && cp "$run/summary.md" "$doc"/
     cp -r "$run/figures" "$doc/figures"
     cp -r "$run/evals" "$doc/evals"
+    [ -d "$run/kept" ] && cp -r "$run/kept" "$doc/kept"
     echo "exported $run -> $doc" ;;
   restore)
     mkdir -p "$run"
     cp "$doc/plan.json" "$run/"
     mkdir -p "$run/evals" && cp "$doc"/evals/*.json "$run/evals/"
+    [ -d "$doc/kept" ] && mkdir -p "$run/kept" && cp -r "$doc"/kept/. "$run/kept/"
     echo "restored $doc -> $run" ;;
   *) echo "usage: $0 export|restore DATASET [RUN_DIR]" >&2; exit 2 ;;
 esac

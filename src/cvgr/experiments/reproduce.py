@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from cvgr.errors import UserError
+from cvgr.experiments.kept_runs import done_with_kept_runs, keep_runs
 from cvgr.experiments.plan import build_plan
 from cvgr.experiments.ray_executor import RayOptions
 from cvgr.experiments.report import collect, write_report
-from cvgr.experiments.runner import format_seconds, run_jobs
+from cvgr.experiments.runner import format_seconds, is_done, run_jobs
 from cvgr.io import LOCK_FILE, check_output_dir, locked_dir, read_json, write_json
 from cvgr.options import RunOptions
 
@@ -148,12 +149,14 @@ def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any], jobs:
                say: Callable[[str], None]) -> dict[str, Any]:
     part = "" if len(jobs) == len(plan["jobs"]) else f" of the plan's {len(plan['jobs'])}"
     say(f"reproducing on {dataset}, budget {budget}: {len(jobs)} jobs{part} into {out}")
+    done = done_with_kept_runs(plan["jobs"], out, is_done)  # a kept sweep run is finished
     if executor == "ray":
         from cvgr.experiments.ray_executor import run_jobs_ray
 
-        outcome = run_jobs_ray(jobs, out, ray, options=options, log=say)
+        outcome = run_jobs_ray(jobs, out, ray, options=options, done_fn=done, log=say)
     else:
-        outcome = run_jobs(jobs, out, workers, options=options, log=say)
+        outcome = run_jobs(jobs, out, workers, options=options, done_fn=done, log=say)
+    keep_runs(out, plan)
     res = collect(out, plan, outcome)
     vs = write_report(res, out)
     say(f"finished in {format_seconds(outcome['seconds'])}: {len(outcome['ran'])} run, "
@@ -189,5 +192,6 @@ def report_only(out: str | os.PathLike) -> dict[str, Any]:
     plan = read_plan(pfile)
     check_output_dir(out, "out")
     with locked_dir(out, "out"):
+        keep_runs(out, plan)
         res = collect(out, plan)
         return {"verdicts": write_report(res, out), "report": out / "report.md"}

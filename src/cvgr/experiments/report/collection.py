@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cvgr.experiments.kept_runs import kept_rows
 from cvgr.io import read_json, read_jsonl
 from cvgr.zoo.adopt import adopted_from
 
@@ -45,6 +46,8 @@ def collect(out_dir: str | os.PathLike, plan: Mapping[str, Any],
         if job["task"] == "train":
             mfile = out_dir / "runs" / job["id"] / "metrics.jsonl"
             rows = read_jsonl(mfile) if mfile.is_file() else []
+            kept = kept_rows(out_dir, job) if len(rows) < plan["epochs"] else None
+            rows = kept or rows
             c = job["config"]
             training[job["id"]] = {
                 "kind": "complex" if c["complex"] else "real", "arch": c["arch"],
@@ -54,6 +57,7 @@ def collect(out_dir: str | os.PathLike, plan: Mapping[str, Any],
                 "final": rows[-1] if rows else None,
                 "seconds_per_epoch": _seconds_per_epoch(rows),
                 "source": adopted_from(out_dir / "runs" / job["id"]),  # "zoo:<name>" or None
+                "kept": kept is not None,  # kept without its weights (experiments.kept_runs)
             }
         else:
             stored = _finished_eval(out_dir / "evals" / f"{job['id']}.json")

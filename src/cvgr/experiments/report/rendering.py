@@ -91,6 +91,11 @@ def _preamble(d: Doc, res: Results, vs: Mapping[str, Verdict]) -> None:
         d.p("Taken from the model zoo (identical training configuration; `--retrain` trains "
             "them here instead): " + ", ".join(f"{model_label(tid)} = {src}"
                                               for tid, src in zoo.items()) + ".")
+    kept = [tid for tid, t in res["training"].items() if t.get("kept")]
+    if kept:
+        d.p("Kept runs (trained in an earlier sitting; their configuration and metrics are "
+            "kept, their weights are not, and no unfinished job needs them): "
+            + ", ".join(model_label(tid) for tid in kept) + ".")
     d.p("Verdicts: 'holds' / 'does not hold' beyond a margin of max(0.02, 1/sqrt(n)) "
         "accuracy; 'inconclusive' within it. Small budgets give noisy numbers: read the "
         "quick budget's verdicts as a smoke test, not as evidence.")
