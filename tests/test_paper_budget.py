@@ -293,6 +293,33 @@ def test_the_runner_takes_zoo_models_unless_retrain(tiny_zoo, tmp_path):
     assert adopted_from(tmp_path / "r2" / "runs" / "train-a") is None
 
 
+def test_a_partial_reproduction_takes_every_zoo_model_of_its_plan(tmp_path):
+    """`reproduce --only` takes the plan's zoo models, not only the selected jobs', so its
+    report shows them all; with use_zoo=False none is taken."""
+    from cvgr.experiments import reproduce
+    from cvgr.experiments.report import collect
+    from cvgr.experiments.runner import adopt_zoo_models
+    from cvgr.io import read_json
+    from cvgr.train import TrainConfig
+    from cvgr.zoo.adopt import entry_for
+
+    plan = build_plan("fashion-mnist", "paper")
+    zoo_jobs = {j["id"] for j in plan["jobs"] if j["task"] == "train"
+                and entry_for(TrainConfig.from_dict(dict(j["config"]))) is not None}
+    assert {"train-real-gr", "train-complex-gr", "train-complex-gr-seed2"} <= zoo_jobs
+    assert adopt_zoo_models(plan["jobs"], tmp_path / "a") == [
+        j["id"] for j in plan["jobs"] if j["id"] in zoo_jobs]
+    assert adopt_zoo_models(plan["jobs"], tmp_path / "a") == []  # never replaced
+
+    reproduce("fashion-mnist", "paper", tmp_path / "b", only=["eval-sizes"], quiet=True)
+    res = collect(tmp_path / "b", read_json(tmp_path / "b" / "plan.json"))
+    taken = {t for t, v in res["training"].items() if v["source"]}
+    assert taken == zoo_jobs and all(res["training"][t]["epochs_done"] == 30 for t in taken)
+    reproduce("fashion-mnist", "paper", tmp_path / "c", only=["eval-sizes"], quiet=True,
+              use_zoo=False)
+    assert not list((tmp_path / "c").glob("runs/*"))
+
+
 def test_paper_plans_match_the_zoo_entries():
     """Every MNIST zoo entry is the configuration of a job of the MNIST paper plan (so the
     reproduction takes it), and so are Fashion-MNIST's GR seeds and main models."""

@@ -14,7 +14,7 @@ from cvgr.experiments.kept_runs import done_with_kept_runs, keep_runs
 from cvgr.experiments.plan import build_plan
 from cvgr.experiments.ray_executor import RayOptions
 from cvgr.experiments.report import collect, write_report
-from cvgr.experiments.runner import format_seconds, is_done, run_jobs
+from cvgr.experiments.runner import adopt_zoo_models, format_seconds, is_done, run_jobs
 from cvgr.io import LOCK_FILE, check_output_dir, locked_dir, read_json, write_json
 from cvgr.options import RunOptions
 
@@ -149,6 +149,8 @@ def _reproduce(dataset: str, budget: str, out: Path, plan: dict[str, Any], jobs:
                say: Callable[[str], None]) -> dict[str, Any]:
     part = "" if len(jobs) == len(plan["jobs"]) else f" of the plan's {len(plan['jobs'])}"
     say(f"reproducing on {dataset}, budget {budget}: {len(jobs)} jobs{part} into {out}")
+    if options.use_zoo:  # every zoo model of the plan, so that a partial run reports them all
+        adopt_zoo_models(plan["jobs"], out)
     done = done_with_kept_runs(plan["jobs"], out, is_done)  # a kept sweep run is finished
     if executor == "ray":
         from cvgr.experiments.ray_executor import run_jobs_ray

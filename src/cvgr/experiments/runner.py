@@ -113,6 +113,18 @@ def _train_job(job: Job, out: Path, dev: Any, options: RunOptions) -> dict[str, 
     return {k: metrics.get(k) for k in ("val_acc", "ce", "gr")}
 
 
+def adopt_zoo_models(jobs: list[Job], out_dir: str | os.PathLike) -> list[str]:
+    """Take now the shipped zoo model of every train job in `jobs` whose configuration is a
+    zoo entry's and whose run directory is still empty (:func:`cvgr.zoo.adopt.adopt_run`).
+    `cvgr reproduce --only` calls it for the whole plan, so that its report shows every zoo
+    model, not only those of the selected jobs. Returns the ids taken."""
+    from cvgr.train import TrainConfig
+    from cvgr.zoo.adopt import adopt_run
+
+    return [j["id"] for j in jobs if j["task"] == "train" and adopt_run(
+        TrainConfig.from_dict(dict(j["config"])), job_output(j, out_dir)) is not None]
+
+
 def _zoo_evaluation(job: Job, out_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The zoo's stored AutoAttack result where the job asks exactly for it, else None."""
     cfg: dict[str, Any] = dict(job["config"])
