@@ -448,6 +448,28 @@ def test_the_time_table_prefers_the_timing_job():
     assert time_ratios(res)["real-pgd8"] == pytest.approx(4.5)
 
 
+def test_training_seconds_from_different_machines_are_not_compared():
+    """Without the timing job the table falls back on each run's own seconds; where those
+    runs ran on different machines (zoo models trained on a GPU, the rest here on a CPU) the
+    cost claim is not measured, and the table names the machines."""
+    from cvgr.experiments.report import HOLDS, NOT_MEASURED
+    from cvgr.experiments.report.verdicts import CLAIMS
+
+    def judge(res):
+        return next(c for c in CLAIMS if c.key == "time").judge(res)
+
+    res = _res([2, 3, 5, 9, 2, 4])
+    res["training"]["train-real-pgd8"]["hardware"] = "GPU: training box"  # the same machine
+    assert time_hardware(res) == "GPU: training box" and judge(res)["status"] == HOLDS
+    res["training"]["train-real-none"]["hardware"] = "NVIDIA H200"
+    assert time_hardware(res) == "different machines (GPU: training box; NVIDIA H200)"
+    v = judge(res)
+    assert v["status"] == NOT_MEASURED and "different machines" in v["text"]
+    res = _res([2, 3, 5, 9, 2, 4], timing=[2, 3, 5, 9, 2, 4])
+    res["training"]["train-real-none"]["hardware"] = "NVIDIA H200"  # the timing job decides
+    assert time_hardware(res) == "CPU: timing box" and judge(res)["status"] == HOLDS
+
+
 def test_transfer_curves_cover_the_grid_and_judge_white_box_per_eps():
     from cvgr.experiments.report.figures import white_box_margin
 

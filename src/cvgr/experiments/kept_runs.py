@@ -32,14 +32,15 @@ from typing import Any
 from cvgr.experiments.jobs import Job
 from cvgr.io import atomic_write, read_json, read_jsonl
 
-__all__ = ["KEPT_DIR", "done_with_kept_runs", "keep_runs", "kept_rows"]
+__all__ = ["KEPT_DIR", "done_with_kept_runs", "keep_runs", "kept_dir", "kept_rows"]
 
 KEPT_DIR = "kept"
 """The directory of a reproduction that holds its kept runs."""
 
 _FILES = ("config.json", "metrics.jsonl")
 
-def _kept_dir(out_dir: str | os.PathLike, job: Job) -> Path:
+def kept_dir(out_dir: str | os.PathLike, job: Job) -> Path:
+    """Where `job`'s run is kept: OUT/kept/<id>/."""
     return Path(out_dir) / KEPT_DIR / str(job["id"])
 
 
@@ -57,7 +58,7 @@ def keep_runs(out_dir: str | os.PathLike, plan: Mapping[str, Any]) -> list[str]:
         run = job_output(job, out_dir)
         if not is_done(job, out_dir) or adopted_from(run) is not None:
             continue
-        dest = _kept_dir(out_dir, job)
+        dest = kept_dir(out_dir, job)
         for name in _FILES:  # metrics last: without it, nothing is kept
             atomic_write(dest / name, _copier(run / name))
         kept.append(str(job["id"]))
@@ -73,7 +74,7 @@ def kept_rows(out_dir: str | os.PathLike, job: Job) -> list[dict[str, Any]] | No
     configuration, an unreadable one, or one with fewer epochs than the job trains."""
     from cvgr.train import TrainConfig
 
-    d = _kept_dir(out_dir, job)
+    d = kept_dir(out_dir, job)
     if not all((d / name).is_file() for name in _FILES):
         return None
     try:

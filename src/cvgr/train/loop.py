@@ -134,8 +134,10 @@ def _environment(cfg: TrainConfig, dev: torch.device, data_root: str | None,
     """Where and how the run runs, as config.json records it (the GR step is added once
     built)."""
     from cvgr.data import locate
+    from cvgr.devices import describe_hardware
 
-    return {"device": str(dev), "data_root": data_root,
+    return {"device": str(dev), "hardware": describe_hardware(dev, labelled=True),
+            "data_root": data_root,
             "data_dir": str(locate(cfg.dataset, data_root)),  # where the files were read
             "torch_threads": torch.get_num_threads(),
             "executor": opts.executor, "jobs": opts.jobs}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cvgr.experiments.kept_runs import kept_rows
+from cvgr.experiments.kept_runs import kept_dir, kept_rows
 from cvgr.io import read_json, read_jsonl
 from cvgr.zoo.adopt import adopted_from
 
@@ -22,6 +22,16 @@ def _seconds_per_epoch(rows: list[dict[str, Any]]) -> float | None:
     vals = [v for v in (r.get("train_seconds", r.get("seconds")) for r in rows)
             if isinstance(v, int | float)]
     return sum(vals) / len(vals) if vals else None
+
+
+def _hardware(run_dir: Path) -> str | None:
+    """The hardware a run's config.json records (a zoo model's: where the zoo trained it)."""
+    f = run_dir / "config.json"
+    try:
+        hw = read_json(f).get("environment", {}).get("hardware") if f.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(hw) if hw else None
 
 
 def _finished_eval(f: Path) -> dict[str, Any] | None:
@@ -48,6 +58,7 @@ def collect(out_dir: str | os.PathLike, plan: Mapping[str, Any],
             rows = read_jsonl(mfile) if mfile.is_file() else []
             kept = kept_rows(out_dir, job) if len(rows) < plan["epochs"] else None
             rows = kept or rows
+            run_dir = kept_dir(out_dir, job) if kept else out_dir / "runs" / job["id"]
             c = job["config"]
             training[job["id"]] = {
                 "kind": "complex" if c["complex"] else "real", "arch": c["arch"],
@@ -58,6 +69,7 @@ def collect(out_dir: str | os.PathLike, plan: Mapping[str, Any],
                 "seconds_per_epoch": _seconds_per_epoch(rows),
                 "source": adopted_from(out_dir / "runs" / job["id"]),  # "zoo:<name>" or None
                 "kept": kept is not None,  # kept without its weights (experiments.kept_runs)
+                "hardware": _hardware(run_dir),  # where its seconds were measured
             }
         else:
             stored = _finished_eval(out_dir / "evals" / f"{job['id']}.json")

@@ -82,11 +82,25 @@ def time_seconds(res: Results) -> dict[str, float | None]:
             for label, tid in res["models"].items()}
 
 
+def _run_machines(res: Results) -> set[str]:
+    """Where the training runs behind `time_seconds` ran, without a timing job: each run's
+    recorded hardware (a zoo model's is the zoo's), else the reproduction's."""
+    here = str(res.get("hardware") or res.get("device") or "this machine")
+    runs = [res["training"].get(tid) or {} for tid in res["models"].values()]
+    return {str(t.get("hardware") or here) for t in runs
+            if t.get("seconds_per_epoch") is not None}
+
+
 def time_hardware(res: Results) -> str:
     """Where the times of `time_seconds` were measured."""
     timing = res["evaluations"].get("eval-timing") or {}
-    return str(timing.get("hardware") or res.get("hardware") or res.get("device")
-               or "this machine")
+    if timing.get("models"):
+        return str(timing.get("hardware") or res.get("hardware") or res.get("device")
+                   or "this machine")
+    machines = sorted(_run_machines(res))
+    if len(machines) > 1:
+        return "different machines (" + "; ".join(machines) + ")"
+    return machines[0] if machines else str(res.get("hardware") or "this machine")
 
 
 def time_ratios(res: Results) -> dict[str, float | None]:
@@ -97,6 +111,11 @@ def time_ratios(res: Results) -> dict[str, float | None]:
 
 
 def _time(res: Results) -> Verdict:
+    if not (res["evaluations"].get("eval-timing") or {}).get("models") \
+            and len(_run_machines(res)) > 1:
+        return make_verdict(NOT_MEASURED, f"the runs' seconds come from {time_hardware(res)}: "
+                            "ratios across machines mean nothing; the timing job (eval-timing) "
+                            "times the six nets on one machine")
     return verdict_time(time_ratios(res), hardware=time_hardware(res))
 
 
