@@ -75,8 +75,11 @@ def plot_sweep(res: Mapping[str, Any], path: Path) -> Path | None:
     if not drawn:
         return None
     ax.set_xscale("log")
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+    # labels at 1, 2 and 5 of each decade: a sweep often spans less than one decade
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%.3g"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="final GR loss (penalty / beta)", ylabel="final classification (CE) loss",
            title=f"{res['dataset']}: beta sweep (seed Figure 1)")
