@@ -46,6 +46,16 @@ class RunDir:
 
     # -- what is there -------------------------------------------------------------------------
 
+    def environment(self) -> dict[str, Any]:
+        """config.json's "environment" (device, hardware, a zoo model's source...), or {}
+        where there is no readable config.json."""
+        try:
+            env = read_json(self.config_file).get("environment") \
+                if self.config_file.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return env if isinstance(env, dict) else {}
+
     def stored_config(self) -> TrainConfig | None:
         if not self.config_file.is_file():
             return None

@@ -86,13 +86,9 @@ def _history(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def adopted_from(run_dir: str | os.PathLike) -> str | None:
     """The zoo name a run directory was taken from, or None (trained here, or no run)."""
-    f = Path(run_dir) / "config.json"
-    if not f.is_file():
-        return None
-    try:
-        src = read_json(f).get("environment", {}).get(SOURCE_KEY)
-    except (OSError, ValueError, AttributeError):
-        return None
+    from cvgr.train.rundir import RunDir
+
+    src = RunDir(run_dir).environment().get(SOURCE_KEY)
     return src if isinstance(src, str) and src.startswith("zoo:") else None
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from cvgr.experiments.kept_runs import kept_dir, kept_rows
 from cvgr.io import read_json, read_jsonl
+from cvgr.train.rundir import RunDir
 from cvgr.zoo.adopt import adopted_from
 
 __all__ = ["PLAN_KEYS", "collect"]
@@ -22,16 +23,6 @@ def _seconds_per_epoch(rows: list[dict[str, Any]]) -> float | None:
     vals = [v for v in (r.get("train_seconds", r.get("seconds")) for r in rows)
             if isinstance(v, int | float)]
     return sum(vals) / len(vals) if vals else None
-
-
-def _hardware(run_dir: Path) -> str | None:
-    """The hardware a run's config.json records (a zoo model's: where the zoo trained it)."""
-    f = run_dir / "config.json"
-    try:
-        hw = read_json(f).get("environment", {}).get("hardware") if f.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return None
-    return str(hw) if hw else None
 
 
 def _finished_eval(f: Path) -> dict[str, Any] | None:
@@ -69,7 +60,8 @@ def collect(out_dir: str | os.PathLike, plan: Mapping[str, Any],
                 "seconds_per_epoch": _seconds_per_epoch(rows),
                 "source": adopted_from(out_dir / "runs" / job["id"]),  # "zoo:<name>" or None
                 "kept": kept is not None,  # kept without its weights (experiments.kept_runs)
-                "hardware": _hardware(run_dir),  # where its seconds were measured
+                # where its seconds were measured (a zoo model's: where the zoo trained it)
+                "hardware": RunDir(run_dir).environment().get("hardware"),
             }
         else:
             stored = _finished_eval(out_dir / "evals" / f"{job['id']}.json")
